@@ -1,0 +1,33 @@
+"""The request/result contract shared by every backend (transformers, vLLM)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.task import GenerationConfig
+
+
+@dataclass
+class Request:
+    id: str
+    messages: list[dict]
+    gen: GenerationConfig
+    chat: Literal["auto", "on", "off"] = "auto"
+    assistant_prefix: str = ""
+    seed: int = 0
+
+
+@dataclass
+class Generation:
+    text: str  # decoded continuation, cut at the first stop string (the stop string is not included)
+    prompt: str  # the exact rendered prompt
+    n_prompt_tokens: int
+    n_new_tokens: int
+    finish: Literal["stop", "eos", "length"]
+
+
+def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    """Cut `text` at the earliest stop string. Returns (text, whether a stop string was found)."""
+    cut = min((i for s in stops if s and (i := text.find(s)) >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

@@ -1,0 +1,1 @@
+"""Metrics. Each wraps a reference library (sacrebleu, rouge-score, COMET) and reports its settings."""

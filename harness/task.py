@@ -1,0 +1,197 @@
+"""Task configuration (one YAML per task under tasks/) and the base class task hooks implement.
+
+Data flow: Task.docs() → Task.messages() → backend requests → Task.score() per sample →
+samples.jsonl → Task.aggregate() per subset → results.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from harness.config import from_dict, load_yaml, to_dict
+from harness.data import DataSource
+from harness.errors import HarnessError
+
+TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+
+
+@dataclass
+class GenerationConfig:
+    """Decoding settings. Greedy when temperature == 0."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)  # cut the output at the first of these strings
+    stop_plain: list[str] = field(default_factory=list)  # extra stops used only without a chat template
+
+    def validate(self, where: str) -> None:
+        if self.max_new_tokens < 1:
+            raise HarnessError(f"{where}.max_new_tokens: must be >= 1")
+        if self.temperature < 0:
+            raise HarnessError(f"{where}.temperature: must be >= 0")
+
+
+@dataclass
+class PromptConfig:
+    """How a document becomes a prompt. `template` uses {field} names of the document."""
+
+    template: str
+    system: str | None = None
+    chat: Literal["auto", "on", "off"] = "auto"  # auto = use the model's chat template when it has one
+
+
+@dataclass
+class DatasetConfig:
+    hub: str | None = None  # hub dataset id, used when the data directory has no local copy
+    local: str | None = None  # path under the data directory
+    split: str = "test"
+
+
+@dataclass
+class TaskConfig:
+    task: str  # task name, equals the YAML file stem
+    hook: str  # python module under tasks/ that implements the Task class
+    description: str
+    languages: list[str]
+    prompt: PromptConfig
+    generation: GenerationConfig
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    options: dict[str, Any] = field(default_factory=dict)  # checked against the hook's Options dataclass
+
+    def validate(self, where: str) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.hook):
+            raise HarnessError(f"{where}.hook: {self.hook!r} must be a module name under tasks/")
+        if not self.languages:
+            raise HarnessError(f"{where}.languages: must list at least one language")
+        dupes = {x for x in self.languages if self.languages.count(x) > 1}
+        if dupes:
+            raise HarnessError(f"{where}.languages: {sorted(dupes)[0]!r} is listed twice")
+
+
+@dataclass
+class NoOptions:
+    pass
+
+
+class Task:
+    """Base class for task hooks. Subclasses set `Options` and implement docs/score/aggregate."""
+
+    Options: ClassVar[type] = NoOptions
+    content_fields: ClassVar[tuple[str, ...]] = ()  # doc fields that must appear in the rendered prompt
+    n_rounds: ClassVar[int] = 1  # >1 for multi-turn tasks: messages() is called once per round
+
+    def __init__(self, cfg: TaskConfig, data: DataSource, path: Path | None = None):
+        self.cfg = cfg
+        self.name = cfg.task
+        self.data = data
+        where = f"{path or cfg.task}: options"
+        self.options = from_dict(self.Options, cfg.options, where)
+        self.selected: list[str] = self.all_subsets()
+
+    # -- subsets ------------------------------------------------------------------------------
+    def all_subsets(self) -> list[str]:
+        """Evaluation subsets (languages, or pairs like 'de-en'); default: the languages list."""
+        return list(self.cfg.languages)
+
+    def select(self, wanted: list[str]) -> None:
+        known = self.all_subsets()
+        bad = [w for w in wanted if w not in known]
+        if bad:
+            raise HarnessError(f"task {self.name}: unknown language/pair {bad[0]!r} (known: {', '.join(known)})")
+        self.selected = wanted
+
+    # -- per-document hooks -------------------------------------------------------------------
+    def docs(self, subset: str) -> list[dict]:
+        """Documents of one subset; each a dict with a unique 'id' and the template's fields."""
+        raise NotImplementedError
+
+    def messages(self, doc: dict, history: list[str]) -> list[dict]:
+        """Chat messages for the next round; `history` holds the cleaned outputs of earlier rounds."""
+        msgs = [{"role": "system", "content": self.cfg.prompt.system}] if self.cfg.prompt.system else []
+        return msgs + [{"role": "user", "content": render_template(self.cfg.prompt.template, doc, self.name)}]
+
+    def generation(self, doc: dict, round_idx: int) -> GenerationConfig:
+        return self.cfg.generation
+
+    def clean(self, doc: dict, text: str) -> tuple[str, list[str]]:
+        """Post-process one raw output; returns (cleaned, names of the cleaning steps applied)."""
+        return text.strip(), []
+
+    def score(self, doc: dict, outputs: list[str]) -> dict:
+        """Per-sample fields for samples.jsonl (reference, per-sample scores, ...)."""
+        raise NotImplementedError
+
+    def aggregate(self, subset: str, records: list[dict]) -> dict:
+        """Metrics of one subset from its sample records (the keys end up in results.json)."""
+        raise NotImplementedError
+
+    def summarize(self, per_subset: dict[str, dict]) -> dict:
+        """Cross-subset summary; default: the mean of every numeric metric present in all subsets."""
+        return mean_metrics(per_subset)
+
+    def metadata(self) -> dict:
+        """Extra settings for results.json (metric signatures, judge ids, ...)."""
+        return {}
+
+
+def render_template(template: str, doc: dict, task: str) -> str:
+    try:
+        return template.format(**doc)
+    except KeyError as e:
+        raise HarnessError(f"task {task}: prompt template uses {{{e.args[0]}}} but documents have no such field "
+                           f"(fields: {', '.join(sorted(doc))})") from None
+
+
+def template_fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def mean_metrics(per_subset: dict[str, dict]) -> dict:
+    if not per_subset:
+        return {}
+    keys = set.intersection(*(set(m) for m in per_subset.values()))
+    out = {}
+    for k in sorted(keys):
+        vals = [m[k] for m in per_subset.values()]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+            out[k] = sum(vals) / len(vals)
+    return out
+
+
+def task_names() -> list[str]:
+    return sorted(p.stem for p in TASKS_DIR.glob("*.yaml"))
+
+
+def load_task_config(name_or_path: str) -> tuple[TaskConfig, Path]:
+    p = Path(name_or_path)
+    if p.suffix not in (".yaml", ".yml"):
+        p = TASKS_DIR / f"{name_or_path}.yaml"
+        if not p.exists():
+            raise HarnessError(f"unknown task {name_or_path!r} (known: {', '.join(task_names())}; see `harness ls tasks`)")
+    cfg = from_dict(TaskConfig, load_yaml(p), str(p))
+    if p.parent.resolve() == TASKS_DIR and cfg.task != p.stem:
+        raise HarnessError(f"{p}: task: {cfg.task!r} must equal the file name {p.stem!r}")
+    return cfg, p
+
+
+def load_task(name_or_path: str, data: DataSource) -> Task:
+    """Load a task YAML and instantiate its hook. Hooks are only imported from the project's tasks/."""
+    cfg, path = load_task_config(name_or_path)
+    if not (TASKS_DIR / f"{cfg.hook}.py").exists():
+        raise HarnessError(f"{path}: hook: no module tasks/{cfg.hook}.py")
+    module = importlib.import_module(f"tasks.{cfg.hook}")
+    cls = getattr(module, "TASK_CLASS", None)
+    if cls is None or not issubclass(cls, Task):
+        raise HarnessError(f"{path}: hook: tasks/{cfg.hook}.py defines no TASK_CLASS")
+    return cls(cfg, data, path)
+
+
+def config_dict(task: Task) -> dict:
+    return {**to_dict(task.cfg), "selected": task.selected, "options": dataclasses.asdict(task.options)}

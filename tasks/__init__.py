@@ -1,0 +1,1 @@
+"""Task definitions: one YAML per task (data, languages, prompt, generation) and its Python hook."""

