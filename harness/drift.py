@@ -1,0 +1,78 @@
+"""Judge-free drift: how far a model has moved from its base model on a set of prompts.
+
+Definition (deterministic, offline). Take the BASE model's own answers a_i to prompts p_i (the
+exact rendered prompt strings and raw answers of a base run's samples.jsonl, every round of
+multi-turn samples). Tokenize both with the base tokenizer, once, and teacher-force them through
+the evaluated model E and the base model B in float32:
+
+    nll_M    = (1/N) Σ_i Σ_t  −log P_M(a_i,t | p_i, a_i,<t)         (N = answer tokens in total)
+    drift_nll = nll_E − nll_B                                        (nats per token, ≥ 0 expected)
+    kl_base_eval = (1/N) Σ_i Σ_t  KL(P_B(·|ctx) ‖ P_E(·|ctx))        (full next-token distributions)
+
+drift_nll is how much less likely the evaluated model finds what the base model would have said;
+0 for an untouched model, larger the further fine-tuning moved it. KL is the full-distribution
+version at the same positions. Neither needs a judge. The answer is scored without an end-of-turn
+token; the prompt keeps the base run's BOS handling. Requires the two models to share a tokenizer
+(same vocabulary); otherwise it is reported as not computed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.errors import HarnessError
+
+
+def _encode(tok, prompt: str, answer: str) -> tuple[list[int], list[int]]:
+    p = tok(prompt, add_special_tokens=False)["input_ids"]
+    bos = tok.bos_token_id
+    if bos is not None and getattr(tok, "add_bos_token", False) and p[:1] != [bos]:
+        p = [bos] + p
+    a = tok(answer, add_special_tokens=False)["input_ids"]
+    return p, a
+
+
+@torch.inference_mode()
+def _logprobs(model, ids: list[int], n_prompt: int) -> torch.Tensor:
+    """log-softmax (float32) of the next-token distributions that predict the answer tokens."""
+    device = next(model.parameters()).device
+    x = torch.tensor([ids], device=device)
+    logits = model(input_ids=x).logits[0, n_prompt - 1 : len(ids) - 1].float()
+    return torch.log_softmax(logits, dim=-1).cpu()
+
+
+def same_vocab(tok_a, tok_b) -> bool:
+    return tok_a is tok_b or tok_a.get_vocab() == tok_b.get_vocab()
+
+
+def drift(eval_model, base_model, base_tok, pairs: list[tuple[str, str]], eval_tok=None, progress=None) -> dict:
+    """Drift of `eval_model` from `base_model` on (prompt, base answer) pairs; see the module docstring."""
+    if eval_tok is not None and not same_vocab(eval_tok, base_tok):
+        raise HarnessError("drift: the evaluated model's tokenizer differs from the base model's")
+    same = eval_model is base_model
+    tot_e = tot_b = tot_kl = 0.0
+    n_tok = n_ans = 0
+    for prompt, answer in pairs:
+        p, a = _encode(base_tok, prompt, answer)
+        if not a or not p:
+            continue
+        ids = p + a
+        target = torch.tensor(a)
+        lp_b = _logprobs(base_model, ids, len(p))
+        lp_e = lp_b if same else _logprobs(eval_model, ids, len(p))
+        if lp_e.shape[-1] != lp_b.shape[-1]:
+            raise HarnessError(f"drift: vocabulary sizes differ ({lp_e.shape[-1]} vs {lp_b.shape[-1]})")
+        tot_b -= lp_b.gather(1, target[:, None]).sum().item()
+        tot_e -= lp_e.gather(1, target[:, None]).sum().item()
+        if not same:
+            tot_kl += (lp_b.exp() * (lp_b - lp_e)).sum().item()
+        n_tok += len(a)
+        n_ans += 1
+        if progress is not None:
+            progress.update(1)
+    if n_tok == 0:
+        raise HarnessError("drift: the base answers are all empty")
+    return {"nll_eval": tot_e / n_tok, "nll_base": tot_b / n_tok, "drift_nll": (tot_e - tot_b) / n_tok,
+            "kl_base_eval": tot_kl / n_tok, "n_tokens": n_tok, "n_answers": n_ans, "same_model": same,
+            "definition": "mean per-token NLL of the base model's answers under the evaluated model minus under "
+                          "the base model (nats/token); KL(base||eval) at the same positions; harness/drift.py"}

@@ -1,0 +1,36 @@
+"""A local `transformers` chat model as judge (registry name, local directory or hub id).
+
+Generation goes through harness.backends.hf (the same batched decoder as evaluation) with the
+judge's own chat template. Identity = resolved model identity (name, source, weights hash).
+"""
+
+from __future__ import annotations
+
+from harness.backends.base import Request
+from harness.backends.hf import BackendConfig, HFBackend, load_model_and_tokenizer
+from harness.judges.base import JudgeSettings
+from harness.task import GenerationConfig
+
+
+class HFJudge:
+    kind = "hf"
+
+    def __init__(self, model: str, settings: JudgeSettings, backend_cfg: BackendConfig | None = None):
+        from harness.models import resolve_model
+
+        self.settings = settings
+        self.resolved = resolve_model(model)
+        cfg = backend_cfg or BackendConfig()
+        hf_model, tok = load_model_and_tokenizer(self.resolved.path, cfg)
+        self.backend = HFBackend(hf_model, tok, cfg)
+
+    def identity(self) -> dict:
+        ident = self.resolved.identity()
+        return {"kind": self.kind, "model": ident.get("name"), "source": ident.get("source"),
+                "weights_sha256": ident.get("weights_sha256"), "dtype": self.backend.settings()["dtype"]}
+
+    def complete(self, conversations: list[list[dict]], seeds: list[int], progress=None) -> list[str]:
+        gen = GenerationConfig(max_new_tokens=self.settings.max_new_tokens, temperature=self.settings.temperature)
+        reqs = [Request(id=str(i), messages=msgs, gen=gen, chat="auto", seed=seed)
+                for i, (msgs, seed) in enumerate(zip(conversations, seeds))]
+        return [g.text for g in self.backend.generate(reqs, progress=progress)]

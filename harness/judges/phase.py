@@ -1,0 +1,164 @@
+"""The post-generation phase of judge-using tasks: judging (now or later) and MT-Bench drift.
+
+`harness run` calls `PostPhase.after_generation` for each task after its samples are complete;
+`harness judge OUT` calls `judge_saved_run` on a finished run folder (no generation, no
+evaluated model). Tasks opt in with the class attribute `uses_judge = True` and implement
+`judge_records(records, judge, spec, cache)`; tasks with `drift_capable = True` get drift.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.io import JsonlStore, atomic_write_json, atomic_write_text, read_json, sha256_file
+from harness.judges import JudgeSpec, JudgmentCache, make_judge
+
+
+def attach(tasks: list, out_dir: Path) -> None:
+    """Tell judge-using tasks where their run folder is (they read drift.json from it)."""
+    for task in tasks:
+        if getattr(task, "uses_judge", False):
+            task.run_dir = Path(out_dir)
+
+
+def _rewrite(store: JsonlStore) -> None:
+    atomic_write_text(store.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in store.records.values()))
+
+
+@dataclass
+class DriftPlan:
+    """Where the base model's answers come from: a samples.jsonl path, or a reason why there are none."""
+
+    ref: Path | None
+    reason: str = ""
+
+
+class PostPhase:
+    def __init__(self, spec: JudgeSpec | None, backend_cfg=None):
+        if spec is not None:
+            spec.validate()
+        self.spec = spec
+        self.backend_cfg = backend_cfg
+        self._judge = None
+
+    @property
+    def judge(self):
+        if self._judge is None and self.spec is not None:
+            self._judge = make_judge(self.spec, self.backend_cfg)
+        return self._judge
+
+    def judge_task(self, task, store: JsonlStore, ids: list[str]) -> None:
+        if self.spec is None or not getattr(task, "uses_judge", False):
+            return
+        records = [store.records[i] for i in ids]
+        cache = JudgmentCache(store.path.parent / "judgments.jsonl")
+        task.judge_records(records, self.judge, self.spec, cache)
+        task.judge_settings = {**self.spec.describe(), "identity": self.judge.identity()}
+        _rewrite(store)
+
+    def after_generation(self, task, backend, ectx, drift: DriftPlan | None = None) -> dict | None:
+        """Judge (and compute drift for) a task whose samples are complete; returns new results or None."""
+        from harness.runner import aggregate, select_docs, write_results
+
+        if not getattr(task, "uses_judge", False):
+            return None
+        t0 = time.time()
+        task.run_dir = ectx.out_dir
+        store = JsonlStore(ectx.out_dir / task.name / "samples.jsonl")
+        ids = [d["id"] for d in select_docs(task, ectx.limit)]
+        if getattr(task, "drift_capable", False) and drift is not None:
+            write_drift(task, store, ids, backend, ectx, drift, self.backend_cfg)
+        self.judge_task(task, store, ids)
+        return write_results(ectx, task, backend.settings(), aggregate(task, store, ectx.limit), time.time() - t0)
+
+
+def plan_drift(ref: str | None, own_samples: Path, evaluated_is_base: bool, auto_base_run: Path) -> DriftPlan:
+    """Resolve --drift-ref: an explicit samples.jsonl, else the run's own samples when the evaluated model is
+    the base model, else the default base run folder when it exists."""
+    if ref:
+        p = Path(ref)
+        if p.is_dir():
+            p = p / "mtbench" / "samples.jsonl" if (p / "mtbench").is_dir() else p / "samples.jsonl"
+        if not p.exists():
+            raise HarnessError(f"--drift-ref {ref}: no such samples file (give <base run>/mtbench/samples.jsonl)")
+        return DriftPlan(p)
+    if evaluated_is_base:
+        return DriftPlan(own_samples)
+    if auto_base_run.exists():
+        return DriftPlan(auto_base_run)
+    return DriftPlan(None, f"no base-model answers: run `harness run --method base --tasks mtbench` with the same "
+                           f"--model/--limit (expected {auto_base_run}) or pass --drift-ref")
+
+
+def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: DriftPlan, backend_cfg) -> None:
+    """Compute drift for the selected documents and write <out>/<task>/drift.json (or the reason it is absent)."""
+    from tqdm.auto import tqdm
+
+    from harness.drift import drift
+
+    path = ectx.out_dir / task.name / "drift.json"
+    if plan.ref is None:
+        atomic_write_json(path, {"reason": plan.reason})
+        return
+    run_json = plan.ref.parent / "run.json"
+    fp = read_json(run_json) if run_json.exists() else {}
+    base_sha = ectx.model.get("weights_sha256")
+    if fp.get("artifact") or (fp.get("model_sha256") and base_sha and fp["model_sha256"] != base_sha):
+        atomic_write_json(path, {"reason": f"{plan.ref} was not made by the untouched base model "
+                                           f"({fp.get('model_name')}, method {fp.get('method')})"})
+        return
+    ref_store = JsonlStore(plan.ref)
+    common = [i for i in ids if i in ref_store]
+    if not common:
+        atomic_write_json(path, {"reason": f"{plan.ref} has none of the {len(ids)} selected questions"})
+        return
+    pairs = [(p, a) for i in common for p, a in zip(ref_store.records[i]["prompts"], ref_store.records[i]["raw"])]
+    if ectx.method.get("artifact", {}).get("kind") == "none":  # the evaluated model is the base model
+        base_model, base_tok = backend.model, backend.tok
+    else:
+        from harness.backends.hf import load_model_and_tokenizer
+
+        base_model, base_tok = load_model_and_tokenizer(ectx.model["path"], backend_cfg)
+    bar = tqdm(total=len(pairs), desc=f"{task.name} drift", unit="answer", dynamic_ncols=True)
+    try:
+        result = drift(backend.model, base_model, base_tok, pairs, eval_tok=backend.tok, progress=bar)
+    except HarnessError as e:
+        atomic_write_json(path, {"reason": str(e)})
+        return
+    finally:
+        bar.close()
+    result.update({"ref": str(plan.ref), "ref_sha256": sha256_file(plan.ref), "n_missing": len(ids) - len(common),
+                   "ids": ids, "base_model": ectx.model.get("name"), "base_weights_sha256": base_sha})
+    atomic_write_json(path, result)
+
+
+def judge_saved_run(out: Path, spec: JudgeSpec, data, backend_cfg=None, only: list[str] | None = None) -> dict:
+    """Judge the saved answers of a finished run (no regeneration) and rewrite its results.json."""
+    from harness.runner import EvalContext, aggregate, select_docs, write_results
+    from harness.task import load_task
+
+    results = read_json(out / "results.json")
+    ctx = EvalContext(out_dir=out, method=results["method"], model=results["model"], seed=results["seed"],
+                      limit=results["limit"])
+    phase = PostPhase(spec, backend_cfg)
+    names = [n for n in results["tasks"] if only is None or n in only]
+    judged = []
+    for name in names:
+        entry = results["tasks"][name]
+        task = load_task(name, data)
+        if not getattr(task, "uses_judge", False):
+            continue
+        task.select(entry["config"]["selected"])
+        task.run_dir = out
+        store = JsonlStore(out / entry["samples_file"])
+        t0 = time.time()
+        phase.judge_task(task, store, [d["id"] for d in select_docs(task, ctx.limit)])
+        results = write_results(ctx, task, entry["backend"], aggregate(task, store, ctx.limit), time.time() - t0)
+        judged.append(name)
+    if not judged:
+        raise HarnessError(f"{out}: none of its tasks ({', '.join(results['tasks'])}) uses a judge")
+    return results

@@ -1,0 +1,140 @@
+"""MT-Bench: FastChat settings, judge prompts, run → "not judged" → later judging over a real local HTTP
+server (no regeneration), a planted API key that must appear nowhere, and drift on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from harness.cli import main
+from harness.data import DataSource
+from harness.drift import drift
+from harness.task import load_task
+from test_judges import serve_judge
+
+
+@pytest.fixture(scope="module")
+def task(data_dir):
+    return load_task("mtbench", DataSource.resolve(str(data_dir)))
+
+
+def test_docs_and_fastchat_settings(task):
+    docs = task.docs("en")
+    assert len(docs) == 80 and all(len(d["turns"]) == 2 for d in docs)
+    cats = {d["category"] for d in docs}
+    assert cats == {"writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"}
+    temps = {d["category"]: task.generation(d, 1).temperature for d in docs}
+    assert temps == {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
+                     "reasoning": 0.0, "stem": 0.1, "humanities": 0.1}
+    assert task.generation(docs[0], 0).max_new_tokens >= 1024
+    msgs = task.messages(docs[0], ["first answer"])
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user"]
+    assert msgs[0]["content"] == docs[0]["turns"][0] and msgs[2]["content"] == docs[0]["turns"][1]
+
+
+def test_judge_prompts_follow_fastchat(task):
+    math_doc = next(d for d in task.docs("en") if d["category"] == "math")
+    rec = {"id": math_doc["id"], "question_id": math_doc["question_id"], "outputs": ["A1", "A2"]}
+    name, msgs = task.judge_messages(rec, 1)
+    ref = task.references[math_doc["question_id"]]
+    assert name == "single-math-v1" and ref[0] in msgs[1]["content"] and "A1" in msgs[1]["content"]
+    name2, msgs2 = task.judge_messages(rec, 2)
+    assert name2 == "single-math-v1-multi-turn" and ref[1] in msgs2[1]["content"] and "A2" in msgs2[1]["content"]
+    writing = task.docs("en")[0]
+    name3, msgs3 = task.judge_messages({"id": writing["id"], "question_id": writing["question_id"],
+                                        "outputs": ["X", "Y"]}, 1)
+    assert name3 == "single-v1" and msgs3[0]["content"] == "You are a helpful assistant."
+
+
+def _run(args: list[str]) -> int:
+    return main(args)
+
+
+def test_run_unjudged_then_judge_later_over_http(tiny_model, data_dir, tmp_path, monkeypatch, capsys):
+    key = "sk-PLANTED-mtbench-key-5f3a9c"
+    monkeypatch.setenv("MTB_JUDGE_KEY", key)
+    out = tmp_path / "run"
+    common = ["--data-dir", str(data_dir), "--threads", "1"]
+    assert _run(["run", "--method", "base", "--tasks", "mtbench", "--limit", "2", "--model", str(tiny_model),
+                 "--output", str(out), *common]) == 0
+    res = json.loads((out / "results.json").read_text())
+    m = res["tasks"]["mtbench"]["metrics"]["en"]
+    assert m["judge"] == "not judged" and "score" not in m
+    assert m["drift_nll"] == 0.0 and m["drift"]["same_model"] is True  # --method base: drift of the base is 0
+    samples_before = [json.loads(x) for x in (out / "mtbench" / "samples.jsonl").read_text().splitlines()]
+    assert all(len(s["outputs"]) == 2 for s in samples_before)
+
+    # canned judge: turn 1 of question 81 malformed, other turn-1 judgments 8, turn-2 judgments 4
+    def responder(body, n):
+        user = body["messages"][-1]["content"]
+        if "Assistant A's Conversation" in user:
+            return "The second answer is weak. Rating: [[4]]"
+        return "no verdict given" if "travel blog post about a recent trip to Hawaii" in user else "Fine. [[8]]"
+
+    with serve_judge(responder, key=key) as (url, calls):
+        assert _run(["judge", str(out), "--judge", "openai", "--judge-model", "canned-judge", "--judge-url", url,
+                     "--judge-key-env", "MTB_JUDGE_KEY", "--data-dir", str(data_dir)]) == 0
+        assert len(calls) == 4
+        res = json.loads((out / "results.json").read_text())
+        m = res["tasks"]["mtbench"]["metrics"]["en"]
+        assert m["judge"].startswith("openai:canned-judge@")
+        assert m["parse_failures"] == 1 and m["n_turns_unjudged"] == 1 and m["n_judgments"] == 4
+        assert m["score_turn1"] == 8.0 and m["score_turn2"] == 4.0
+        assert m["score"] == pytest.approx((8 + 4 + 4) / 3)  # the failed turn is excluded, not 0
+        assert m["drift_nll"] == 0.0  # drift survives rejudging
+        # judging again resumes from the cache: no new request
+        assert _run(["judge", str(out), "--judge", "openai", "--judge-model", "canned-judge", "--judge-url", url,
+                     "--judge-key-env", "MTB_JUDGE_KEY", "--data-dir", str(data_dir)]) == 0
+        assert len(calls) == 4
+    samples_after = [json.loads(x) for x in (out / "mtbench" / "samples.jsonl").read_text().splitlines()]
+    assert [s["outputs"] for s in samples_after] == [s["outputs"] for s in samples_before]  # no regeneration
+    meta = res["tasks"]["mtbench"]["metadata"]
+    assert meta["judge_settings"]["key_env"] == "MTB_JUDGE_KEY"
+    captured = capsys.readouterr()
+    blobs = [captured.out, captured.err] + [p.read_text(errors="replace") for p in out.rglob("*") if p.is_file()]
+    assert not any(key in b for b in blobs)
+
+
+def test_drift_definition_on_tiny_models(tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    moved = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    with torch.no_grad():
+        for p in moved.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+    pairs = [("<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n", "Guten Tag und hallo"),
+             ("<|im_start|>user\nTranslate<|im_end|>\n<|im_start|>assistant\n", "The weather is nice today")]
+    same = drift(base, base, tok, pairs)
+    assert same["drift_nll"] == 0.0 and same["kl_base_eval"] == 0.0
+    d1, d2 = drift(moved, base, tok, pairs), drift(moved, base, tok, pairs)
+    assert d1 == d2  # deterministic
+    assert d1["kl_base_eval"] > 0 and d1["drift_nll"] != 0.0
+    assert d1["nll_base"] == pytest.approx(same["nll_base"])
+    # nll_base agrees with transformers' own causal-LM loss on the answer tokens
+    total, n = 0.0, 0
+    for prompt, answer in pairs:
+        p = tok(prompt, add_special_tokens=False)["input_ids"]
+        a = tok(answer, add_special_tokens=False)["input_ids"]
+        labels = torch.tensor([[-100] * len(p) + a])
+        with torch.no_grad():
+            loss = base(input_ids=torch.tensor([p + a]), labels=labels).loss.item()
+        total, n = total + loss * len(a), n + len(a)
+    assert same["nll_base"] == pytest.approx(total / n, rel=1e-5)
+
+
+def test_drift_ref_from_another_model_is_refused_honestly(tiny_model, tiny_model_factory, data_dir, tmp_path):
+    other = tiny_model_factory("qwen2", True)
+    base_out = tmp_path / "base"
+    common = ["--data-dir", str(data_dir), "--threads", "1", "--limit", "1", "--tasks", "mtbench"]
+    assert _run(["run", "--method", "base", "--model", str(tiny_model), "--output", str(base_out), *common]) == 0
+    out = tmp_path / "other"
+    assert _run(["run", "--method", "base", "--model", str(other), "--output", str(out),
+                 "--drift-ref", str(base_out), *common]) == 0
+    m = json.loads((out / "results.json").read_text())["tasks"]["mtbench"]["metrics"]["en"]
+    assert "drift_nll" not in m and m["drift"].startswith("not computed:")
+    assert main(["run", "--method", "base", "--model", str(other), "--output", str(tmp_path / "x"),
+                 "--drift-ref", str(tmp_path / "nowhere"), *common]) == 2
