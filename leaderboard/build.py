@@ -1,0 +1,316 @@
+"""Leaderboard tables: one row per method × base model, every column as Δ versus that model's `base` run.
+
+Columns come from `COLUMNS`, one line each: (task, label, summary key, per-sample source, higher is
+better, kind, subsets, role, scale). A column is shown when any run in the section has its summary key.
+Kinds: `corpus` (sacrebleu corpus metric rebuilt from the per-subset signature, bootstrapped from
+sufficient statistics), `mean` (mean of a per-sample value found at a dotted path, `[*]` averaging a
+list), `summary` (the results.json summary value as is; Δ without an interval). Group columns (x-en,
+en-x) average the per-subset scores over the matching subsets, like the task's own summary.
+
+Δ = method − base on the same samples (paired by sample id); the 95% interval is the 2.5/97.5
+percentile of the paired bootstrap distribution of Δ (leaderboard/stats.py). † marks an interval
+that contains 0.
+
+Composites (percentage points of each metric's full scale, `scale` below; base = 0 by definition):
+
+    translation gain     =  mean over translation columns c of  100 · s_c · Δ_c / scale_c
+    general-ability loss = −mean over general columns c     of  100 · s_c · Δ_c / scale_c
+
+with s_c = +1 when higher is better and −1 otherwise. Positive gain = translates better, positive loss =
+worse at everything else. Translation columns: FLORES chrF++ and BLEU averages (the x-en/en-x splits
+and off-target rate are shown but not counted twice; COMET is shown with its Δ but has no interval and is
+not in the composite, because samples.jsonl does not keep per-segment COMET scores). General columns: MGSM accuracy, XL-Sum
+ROUGE-L, MT-Bench judge score, safety refusal (higher is better) and over-refusal (lower is better).
+A composite needs every one of its columns present in the section for that row; otherwise it is left
+blank. Its interval comes from the same bootstrap resamples (tasks resampled independently).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from leaderboard import stats
+from leaderboard.collect import Row, Section, TaskRun, describe_difference
+
+
+@dataclass(frozen=True)
+class Column:
+    task: str
+    label: str
+    summary: str  # key in results.json tasks[task].summary; the column is shown when a run has it
+    sample: str  # corpus: metric name in metrics[subset].signatures; mean: dotted path in a sample record
+    higher_is_better: bool = True
+    kind: Literal["corpus", "mean", "summary"] = "mean"
+    subsets: str = "*"  # fnmatch patterns over subsets, "|"-separated groups (mean of group means); {pivot}
+    role: Literal["translation", "general", ""] = ""
+    scale: float = 1.0  # full range of the metric (for composites)
+    none: float | None = None  # value for a per-sample None; None = drop that pair
+
+
+COLUMNS: list[Column] = [
+    Column("flores", "chrF++", "chrf", "chrf", kind="corpus", role="translation", scale=100),
+    Column("flores", "chrF++ x-en", "chrf_x-pivot", "chrf", kind="corpus", subsets="*-{pivot}", scale=100),
+    Column("flores", "chrF++ en-x", "chrf_pivot-x", "chrf", kind="corpus", subsets="{pivot}-*", scale=100),
+    Column("flores", "BLEU", "bleu", "bleu", kind="corpus", role="translation", scale=100),
+    Column("flores", "BLEU x-en", "bleu_x-pivot", "bleu", kind="corpus", subsets="*-{pivot}", scale=100),
+    Column("flores", "BLEU en-x", "bleu_pivot-x", "bleu", kind="corpus", subsets="{pivot}-*", scale=100),
+    Column("flores", "COMET", "comet", "", kind="summary"),  # per-segment COMET is not in samples.jsonl
+    Column("flores", "off-target", "off_target", "scores.off_target", higher_is_better=False, none=0.0),
+    Column("mgsm", "MGSM acc", "exact_match_flexible", "correct.flexible", role="general", none=0.0),
+    Column("xlsum", "XL-Sum ROUGE-L", "rougeL", "scores.rougeL", role="general", scale=100),
+    Column("mtbench", "MT-Bench", "score", "judgment.turns[*].score", role="general", scale=9),
+    Column("mtbench", "MT-Bench drift", "drift_nll", "", higher_is_better=False, kind="summary"),
+    Column("safety", "refusal (harmful)", "refusal_harmful", "refusal", role="general",
+           subsets="advbench|harmbench|xstest_unsafe|multijail_*"),
+    Column("safety", "over-refusal", "over_refusal", "refusal", higher_is_better=False, subsets="xstest_safe",
+           role="general"),
+]
+COMPOSITES = {"translation gain": "translation", "general-ability loss": "general"}
+
+
+@dataclass
+class Cell:
+    value: float | None = None  # this row's score
+    delta: float | None = None  # versus base; None on base rows and when no base
+    lo: float | None = None
+    hi: float | None = None
+    note: str = ""
+    boot: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def crosses_zero(self) -> bool:
+        return self.lo is not None and self.hi is not None and self.lo <= 0 <= self.hi
+
+
+@dataclass
+class RowResult:
+    label: str
+    method: str
+    model: str
+    is_base: bool
+    cells: dict[str, Cell] = field(default_factory=dict)
+    composites: dict[str, Cell] = field(default_factory=dict)
+
+
+@dataclass
+class Table:
+    title: str
+    settings: str
+    columns: list[Column]
+    rows: list[RowResult]
+    notes: list[str]
+
+
+def get_path(rec: dict, path: str):
+    cur = [rec]
+    for part in path.split("."):
+        star = part.endswith("[*]")
+        key = part[:-3] if star else part
+        nxt = []
+        for c in cur:
+            v = c.get(key) if isinstance(c, dict) else None
+            if star:
+                nxt.extend(v if isinstance(v, list) else [])
+            else:
+                nxt.append(v)
+        cur = nxt
+    if "[*]" in path:
+        vals = [float(v) for v in cur if isinstance(v, (int, float))]
+        return sum(vals) / len(vals) if vals else None
+    return cur[0] if cur else None
+
+
+class Evaluator:
+    """Per-(run, task, subset) caches of samples, statistics and resample counts."""
+
+    def __init__(self, n_boot: int, seed: int):
+        self.n_boot, self.seed = n_boot, seed
+        self._samples: dict[tuple, dict] = {}
+        self._counts: dict[tuple, np.ndarray] = {}
+        self._metrics: dict[tuple, object] = {}
+        self._scores: dict[tuple, tuple] = {}
+        self._stats: dict[tuple, np.ndarray] = {}
+
+    def samples(self, tr: TaskRun) -> dict[str, dict]:
+        k = (tr.run_dir, tr.task)
+        if k not in self._samples:
+            self._samples[k] = tr.samples()
+        return self._samples[k]
+
+    def counts(self, task: str, subset: str, n: int) -> np.ndarray:
+        k = (task, subset, n)
+        if k not in self._counts:
+            self._counts[k] = stats.resample_counts(n, self.n_boot, self.seed, task, subset)
+        return self._counts[k]
+
+    def metric(self, tr: TaskRun, subset: str, name: str):
+        sig = tr.entry["metrics"][subset]["signatures"][name]
+        if (name, sig) not in self._metrics:
+            self._metrics[(name, sig)] = stats.metric_from_signature(name, sig)
+        return self._metrics[(name, sig)]
+
+    def subset_ids(self, tr: TaskRun, subset: str) -> list[str]:
+        return sorted(i for i, r in self.samples(tr).items() if r.get("subset") == subset)
+
+    def scores(self, col: Column, tr: TaskRun, subset: str, ids: list[str], paired: bool):
+        """(point, bootstrap array or None) of one run on one subset over the given ids (cached)."""
+        k = (tr.run_dir, tr.task, subset, col.kind, col.sample, col.none, tuple(ids), paired)
+        if k not in self._scores:
+            self._scores[k] = self._compute(col, tr, subset, ids, paired)
+        return self._scores[k]
+
+    def _corpus_stats(self, metric, tr: TaskRun, subset: str, name: str, ids: list[str]) -> np.ndarray:
+        k = (tr.run_dir, tr.task, subset, name, tuple(ids))
+        if k not in self._stats:
+            recs = self.samples(tr)
+            self._stats[k] = stats.corpus_stats(metric, [recs[i]["outputs"][0] for i in ids],
+                                                [recs[i]["reference"] for i in ids])
+        return self._stats[k]
+
+    def _compute(self, col: Column, tr: TaskRun, subset: str, ids: list[str], paired: bool):
+        recs = self.samples(tr)
+        if col.kind == "corpus":
+            metric = self.metric(tr, subset, col.sample)
+            st = self._corpus_stats(metric, tr, subset, col.sample, ids)
+            boot = stats.corpus_boot(metric, st, self.counts(col.task, subset, len(ids))) if paired else None
+            return stats.corpus_score(metric, st), boot
+        vals = np.array([_num(get_path(recs[i], col.sample), col.none) for i in ids], dtype=float)
+        boot = stats.mean_boot(vals, self.counts(col.task, subset, len(ids))) if paired else None
+        return float(vals.mean()), boot
+
+
+def _num(v, none: float | None) -> float:
+    if v is None:
+        return math.nan if none is None else none
+    return float(v)
+
+
+def _subsets(col: Column, tr: TaskRun) -> list[list[str]]:
+    """Groups of subsets: one per "|"-separated pattern that matches any (empty groups dropped)."""
+    pivot = str(tr.entry.get("config", {}).get("options", {}).get("pivot", "en"))
+    groups = [[s for s in tr.settings["selected"] if fnmatch.fnmatchcase(s, pat.replace("{pivot}", pivot))]
+              for pat in col.subsets.split("|")]
+    return [g for g in groups if g]
+
+
+def _grouped_mean(values: dict[str, object], groups: list[list[str]]):
+    """Mean over groups of the mean over each group's subsets (works for floats and bootstrap arrays)."""
+    return np.mean([np.mean([values[s] for s in g], axis=0) for g in groups], axis=0)
+
+
+def cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None:
+    tr = row.tasks.get(col.task)
+    if tr is None or col.summary not in tr.entry.get("summary", {}):
+        return None
+    if col.kind == "summary":
+        v = tr.entry["summary"][col.summary]
+        b = base.tasks.get(col.task) if base and base is not row else None
+        bv = b.entry.get("summary", {}).get(col.summary) if b else None
+        return Cell(v, None if bv is None else v - bv, note="no interval (run-level value)")
+    groups = _subsets(col, tr)
+    if not groups:
+        return None
+    btr = base.tasks.get(col.task) if base is not None and base is not row else None
+    points, bpoints, boots, bboots = {}, {}, {}, {}
+    for s in dict.fromkeys(x for g in groups for x in g):
+        ids = ev.subset_ids(tr, s)
+        if btr is not None:
+            bids = ev.subset_ids(btr, s)
+            if bids != ids:
+                return Cell(note=f"samples of {s} differ from base ({len(ids)} vs {len(bids)} ids); not paired")
+            if col.kind == "mean" and col.none is None:  # drop pairs where either side has no value
+                recs, brecs = ev.samples(tr), ev.samples(btr)
+                ids = [i for i in ids if get_path(recs[i], col.sample) is not None
+                       and get_path(brecs[i], col.sample) is not None]
+            if not ids:
+                return Cell(note=f"no scored samples in {s}")
+            points[s], boots[s] = ev.scores(col, tr, s, ids, True)
+            bpoints[s], bboots[s] = ev.scores(col, btr, s, ids, True)
+        else:
+            ids = [i for i in ids if col.kind == "corpus" or col.none is not None
+                   or get_path(ev.samples(tr)[i], col.sample) is not None]
+            if not ids:
+                return Cell(note=f"no scored samples in {s}")
+            points[s] = ev.scores(col, tr, s, ids, False)[0]
+    value = float(_grouped_mean(points, groups))
+    out = Cell(value)
+    reported = tr.entry["summary"][col.summary]
+    if btr is None and isinstance(reported, (int, float)) and abs(reported - value) > 1e-6 * max(1.0, abs(value)):
+        out.note = f"recomputed {value:.4g} but results.json says {reported:.4g}"
+    if btr is not None:
+        out.delta = value - float(_grouped_mean(bpoints, groups))
+        out.boot = _grouped_mean(boots, groups) - _grouped_mean(bboots, groups)
+        out.lo, out.hi = stats.interval(out.boot)
+    elif row.method != "base":
+        out.note = out.note or "no comparable base run"
+    return out
+
+
+def composite(cells: dict[str, Cell], cols: list[Column], sign: float) -> Cell:
+    parts, boots = [], []
+    for c in cols:
+        x = cells.get(c.label)
+        if x is None or x.delta is None or x.boot is None:
+            return Cell(note=f"needs {c.label}")
+        s = (1 if c.higher_is_better else -1) * sign * 100 / c.scale
+        parts.append(s * x.delta)
+        boots.append(s * x.boot)
+    boot = np.mean(boots, axis=0)
+    lo, hi = stats.interval(boot)
+    return Cell(float(np.mean(parts)), float(np.mean(parts)), lo, hi, boot=boot)
+
+
+def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) -> Table:
+    columns = [c for c in COLUMNS
+               if any(c.summary in r.tasks[c.task].entry.get("summary", {}) for r in sec.rows if c.task in r.tasks)]
+    rows, notes = [], list(sec.notes)
+    bar = tqdm(total=len(sec.rows) * len(columns), desc=f"leaderboard section {index + 1}", unit="cell",
+               dynamic_ncols=True, leave=False)
+    for row in sec.rows:
+        base = sec.base_for(row)
+        rr = RowResult(row.label, row.method, row.model, row.method == "base")
+        if base is None:
+            notes.append(f"{row.label} on {row.model}: no `base` run of this model with the same settings; "
+                         f"no Δ or interval")
+        for col in columns:
+            c = cell(ev, col, row, base)
+            bar.update()
+            if c is not None:
+                rr.cells[col.label] = c
+        for name, role in COMPOSITES.items():
+            cols = [c for c in columns if c.role == role]
+            if not cols:
+                continue
+            if rr.is_base:
+                rr.composites[name] = Cell(0.0, None, note="reference")
+            elif base is not None:
+                rr.composites[name] = composite(rr.cells, cols, 1.0 if role == "translation" else -1.0)
+        for t, tr in row.tasks.items():
+            if tr.samples_changed():
+                notes.append(f"{tr.run_dir}/{tr.entry.get('samples_file')}: changed since results.json was "
+                             f"written; run `harness score {tr.run_dir}`")
+        notes += [f"{rr.label} on {rr.model}, {k}: {c.note}" for k, c in rr.cells.items()
+                  if c.note and not c.note.startswith(("no interval", "no comparable base"))]
+        rows.append(rr)
+    bar.close()
+    settings = "; ".join(f"{t}: limit {s['limit'] or 'none'}, {len(s['selected'])} subsets "
+                         f"({_short(s['selected'])}), config {s['config_hash']}" for t, s in sorted(sec.settings.items()))
+    title = f"Section {index + 1}" + ("" if first is None else f" (not comparable with section 1: "
+                                                              f"{describe_difference(first, sec)})")
+    return Table(title, settings, columns, rows, notes)
+
+
+def _short(v: list) -> str:
+    return ",".join(v) if len(v) <= 6 else ",".join(v[:6]) + ",…"
+
+
+def build(sections: list[Section], n_boot: int = 1000, seed: int = 12345) -> list[Table]:
+    ev = Evaluator(n_boot, seed)
+    ordered = sorted(sections, key=lambda s: -len(s.rows))
+    return [build_table(s, ev, i, None if i == 0 else ordered[0]) for i, s in enumerate(ordered)]

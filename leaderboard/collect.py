@@ -1,0 +1,202 @@
+"""Find `results.json` files, read their per-sample records, and group runs whose scores are comparable.
+
+A *row* of the leaderboard is one method variant (method name + method config hash) on one base model
+(weights sha256). Task entries of the same row found in several results folders are merged (the newest
+`updated` wins when a task appears twice). Two task entries are *comparable* when their settings key
+matches: task config hash (prompt, generation, options, selected subsets), `limit`, selected subsets,
+metric signatures and judge identity per subset, and the task metadata. Runs are put into *sections*:
+a run joins the first section that agrees with it on every task both have, otherwise it opens a new one;
+the leaderboard renders each section separately and says what differs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.io import read_json, sha256_file, stable_hash
+
+SCHEMA = "mt-harness/results/v1"
+
+
+@dataclass
+class TaskRun:
+    """One task entry of one results.json."""
+
+    run_dir: Path
+    results: dict
+    task: str
+    entry: dict
+
+    @property
+    def settings(self) -> dict:
+        """What must be equal for two runs' scores on this task to be compared."""
+        metrics = self.entry.get("metrics", {})
+        per_subset = {s: {k: m[k] for k in ("signatures", "judge") if k in m}
+                      for s, m in sorted(metrics.items()) if isinstance(m, dict)}
+        return {"config_hash": self.entry.get("config_hash"), "limit": self.results.get("limit"),
+                "selected": list(self.entry.get("config", {}).get("selected", sorted(metrics))),
+                "per_subset": per_subset, "metadata": self.entry.get("metadata", {})}
+
+    @property
+    def key(self) -> str:
+        return stable_hash(self.settings)
+
+    @property
+    def updated(self) -> str:
+        return str(self.results.get("updated") or self.results.get("created") or "")
+
+    def samples(self) -> dict[str, dict]:
+        """Per-sample records by id (read only; a torn last line is ignored as `harness run` would cut it)."""
+        path = self.run_dir / self.entry.get("samples_file", f"{self.task}/samples.jsonl")
+        if not path.exists():
+            raise HarnessError(f"{path}: samples file missing; the leaderboard needs it for confidence intervals "
+                               f"(rerun `harness run` into {self.run_dir})")
+        records: dict[str, dict] = {}
+        lines = path.read_text(encoding="utf-8").split("\n")
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                if i == len(lines) - 1:
+                    continue
+                raise HarnessError(f"{path}: line {i + 1} is not valid JSON; rerun `harness run` to repair") from None
+            records[rec["id"]] = rec
+        return records
+
+    def samples_changed(self) -> bool:
+        want = self.entry.get("samples_sha256")
+        path = self.run_dir / self.entry.get("samples_file", f"{self.task}/samples.jsonl")
+        return bool(want) and path.exists() and sha256_file(path) != want
+
+
+@dataclass
+class Row:
+    method: str
+    variant: str  # method config hash ('' for base)
+    model: str  # model display name
+    model_sha: str
+    tasks: dict[str, TaskRun] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def ident(self) -> tuple[str, str, str]:
+        return (self.method, self.variant, self.model_sha)
+
+
+@dataclass
+class Section:
+    keys: dict[str, str] = field(default_factory=dict)  # task -> settings key
+    settings: dict[str, dict] = field(default_factory=dict)  # task -> readable settings
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def agrees(self, runs: dict[str, TaskRun]) -> bool:
+        shared = set(self.keys) & set(runs)
+        return bool(shared) and all(self.keys[t] == runs[t].key for t in shared)
+
+    def row(self, ident: tuple[str, str, str]) -> Row | None:
+        return next((r for r in self.rows if r.ident == ident), None)
+
+    def base_for(self, row: Row) -> Row | None:
+        return next((r for r in self.rows if r.method == "base" and r.model_sha == row.model_sha), None)
+
+
+def find_results(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for p in paths:
+        if p.is_file() and p.name == "results.json":
+            found.append(p)
+        elif p.is_dir():
+            found.extend(sorted(p.rglob("results.json")))
+        else:
+            raise HarnessError(f"{p}: no such results.json or folder")
+    # skip copies inside artifact folders etc. only if they are not results files
+    return [f for f in dict.fromkeys(f.resolve() for f in found)]
+
+
+def load_runs(files: list[Path], notes: list[str]) -> list[list[TaskRun]]:
+    runs = []
+    for f in files:
+        res = read_json(f)
+        if not isinstance(res, dict) or res.get("schema") != SCHEMA:
+            notes.append(f"skipped {f}: not a {SCHEMA} results file")
+            continue
+        for k in ("method", "model", "tasks"):
+            if not isinstance(res.get(k), dict):
+                raise HarnessError(f"{f}: field {k!r} missing; rerun `harness run` or `harness score` to rewrite it")
+        runs.append([TaskRun(f.parent, res, t, e) for t, e in sorted(res["tasks"].items())])
+    return runs
+
+
+def _ident(tr: TaskRun) -> tuple[str, str, str]:
+    m = tr.results["method"]
+    art = m.get("artifact") or {}
+    variant = art.get("config_hash") or (stable_hash(m.get("config")) if m.get("config") else "")
+    return (m.get("name", "?"), variant, tr.results["model"].get("weights_sha256") or tr.results["model"].get("name", "?"))
+
+
+def group(runs: list[list[TaskRun]]) -> list[Section]:
+    """Put runs into sections of mutually comparable task settings; merge task entries per row."""
+    sections: list[Section] = []
+    for trs in runs:
+        if not trs:
+            continue
+        by_task = {tr.task: tr for tr in trs}
+        sec = next((s for s in sections if s.agrees(by_task)), None)
+        if sec is None:
+            sec = Section()
+            sections.append(sec)
+        ident = _ident(trs[0])
+        row = sec.row(ident)
+        if row is None:
+            row = Row(method=ident[0], variant=ident[1], model=trs[0].results["model"].get("name", "?"),
+                      model_sha=ident[2])
+            sec.rows.append(row)
+        for t, tr in by_task.items():
+            sec.keys.setdefault(t, tr.key)
+            sec.settings.setdefault(t, tr.settings)
+            old = row.tasks.get(t)
+            if old is not None:
+                keep, drop = (tr, old) if tr.updated >= old.updated else (old, tr)
+                sec.notes.append(f"{row.method} on {row.model}, task {t}: found in {old.run_dir} and {tr.run_dir}; "
+                                 f"using the newer {keep.run_dir}")
+                row.tasks[t] = keep
+            else:
+                row.tasks[t] = tr
+    for sec in sections:
+        _label(sec)
+        sec.rows.sort(key=lambda r: (r.model, r.method != "base", r.label))
+    return sections
+
+
+def _label(sec: Section) -> None:
+    for row in sec.rows:
+        same = [r for r in sec.rows if r.method == row.method and r.model_sha == row.model_sha]
+        row.label = row.method + (f"@{row.variant[:6]}" if len(same) > 1 and row.variant else "")
+
+
+def describe_difference(a: Section, b: Section) -> str:
+    """One line saying how section b's settings differ from section a's."""
+    parts = []
+    for t in sorted(set(a.settings) | set(b.settings)):
+        sa, sb = a.settings.get(t), b.settings.get(t)
+        if sa is None or sb is None:
+            continue
+        diff = [k for k in ("limit", "selected", "config_hash", "per_subset", "metadata") if sa.get(k) != sb.get(k)]
+        nice = {"per_subset": "metric signatures/judge", "config_hash": "task config"}
+        if diff:
+            detail = ", ".join(f"{nice.get(k, k)} {_short(sb.get(k))} vs {_short(sa.get(k))}"
+                               if k in ("limit", "selected") else nice.get(k, k) for k in diff)
+            parts.append(f"{t}: {detail}")
+    return "; ".join(parts) or "no shared task"
+
+
+def _short(v) -> str:
+    if isinstance(v, list):
+        return ",".join(map(str, v)) if len(v) <= 6 else f"{len(v)} subsets"
+    return str(v)
