@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.data import DataSource
@@ -68,36 +69,24 @@ def use_comet(tasks: list, model: str | None) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import lmeval
-    from harness.backends.hf import BackendConfig, set_threads
-    from harness.method import TrainContext
-    from harness.models import DEFAULT_MODEL, resolve_model
     from harness.report import print_run_table
     from harness.runner import EvalContext, evaluate
-    from harness.training.artifacts import artifacts_root
-    from methods import get_method
 
     if args.limit is not None and args.limit < 1:
         raise HarnessError("--limit: must be >= 1")
+    if args.chunk_size < 1:
+        raise HarnessError("--chunk-size: must be >= 1")
     if getattr(args, "backend", "transformers") == "vllm":
         from harness.backends.vllm import require_vllm
 
         require_vllm()  # fail before any training
-    data = DataSource.resolve(args.data_dir)
-    method = get_method(args.method)
     apply_budget_caps(args)
-    tasks = load_tasks(_split(args.tasks), data, _split(args.langs))
     lm_tasks = lmeval.load([n for n in _split(args.tasks) if lmeval.is_lmeval(n)], args.lmeval_include)
+    setup = prepare_training(args)
+    method, tasks, model, model_name = setup.method, setup.tasks, setup.model, setup.model_name
     use_comet(tasks, args.comet_model)
-    set_threads(args.threads)
-    model_name = args.model or DEFAULT_MODEL
-    model = resolve_model(model_name)
     out = Path(args.output) if args.output else default_output(model_name, method.name, args.limit)
-    backend_cfg = BackendConfig(dtype=args.dtype, device=args.device, batch_size=args.batch_size,
-                                threads=args.threads, trust_remote_code=args.trust_remote_code)
-    cfg = load_method_config(method, args.method_config, args.budget)
-    ctx = TrainContext(model=model, data=data, out_dir=artifacts_root(), eval_tasks=tasks, seed=args.seed,
-                       backend=backend_cfg, allow_overlap=args.drop_overlap)
-    artifact = method.train(cfg, ctx)
+    artifact = method.train(setup.cfg, setup.ctx)
     for task in tasks:
         method.prepare_task(task, artifact)
     if getattr(args, "backend", "transformers") == "vllm":
@@ -107,16 +96,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             dtype=args.dtype, tensor_parallel_size=args.tensor_parallel_size,
             data_parallel_size=args.data_parallel_size, trust_remote_code=args.trust_remote_code, seed=args.seed))
     else:
-        backend = method.backend(artifact, model, backend_cfg)
-    if args.chunk_size < 1:
-        raise HarnessError("--chunk-size: must be >= 1")
+        backend = method.backend(artifact, model, setup.backend_cfg)
     ectx = EvalContext(out_dir=out, seed=args.seed, limit=args.limit, chunk_size=args.chunk_size,
                        method={"name": method.name, "config": artifact.config, "artifact": artifact.describe()},
                        model=model.identity())
     from harness.judges.phase import PostPhase, attach, plan_drift
 
     attach(tasks, out)
-    post = PostPhase(judge_spec(args), backend_cfg)
+    post = PostPhase(judge_spec(args), setup.backend_cfg)
     results = {}
     for task in tasks:
         results = evaluate(task, backend, ectx)
@@ -269,8 +256,19 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """Train (or find) a method's artifact without evaluating; guards against overlap with --tasks."""
+@dataclass
+class Setup:
+    method: object
+    tasks: list
+    model_name: str
+    model: object  # harness.models.ResolvedModel
+    backend_cfg: object  # harness.backends.hf.BackendConfig
+    cfg: object  # the method's config dataclass
+    ctx: object  # harness.method.TrainContext
+
+
+def prepare_training(args: argparse.Namespace) -> Setup:
+    """Resolve data, method, tasks, model and configs shared by `run` and `train` (cheap checks first)."""
     from harness.backends.hf import BackendConfig, set_threads
     from harness.method import TrainContext
     from harness.models import DEFAULT_MODEL, resolve_model
@@ -280,14 +278,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = DataSource.resolve(args.data_dir)
     method = get_method(args.method)
     tasks = load_tasks(_split(args.tasks), data, _split(args.langs))
+    cfg = load_method_config(method, args.method_config, args.budget)
     set_threads(args.threads)
-    model = resolve_model(args.model or DEFAULT_MODEL)
+    model_name = args.model or DEFAULT_MODEL
+    model = resolve_model(model_name)
     backend_cfg = BackendConfig(dtype=args.dtype, device=args.device, batch_size=args.batch_size,
                                 threads=args.threads, trust_remote_code=args.trust_remote_code)
-    cfg = load_method_config(method, args.method_config, args.budget)
     ctx = TrainContext(model=model, data=data, out_dir=artifacts_root(), eval_tasks=tasks, seed=args.seed,
                        backend=backend_cfg, allow_overlap=args.drop_overlap)
-    artifact = method.train(cfg, ctx)
+    return Setup(method, tasks, model_name, model, backend_cfg, cfg, ctx)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train (or find) a method's artifact without evaluating; guards against overlap with --tasks."""
+    setup = prepare_training(args)
+    artifact = setup.method.train(setup.cfg, setup.ctx)
     print(f"artifact: {artifact.path} (kind {artifact.kind}, config hash {artifact.config_hash}, hash {artifact.hash})")
     return 0
 

@@ -88,25 +88,26 @@ def generate_samples(task: Task, backend: Backend, ctx: EvalContext) -> JsonlSto
     todo = [d for d in docs if d["id"] not in store]
     if not todo:
         return store
-    bar = tqdm(total=len(todo) * task.n_rounds, desc=f"{task.name} generate", unit="gen", dynamic_ncols=True)
-    for start in range(0, len(todo), ctx.chunk_size):
-        chunk = todo[start : start + ctx.chunk_size]
-        raw: list[list[Generation]] = [[] for _ in chunk]
-        cleaned: list[list[str]] = [[] for _ in chunk]
-        steps: list[list[list[str]]] = [[] for _ in chunk]
-        for round_idx in range(task.n_rounds):
-            reqs = [
-                Request(id=f"{d['id']}#{round_idx}", messages=task.messages(d, cleaned[i]),
-                        gen=task.generation(d, round_idx), chat=task.cfg.prompt.chat, seed=ctx.seed)
-                for i, d in enumerate(chunk)
-            ]
-            for i, g in enumerate(backend.generate(reqs, progress=bar)):
-                text, applied = task.clean(chunk[i], g.text)
-                raw[i].append(g)
-                cleaned[i].append(text)
-                steps[i].append(applied)
-        store.append(_record(task, d, raw[i], cleaned[i], steps[i]) for i, d in enumerate(chunk))
-    bar.close()
+    for d in todo[:1]:  # a prompt-template error surfaces now, not in the middle of a progress bar
+        task.messages(d, [])
+    with tqdm(total=len(todo) * task.n_rounds, desc=f"{task.name} generate", unit="gen", dynamic_ncols=True) as bar:
+        for start in range(0, len(todo), ctx.chunk_size):
+            chunk = todo[start : start + ctx.chunk_size]
+            raw: list[list[Generation]] = [[] for _ in chunk]
+            cleaned: list[list[str]] = [[] for _ in chunk]
+            steps: list[list[list[str]]] = [[] for _ in chunk]
+            for round_idx in range(task.n_rounds):
+                reqs = [
+                    Request(id=f"{d['id']}#{round_idx}", messages=task.messages(d, cleaned[i]),
+                            gen=task.generation(d, round_idx), chat=task.cfg.prompt.chat, seed=ctx.seed)
+                    for i, d in enumerate(chunk)
+                ]
+                for i, g in enumerate(backend.generate(reqs, progress=bar)):
+                    text, applied = task.clean(chunk[i], g.text)
+                    raw[i].append(g)
+                    cleaned[i].append(text)
+                    steps[i].append(applied)
+            store.append(_record(task, d, raw[i], cleaned[i], steps[i]) for i, d in enumerate(chunk))
     return store
 
 
