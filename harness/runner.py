@@ -49,6 +49,7 @@ class EvalContext:
             "artifact": self.method.get("artifact", {}).get("hash"),
             "task_config": stable_hash(config_dict(task)),
             "dtype": backend_settings.get("dtype"),
+            "backend": backend_settings.get("backend"),
             "seed": self.seed,
         }
 

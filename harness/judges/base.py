@@ -118,13 +118,12 @@ def run_judgments(judge: Judge, settings: JudgeSettings, items: list[JudgeItem],
             if cache.get(key) is None:
                 todo.append((item, j, ph, key))
     if todo:
-        bar = tqdm(total=len(todo), desc=desc, unit="judgment", dynamic_ncols=True)
-        for start in range(0, len(todo), chunk):
-            part = todo[start : start + chunk]
-            texts = judge.complete([t[0].messages for t in part], seeds=[t[1] for t in part], progress=bar)
-            cache.add({"key": key, "judge": jid, "item": item.key, "prompt_hash": ph, "replicate": j, "text": text}
-                      for (item, j, ph, key), text in zip(part, texts))
-        bar.close()
+        with tqdm(total=len(todo), desc=desc, unit="judgment", dynamic_ncols=True) as bar:  # closed on errors too
+            for start in range(0, len(todo), chunk):
+                part = todo[start : start + chunk]
+                texts = judge.complete([t[0].messages for t in part], seeds=[t[1] for t in part], progress=bar)
+                cache.add({"key": key, "judge": jid, "item": item.key, "prompt_hash": ph, "replicate": j,
+                           "text": text} for (item, j, ph, key), text in zip(part, texts))
     out: dict[str, list[dict]] = {}
     for item in items:
         ph = prompt_hash(item.messages)
