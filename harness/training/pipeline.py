@@ -6,6 +6,7 @@ model, build features with `encode_examples()`, run `trainer.train()`, save, `fi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,9 @@ def prepare(method: str, cfg, ctx: TrainContext) -> Prepared:
     examples, report = guard(examples, ctx.eval_tasks, drop=ctx.allow_overlap)
     fingerprint = stable_hash([(e.src, e.tgt, e.source, e.reference) for e in examples])
     config = to_dict(cfg)
-    h = config_hash(method, {**config, "seed": ctx.seed}, fingerprint)
+    # under `accelerate launch` the global batch is batch_size * processes: part of the key when > 1
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    h = config_hash(method, {**config, "seed": ctx.seed, **({"world_size": world} if world > 1 else {})}, fingerprint)
     folder = artifact_dir(ctx.out_dir, method, ctx.model.identity().get("weights_sha256", ""), h)
     report = {**stats, "contamination": report, "fingerprint": fingerprint, "n_train": len(examples)}
     return Prepared(examples, report, config, h, folder, load_artifact(folder))
@@ -47,7 +50,14 @@ def prompt_messages(ctx: TrainContext):
 
 
 def finish(prep: Prepared, method: str, kind: str, extra: dict | None = None) -> Artifact:
-    config = {**prep.config, "training_data": prep.data_report}
-    art = save_artifact(prep.dir, method, kind, config, prep.config_hash, extra or {})
-    print(f"[{method}] artifact saved: {prep.dir}")
-    return art
+    """Write the manifest (main process only, once every process is done; the others then read it)."""
+    from accelerate import PartialState
+
+    state = PartialState()  # the trainer's (multi-process under `accelerate launch`), else a single process
+    state.wait_for_everyone()
+    if state.is_main_process:
+        config = {**prep.config, "training_data": prep.data_report}
+        art = save_artifact(prep.dir, method, kind, config, prep.config_hash, extra or {})
+        print(f"[{method}] artifact saved: {prep.dir}")
+    state.wait_for_everyone()
+    return art if state.is_main_process else load_artifact(prep.dir)

@@ -10,6 +10,7 @@ segment 0 = prompt (no loss), 1 = translation (response), 2 = rationale (RaDis).
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import math
@@ -91,15 +92,21 @@ def encode(tok, messages: list[dict], target: str, chat: str, max_length: int, s
     return {"input_ids": ids, "segments": seg}
 
 
-def batches(features: list[dict], cfg: TrainConfig, seed: int, epoch: int) -> list[list[int]]:
-    """Index batches of one epoch: shuffled, then sorted by length inside mega-batches."""
+def batches(features: list[dict], cfg: TrainConfig, seed: int, epoch: int, world: int = 1) -> list[list[int]]:
+    """Index batches of one epoch: shuffled, then sorted by length inside mega-batches.
+
+    Batches are global (`batch_size * world` examples, `world` = data-parallel processes); each
+    process takes every `world`-th example of one. So a step sees the same examples on 1 process
+    with batch 4 as on 2 processes with batch 2.
+    """
+    size = cfg.batch_size * world
     order = list(range(len(features)))
     random.Random(seed * 1000 + epoch).shuffle(order)
     if cfg.group_by_length:
-        window = cfg.batch_size * cfg.mega_batch
+        window = size * cfg.mega_batch
         order = [i for s in range(0, len(order), window)
                  for i in sorted(order[s:s + window], key=lambda i: -len(features[i]["input_ids"]))]
-    out = [order[s:s + cfg.batch_size] for s in range(0, len(order), cfg.batch_size)]
+    out = [order[s:s + size] for s in range(0, len(order), size)]
     random.Random(seed * 1000 + epoch + 1).shuffle(out)
     return out
 
@@ -115,16 +122,46 @@ def collate(feats: list[dict], pad_id: int) -> dict:
     return {"input_ids": ids, "segments": seg, "attention_mask": attn}
 
 
-def loss_fn(logits: torch.Tensor, batch: dict, lam: float) -> tuple[torch.Tensor, dict]:
-    """NLL(translation tokens) + lam * NLL(rationale tokens); each a mean over its own tokens."""
-    targets, seg = batch["input_ids"][:, 1:], batch["segments"][:, 1:]
-    nll = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets, reduction="none")
+def loss_positions(batch: dict) -> torch.Tensor:
+    """Sequence positions whose logits are scored: those predicting a response token in some row.
+
+    Prompt positions never are, so the LM head (vocab-sized, ~20% of a small model's FLOPs, and
+    the largest activation) is applied to these only (`logits_to_keep`)."""
+    return (batch["segments"][:, 1:] != PROMPT).any(0).nonzero().squeeze(1)
+
+
+def loss_fn(logits: torch.Tensor, batch: dict, lam: float, denom: dict | None = None,
+            positions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    """NLL(translation tokens) + lam * NLL(rationale tokens); each a mean over its own tokens.
+
+    `denom` (default: this batch's own token counts) is what each part's NLL sum is divided by;
+    under data parallelism it is the global count / processes (see `token_counts`). `positions`:
+    the sequence positions `logits` were computed at (default: all of them).
+    """
+    if positions is None:
+        logits, targets, seg = logits[:, :-1], batch["input_ids"][:, 1:], batch["segments"][:, 1:]
+    else:
+        targets, seg = batch["input_ids"][:, positions + 1], batch["segments"][:, positions + 1]
+    nll = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                            reduction="none").view_as(targets)
     parts = {}
     for name, s in (("translation", TRANSLATION), ("rationale", RATIONALE)):
         mask = (seg == s).float()
-        parts[name] = (nll * mask).sum() / mask.sum().clamp(min=1)
+        parts[name] = (nll * mask).sum() / (mask.sum().clamp(min=1) if denom is None else denom[name])
     loss = parts["translation"] + lam * parts["rationale"]
     return loss, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def token_counts(acc, batch: dict) -> dict:
+    """Loss denominators: target tokens of the GLOBAL micro-batch / processes. DDP averages the
+    processes' gradients, so each dividing its NLL sum by this gives exactly the single-process
+    gradient of the mean over all target tokens (a plain per-process mean would weight short shards up)."""
+    seg = batch["segments"][:, 1:]
+    n = torch.stack([(seg == TRANSLATION).sum(), (seg == RATIONALE).sum()]).float()
+    if acc.num_processes > 1:
+        n = acc.reduce(n, "sum")
+    n = n.clamp(min=1) / acc.num_processes
+    return {"translation": n[0], "rationale": n[1]}
 
 
 def _schedule(cfg: TrainConfig, total: int):
@@ -145,16 +182,22 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     """Train `model` in place; returns the unwrapped model. Checkpoints/loss curve go to `work_dir`."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
-    from accelerate.utils import set_seed
+    from accelerate.utils import DataLoaderConfiguration, set_seed
 
     from harness.backends.hf import pick_device
 
     if not features:
         raise HarnessError("training: no examples")
-    precision = resolve_precision(cfg, pick_device(device))
+    dev = pick_device(device)
+    precision = resolve_precision(cfg, dev)
     AcceleratorState._reset_state(reset_partial_state=False)  # a second training in one process may change precision
-    acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=device == "cpu",
-                      mixed_precision="bf16" if precision == "bf16-mixed" else "no")
+    # cpu=True whenever we train on the CPU: accelerate only sets up gloo DDP (MULTI_CPU) under a
+    # multi-process launch when told so; otherwise every process would train alone on all the data
+    # split_batches: our batches are global and split across processes (see `batches`), so the
+    # scheduler steps once per optimizer step (accelerate's default steps it once per process)
+    acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=dev.type == "cpu",
+                      mixed_precision="bf16" if precision == "bf16-mixed" else "no",
+                      dataloader_config=DataLoaderConfiguration(split_batches=True))
     set_seed(seed)
     model.to(torch.bfloat16 if precision == "bf16" else torch.float32)
     if cfg.gradient_checkpointing:
@@ -162,9 +205,11 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    per_epoch = math.ceil(len(features) / cfg.batch_size) // acc.num_processes or 1
+    per_epoch = math.ceil(len(features) / (cfg.batch_size * acc.num_processes))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, total))
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+    slim = "logits_to_keep" in inspect.signature(base.forward).parameters
     model, opt, sched = acc.prepare(model, opt, sched)
 
     ckpt, loss_file = work_dir / "checkpoint", work_dir / "loss.jsonl"
@@ -178,10 +223,12 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     if acc.is_main_process:
         atomic_write_text(loss_file, "".join(json.dumps(r) + "\n" for r in history))
 
-    def micro_batches():
+    def micro_batches():  # this process's share of each global batch (a tail smaller than the world is dropped)
+        world = acc.num_processes
         for epoch in itertools.count():
-            for b in batches(features, cfg, seed, epoch)[acc.process_index::acc.num_processes]:
-                yield b
+            for b in batches(features, cfg, seed, epoch, world):
+                if len(b) >= world:
+                    yield b[acc.process_index::world]
     stream = itertools.islice(micro_batches(), step * cfg.grad_accum, None)
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True,
@@ -192,9 +239,11 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
         n_tokens = 0
         for _ in range(cfg.grad_accum):
             batch = {k: v.to(acc.device) for k, v in collate([features[i] for i in next(stream)], pad).items()}
+            denom, keep = token_counts(acc, batch), loss_positions(batch)
             with acc.accumulate(model):
-                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-                loss, parts = loss_fn(out.logits, batch, lam)
+                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
+                            **({"logits_to_keep": keep} if slim else {}))
+                loss, parts = loss_fn(out.logits if slim else out.logits[:, keep], batch, lam, denom, keep)
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.max_grad_norm > 0:
                     acc.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -206,6 +255,9 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
                 parts_sum[k] += v / cfg.grad_accum
             n_tokens += int(batch["attention_mask"].sum())
         step += 1
+        if acc.num_processes > 1:  # log the global batch: the mean of the processes' losses, their tokens summed
+            t = acc.reduce(torch.tensor([*parts_sum.values(), n_tokens], dtype=torch.float64, device=acc.device))
+            parts_sum, n_tokens = dict(zip(parts_sum, (t[:3] / acc.num_processes).tolist())), int(t[3])
         rec = {"step": step, **{k: round(v, 5) for k, v in parts_sum.items()},
                "lr": sched.get_last_lr()[0], "tokens": n_tokens, "seconds": round(time.time() - t0, 2)}
         history.append(rec)
