@@ -144,3 +144,16 @@ def test_bf16_mixed_after_fp32_in_one_process(tiny_model, tmp_path):
         trainer.train(model, tok, feats, TrainConfig(max_steps=1, batch_size=2, precision=precision, save_every=0),
                       tmp_path / str(i))
         assert (tmp_path / str(i) / "loss.jsonl").read_text().count("\n") == 1
+
+
+def test_nan_loss_stops_with_one_line_and_keeps_weights_finite(tiny_model, data_dir, tmp_path, capsys):
+    """A diverging run (absurd lr) stops before applying a NaN/inf update, with a one-line error."""
+    recipe = _recipe(tmp_path, "  lr: 1.0e+30\n  precision: fp32\n").replace("max_steps: 1", "max_steps: 6")
+    from pathlib import Path
+
+    Path(recipe).write_text(Path(recipe).read_text().replace("max_steps: 1", "max_steps: 6"))
+    rc = main(["train", "--method", "sft", "--model", str(tiny_model), "--data-dir", str(data_dir),
+               "--method-config", recipe, "--threads", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1].startswith("error: training loss is") and "lower train.lr" in err[-1]

@@ -234,41 +234,46 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True,
                disable=not acc.is_local_main_process)
     t0 = time.time()
-    while step < total:
-        parts_sum = {"loss": 0.0, "translation": 0.0, "rationale": 0.0}
-        n_tokens = 0
-        for _ in range(cfg.grad_accum):
-            batch = {k: v.to(acc.device) for k, v in collate([features[i] for i in next(stream)], pad).items()}
-            denom, keep = token_counts(acc, batch), loss_positions(batch)
-            with acc.accumulate(model):
-                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
-                            **({"logits_to_keep": keep} if slim else {}))
-                loss, parts = loss_fn(out.logits if slim else out.logits[:, keep], batch, lam, denom, keep)
-                acc.backward(loss)
-                if acc.sync_gradients and cfg.max_grad_norm > 0:
-                    acc.clip_grad_norm_(params, cfg.max_grad_norm)
-                opt.step()
-                sched.step()
-                opt.zero_grad()
-            parts_sum["loss"] += float(loss.detach()) / cfg.grad_accum
-            for k, v in parts.items():
-                parts_sum[k] += v / cfg.grad_accum
-            n_tokens += int(batch["attention_mask"].sum())
-        step += 1
-        if acc.num_processes > 1:  # log the global batch: the mean of the processes' losses, their tokens summed
-            t = acc.reduce(torch.tensor([*parts_sum.values(), n_tokens], dtype=torch.float64, device=acc.device))
-            parts_sum, n_tokens = dict(zip(parts_sum, (t[:3] / acc.num_processes).tolist())), int(t[3])
-        rec = {"step": step, **{k: round(v, 5) for k, v in parts_sum.items()},
-               "lr": sched.get_last_lr()[0], "tokens": n_tokens, "seconds": round(time.time() - t0, 2)}
-        history.append(rec)
-        if acc.is_main_process:
-            with open(loss_file, "a", encoding="utf-8") as f:
-                f.write(json.dumps(rec) + "\n")
-        bar.set_postfix(loss=f"{rec['loss']:.3f}")
-        bar.update(1)
-        if cfg.save_every and step % cfg.save_every == 0 and step < total:
-            save_checkpoint(acc, ckpt, step)
-    bar.close()
+    try:
+        while step < total:
+            parts_sum = {"loss": 0.0, "translation": 0.0, "rationale": 0.0}
+            n_tokens = 0
+            for _ in range(cfg.grad_accum):
+                batch = {k: v.to(acc.device) for k, v in collate([features[i] for i in next(stream)], pad).items()}
+                denom, keep = token_counts(acc, batch), loss_positions(batch)
+                with acc.accumulate(model):
+                    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
+                                **({"logits_to_keep": keep} if slim else {}))
+                    loss, parts = loss_fn(out.logits if slim else out.logits[:, keep], batch, lam, denom, keep)
+                    if not torch.isfinite(loss):  # stop before a NaN/inf update corrupts the weights
+                        raise HarnessError(f"training loss is {float(loss)} at step {step + 1}: lower train.lr or use "
+                                           f"train.precision fp32; checkpoints already saved in {work_dir} are kept")
+                    acc.backward(loss)
+                    if acc.sync_gradients and cfg.max_grad_norm > 0:
+                        acc.clip_grad_norm_(params, cfg.max_grad_norm)
+                    opt.step()
+                    sched.step()
+                    opt.zero_grad()
+                parts_sum["loss"] += float(loss.detach()) / cfg.grad_accum
+                for k, v in parts.items():
+                    parts_sum[k] += v / cfg.grad_accum
+                n_tokens += int(batch["attention_mask"].sum())
+            step += 1
+            if acc.num_processes > 1:  # log the global batch: the mean of the processes' losses, their tokens summed
+                t = acc.reduce(torch.tensor([*parts_sum.values(), n_tokens], dtype=torch.float64, device=acc.device))
+                parts_sum, n_tokens = dict(zip(parts_sum, (t[:3] / acc.num_processes).tolist())), int(t[3])
+            rec = {"step": step, **{k: round(v, 5) for k, v in parts_sum.items()},
+                   "lr": sched.get_last_lr()[0], "tokens": n_tokens, "seconds": round(time.time() - t0, 2)}
+            history.append(rec)
+            if acc.is_main_process:
+                with open(loss_file, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(rec) + "\n")
+            bar.set_postfix(loss=f"{rec['loss']:.3f}")
+            bar.update(1)
+            if cfg.save_every and step % cfg.save_every == 0 and step < total:
+                save_checkpoint(acc, ckpt, step)
+    finally:  # the error message must not land inside the progress bar line
+        bar.close()
     if acc.is_main_process:
         plot_loss(history, work_dir / "loss.png")
     acc.wait_for_everyone()
