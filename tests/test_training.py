@@ -157,3 +157,25 @@ def test_nan_loss_stops_with_one_line_and_keeps_weights_finite(tiny_model, data_
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert err[-1].startswith("error: training loss is") and "lower train.lr" in err[-1]
+
+
+@pytest.mark.parametrize("damage", ["config_hash", "weights"])
+def test_tampered_artifact_is_refused(damage, tiny_model, data_dir, tmp_path, capsys):
+    recipe = _recipe(tmp_path)
+    args = ["train", "--method", "sft", "--model", str(tiny_model), "--data-dir", str(data_dir),
+            "--method-config", recipe, "--threads", "1"]
+    assert main(args) == 0
+    folder = next((tmp_path / "cache" / "artifacts" / "sft").iterdir())
+    manifest = folder / "artifact.json"
+    if damage == "config_hash":
+        m = json.loads(manifest.read_text())
+        manifest.write_text(json.dumps({**m, "config_hash": "0" * 16}))
+    else:
+        weights = next(folder.glob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    before = manifest.read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("does not match" in err[0] or "content hash mismatch" in err[0])
+    assert manifest.read_bytes() == before  # nothing overwritten

@@ -42,11 +42,14 @@ def content_hash(folder: Path) -> str:
     return stable_hash([(str(p.relative_to(folder)), sha256_file(p)) for p in content_files(folder)])
 
 
-def load_artifact(folder: Path, verify: bool = True) -> Artifact | None:
+def load_artifact(folder: Path, verify: bool = True, config_hash: str | None = None) -> Artifact | None:
     """The finished artifact in `folder`, or None when there is none; a modified one is an error."""
     if not (folder / MANIFEST).exists():
         return None
     m = read_json(folder / MANIFEST)
+    if config_hash is not None and m.get("config_hash") != config_hash:
+        raise HarnessError(f"{folder / MANIFEST}: config hash {m.get('config_hash')!r} does not match this run's "
+                           f"{config_hash!r}; delete the folder to retrain")
     if verify and content_hash(folder) != m["hash"]:
         raise HarnessError(f"{folder}: files changed since training (content hash mismatch); "
                            f"delete the folder to retrain")
