@@ -156,6 +156,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from harness.config import from_dict
     from harness.io import JsonlStore, read_json
     from harness.metrics.comet import Comet
     from harness.report import print_run_table
@@ -175,6 +176,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         if hasattr(task, "use_comet"):
             task.use_comet(comet)
         task.select(entry["config"]["selected"])
+        task.options = from_dict(type(task.options), entry["config"]["options"], f"{out}/results.json: {name}.options")
         task.run_dir = out  # judge-using tasks read drift.json from the run folder
         store = JsonlStore(out / entry["samples_file"])
         t0 = time.time()

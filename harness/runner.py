@@ -19,7 +19,7 @@ from harness import provenance
 from harness.backends.base import Generation, Request
 from harness.errors import HarnessError
 from harness.io import JsonlStore, atomic_write_json, read_json, sha256_file, sha256_text, stable_hash
-from harness.task import Task, config_dict
+from harness.task import Task, comparable_config, config_dict
 
 SCHEMA = "mt-harness/results/v1"
 
@@ -180,7 +180,7 @@ def write_results(ctx: EvalContext, task: Task, backend_settings: dict, agg: dic
     })
     results["tasks"][task.name] = {
         "config": config_dict(task),
-        "config_hash": stable_hash(config_dict(task)),
+        "config_hash": stable_hash(comparable_config(task)),  # without method-set extraction options
         "backend": backend_settings,
         **agg,
         "metadata": task.metadata(),

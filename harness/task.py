@@ -86,6 +86,9 @@ class Task:
     Options: ClassVar[type] = NoOptions
     content_fields: ClassVar[tuple[str, ...]] = ()  # doc fields that must appear in the rendered prompt
     n_rounds: ClassVar[int] = 1  # >1 for multi-turn tasks: messages() is called once per round
+    # options that only say how a method's outputs are read (e.g. which part of an answer is the
+    # translation); a method may override them, and they do not make runs incomparable
+    extraction_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: TaskConfig, data: DataSource, path: Path | None = None):
         self.cfg = cfg
@@ -195,3 +198,11 @@ def load_task(name_or_path: str, data: DataSource) -> Task:
 
 def config_dict(task: Task) -> dict:
     return {**to_dict(task.cfg), "selected": task.selected, "options": dataclasses.asdict(task.options)}
+
+
+def comparable_config(task: Task) -> dict:
+    """The task config minus its extraction options: what must be equal for scores to be comparable."""
+    cfg = config_dict(task)
+    cfg["options"] = {k: v for k, v in cfg["options"].items() if k not in task.extraction_options}
+    cfg.pop("selected")  # recorded separately; the leaderboard compares it on its own
+    return cfg

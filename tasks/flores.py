@@ -28,6 +28,7 @@ class FloresOptions:
 class FloresTask(Task):
     Options = FloresOptions
     content_fields = ("source",)
+    extraction_options = ("keep",)
     comet: Comet = Comet(skipped="no --comet-model given")  # set per run by use_comet()
 
     def use_comet(self, comet: Comet) -> None:

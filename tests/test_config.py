@@ -64,3 +64,16 @@ def test_non_utf8_yaml(tmp_path):
     p.write_bytes(b"task: \xff\xfe\n")
     with pytest.raises(HarnessError, match="not valid UTF-8"):
         load_yaml(p)
+
+
+def test_extraction_options_do_not_change_the_comparable_config(data_dir):
+    """RaDis reads its outputs with `keep: first_line`; its FLORES scores stay comparable with base's."""
+    from harness.io import stable_hash
+    from harness.task import comparable_config, config_dict
+
+    task = load_task("flores", DataSource(data_dir))
+    before, full = stable_hash(comparable_config(task)), stable_hash(config_dict(task))
+    task.options.keep = "first_line"
+    assert stable_hash(comparable_config(task)) == before and stable_hash(config_dict(task)) != full
+    task.cfg.prompt.template += " "
+    assert stable_hash(comparable_config(task)) != before
