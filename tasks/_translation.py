@@ -18,23 +18,32 @@ _RATIONALE = re.compile(r"\s+[(\[]?\**(note|explanation|rationale|erklärung|anm
 _QUOTES = [('"', '"'), ("“", "”"), ("«", "»"), ("„", "“"), ("「", "」"), ("'", "'")]
 
 
-def clean_translation(text: str, tgt_name: str, keep: str = "first_paragraph") -> tuple[str, list[str]]:
+def unwrap(text: str, preamble: re.Pattern, label: re.Pattern, label_step: str,
+           keep: str) -> tuple[str, list[str]]:
+    """Shared first steps of output cleaning: drop a preamble line ("Here is …:"), a leading label
+    ("English:"), and with keep='first_paragraph' everything after the first blank line."""
     steps: list[str] = []
     out = text.strip()
     lines = out.split("\n")
-    if len(lines) > 1 and _PREAMBLE.match(lines[0]):
+    if len(lines) > 1 and preamble.match(lines[0]):
         out = "\n".join(lines[1:]).strip()
         steps.append("drop_preamble")
-    label = re.match(rf"^\s*(\*\*)?{re.escape(tgt_name)}(\*\*)?\s*[:：]\s*", out)
-    if label and out[label.end():].strip():
-        out = out[label.end():].strip()
-        steps.append("drop_target_label")
+    found = label.match(out)
+    if found and out[found.end():].strip():
+        out = out[found.end():].strip()
+        steps.append(label_step)
     if keep == "first_paragraph":
         para = re.split(r"\n\s*\n", out, maxsplit=1)[0].strip()
         if para != out:
             out = para
             steps.append("first_paragraph")
-    elif keep == "first_line":  # RaDis: a rationale may follow after one newline or on the same line
+    return out, steps
+
+
+def clean_translation(text: str, tgt_name: str, keep: str = "first_paragraph") -> tuple[str, list[str]]:
+    label = re.compile(rf"^\s*(\*\*)?{re.escape(tgt_name)}(\*\*)?\s*[:：]\s*")
+    out, steps = unwrap(text, _PREAMBLE, label, "drop_target_label", keep)
+    if keep == "first_line":  # RaDis: a rationale may follow after one newline or on the same line
         line = out.split("\n", 1)[0].strip()
         if line != out:
             out = line

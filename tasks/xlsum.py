@@ -24,6 +24,7 @@ from harness.data import load_hub_dataset, read_lines
 from harness.errors import HarnessError
 from harness.languages import name
 from harness.metrics.rouge import rouge, settings
+from tasks._translation import unwrap
 from harness.task import Task
 
 ENV_DIR = "HARNESS_XLSUM_DIR"
@@ -132,22 +133,7 @@ class XLSumTask(Task):
         return out
 
     def clean(self, doc: dict, text: str) -> tuple[str, list[str]]:
-        steps: list[str] = []
-        out = text.strip()
-        lines = out.split("\n")
-        if len(lines) > 1 and _PREAMBLE.match(lines[0]):
-            out = "\n".join(lines[1:]).strip()
-            steps.append("drop_preamble")
-        label = _LABEL.match(out)
-        if label and out[label.end():].strip():
-            out = out[label.end():].strip()
-            steps.append("drop_label")
-        if self.options.keep == "first_paragraph":
-            para = re.split(r"\n\s*\n", out, maxsplit=1)[0].strip()
-            if para != out:
-                out = para
-                steps.append("first_paragraph")
-        return out, steps
+        return unwrap(text, _PREAMBLE, _LABEL, "drop_label", self.options.keep)
 
     def score(self, doc: dict, outputs: list[str]) -> dict:
         return {"reference": doc["summary"], "doc_chars": doc["doc_chars"], "doc_truncated": doc["doc_truncated"],
