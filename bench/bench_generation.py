@@ -62,13 +62,14 @@ def load_prompts(data_dir: Path, n: int) -> list[str]:
     return [f"German: {s}\nEnglish:" for s in lines]
 
 
-def run_harness(path: str, prompts: list[str], dtype: str, bs: int, max_new: int) -> tuple[list[str], float, float]:
+def run_harness(path: str, prompts: list[str], dtype: str, bs: int, max_new: int,
+                scheduler: str = "continuous") -> tuple[list[str], float, float]:
     from harness.backends.base import Request
     from harness.backends.hf import BackendConfig, HFBackend, load_model_and_tokenizer
     from harness.task import GenerationConfig
 
     t0 = time.perf_counter()
-    cfg = BackendConfig(dtype=dtype, device="cpu", batch_size=bs, threads=torch.get_num_threads())
+    cfg = BackendConfig(dtype=dtype, device="cpu", batch_size=bs, threads=torch.get_num_threads(), scheduler=scheduler)
     model, tok = load_model_and_tokenizer(path, cfg)
     backend = HFBackend(model, tok, cfg)
     load = time.perf_counter() - t0
@@ -80,6 +81,11 @@ def run_harness(path: str, prompts: list[str], dtype: str, bs: int, max_new: int
     wall = time.perf_counter() - t0
     assert [o.prompt for o in outs] == prompts, "harness rendered a different prompt"
     return [o.text for o in outs], wall, load
+
+
+def run_harness_static(path: str, prompts: list[str], dtype: str, bs: int, max_new: int):
+    """The harness backend with continuous batching off: static batches that only shrink as rows finish."""
+    return run_harness(path, prompts, dtype, bs, max_new, scheduler="static")
 
 
 def run_lmeval(path: str, prompts: list[str], dtype: str, bs: int, max_new: int) -> tuple[list[str], float, float]:
@@ -155,6 +161,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--data-dir", default=os.environ.get("HARNESS_DATA_DIR", str(REPO.parent / "shared" / "data")))
     ap.add_argument("--skip-lmeval", action="store_true")
+    ap.add_argument("--skip-static", action="store_true", help="skip the harness with continuous batching off")
     ap.add_argument("--skip-plain", action="store_true")
     ap.add_argument("--skip-cli", action="store_true", help="skip the `harness run` with its own defaults")
     ap.add_argument("--plain-defaults", action="store_true",
@@ -177,6 +184,8 @@ def main() -> None:
 
     rows: dict[str, dict] = {}
     contenders = [("harness", run_harness)]
+    if not args.skip_static:
+        contenders.append(("harness static batches", run_harness_static))
     if not args.skip_lmeval:
         contenders.append(("lm-eval hf", run_lmeval))
     if not args.skip_plain:
@@ -223,7 +232,7 @@ def main() -> None:
 
     print("\nagreement (identical outputs, after cutting at the first newline):")
     agree = {}
-    pairs = [("harness", "lm-eval hf"), ("harness", "plain generate loop"), ("lm-eval hf", "plain generate loop"),
+    pairs = [("harness", "lm-eval hf"), ("harness", "harness static batches"), ("harness", "plain generate loop"), ("lm-eval hf", "plain generate loop"),
              ("harness run (defaults)", "plain loop (defaults)"), ("harness run (defaults)", "harness")]
     for a, b in pairs:
         if a in outputs and b in outputs:

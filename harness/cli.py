@@ -23,6 +23,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", help="auto (bf16 on GPUs and bf16-capable CPUs), float32, bfloat16, float16")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--scheduler", default="auto", choices=["auto", "continuous", "static"],
+                   help="transformers backend batching: continuous refills finished rows; static keeps fixed "
+                        "batches; auto = continuous in float32, static in bf16/fp16 (bit-identical to a plain "
+                        "generate loop)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores this process may use)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model repos to run their own code")
 

@@ -285,7 +285,8 @@ def prepare_training(args: argparse.Namespace) -> Setup:
     model_name = args.model or DEFAULT_MODEL
     model = resolve_model(model_name)
     backend_cfg = BackendConfig(dtype=args.dtype, device=args.device, batch_size=args.batch_size,
-                                threads=args.threads, trust_remote_code=args.trust_remote_code)
+                                threads=args.threads, trust_remote_code=args.trust_remote_code,
+                                scheduler=args.scheduler)
     ctx = TrainContext(model=model, data=data, out_dir=artifacts_root(), eval_tasks=tasks, seed=args.seed,
                        backend=backend_cfg, allow_overlap=args.drop_overlap)
     return Setup(method, tasks, model_name, model, backend_cfg, cfg, ctx)

@@ -6,7 +6,7 @@ in the child so that it SIGKILLs itself (a real, uncatchable kill) at the n-th c
 of results.json / samples.jsonl (generation, then scoring). Two more kills are plain timer kills.
 After every kill: no file is corrupt (results.json valid, every samples line valid but a torn
 last one), no id is duplicated; at the end the samples and metrics equal an uninterrupted run's.
-Training-checkpoint kills are covered by the trainer's own tests.
+Training and checkpoint kills: tests/test_training_crash.py.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
-"""`transformers` backend: batched greedy/sampled generation with a batch that shrinks as rows finish.
+"""`transformers` backend: greedy/sampled generation with continuous batching.
 
 Requests are sorted by prompt length (least padding), left-padded, and decoded with an explicit
-KV-cache loop: a row that hits EOS, a stop string or its token cap leaves the batch at once, so
-finished sequences stop costing compute (HF `generate` keeps them until the longest row ends).
-Outputs are returned in the original order.
+KV-cache loop: a row that hits EOS, a stop string or its token cap leaves the batch at once, and
+waiting requests are prefilled and merged into the running KV cache as soon as enough rows are free,
+so finished sequences stop costing compute (HF `generate` and lm-eval keep a batch until its longest
+row ends). Models whose cache cannot be merged (sliding-window layers, e.g. Gemma 3) fall back to
+static batches that still shrink as rows finish. `scheduler: auto` uses continuous batching in float32
+only: in bf16/fp16 a row's rounding depends on its batch neighbours, and static batches keep outputs
+identical to a plain `generate` loop at the same batch size. Outputs are returned in the original order.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -69,6 +74,11 @@ class BackendConfig:
     batch_size: int = 32
     threads: int | None = None
     trust_remote_code: bool = False
+    # continuous: refill freed batch rows from the queue; static: fixed batches that only shrink as rows
+    # finish; auto: continuous in float32, static in bf16/fp16, where a row's arithmetic depends on its
+    # batch neighbours and static batches keep outputs identical to a plain `generate` loop
+    scheduler: str = "auto"
+    refill_min_free: int = 1  # continuous: admit waiting requests once this many rows are free
 
 
 def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
@@ -114,6 +124,9 @@ class HFBackend:
         # prefill computes logits for the last position only (the full [batch, width, vocab] matmul is wasted work)
         params = inspect.signature(self.model.forward).parameters
         self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        if cfg.scheduler not in ("auto", "continuous", "static"):
+            raise HarnessError(f"--scheduler {cfg.scheduler}: use auto, continuous or static")
+        self.continuous = cfg.scheduler == "continuous" or (cfg.scheduler == "auto" and self.dtype == torch.float32)
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -131,7 +144,8 @@ class HFBackend:
 
     def settings(self) -> dict:
         return {"backend": self.name, "dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),
-                "batch_size": self.cfg.batch_size, "threads": torch.get_num_threads()}
+                "batch_size": self.cfg.batch_size, "threads": torch.get_num_threads(),
+                "scheduler": "continuous" if self.continuous else "static"}
 
     def stops_for(self, req: Request) -> list[str]:
         chat = uses_chat(self.tok, req.chat)
@@ -143,101 +157,153 @@ class HFBackend:
         bos = self.tok.bos_token_id
         if bos is not None and getattr(self.tok, "add_bos_token", False):
             encoded = [ids if ids[:1] == [bos] else [bos] + ids for ids in encoded]
-        order = sorted(range(len(requests)), key=lambda i: -len(encoded[i]))
-        results: list[Generation | None] = [None] * len(requests)
-        bs = max(1, self.cfg.batch_size)
-        for start in range(0, len(order), bs):
-            idx = order[start : start + bs]
-            outs = self._generate_batch([encoded[i] for i in idx], [requests[i] for i in idx], progress)
-            for i, (text, n_new, finish) in zip(idx, outs):
-                results[i] = Generation(text, prompts[i], len(encoded[i]), n_new, finish)
-        return results  # type: ignore[return-value]
+        rows = [_Row(i, encoded[i], r, self.stops_for(r)) for i, r in enumerate(requests)]
+        # longest prompts first: rows admitted together have similar lengths (little padding)
+        todo = sorted((row for row in rows if row.req.gen.max_new_tokens > 0), key=lambda row: -len(row.prompt))
+        self._decode(deque(todo), progress)
+        out = []
+        for row in rows:
+            text = self.tok.decode(row.tokens, skip_special_tokens=True)
+            text, hit = cut_at_stop(text, row.stops)
+            finish = "stop" if hit and row.finish == "length" else row.finish
+            out.append(Generation(text, prompts[row.index], len(row.prompt), len(row.tokens), finish))
+        return out
 
     @torch.inference_mode()
-    def _generate_batch(self, batch: list[list[int]], reqs: list[Request], progress) -> list[tuple[str, int, str]]:
-        n = len(batch)
-        width = max(len(x) for x in batch)
-        pad = self.tok.pad_token_id
-        input_ids = torch.full((n, width), pad, dtype=torch.long)
-        attn = torch.zeros((n, width), dtype=torch.long)
-        for r, ids in enumerate(batch):
-            input_ids[r, width - len(ids):] = torch.tensor(ids)
-            attn[r, width - len(ids):] = 1
-        input_ids, attn = input_ids.to(self.device), attn.to(self.device)
-        stops = [self.stops_for(r) for r in reqs]
-        caps = [r.gen.max_new_tokens for r in reqs]
-        sampling = [r.gen.temperature > 0 for r in reqs]
-        gens = [torch.Generator(device="cpu").manual_seed(r.seed) for r in reqs]
-        new_tokens: list[list[int]] = [[] for _ in range(n)]
-        finish = ["length"] * n
-        alive = list(range(n))  # original row of each row still in the batch
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=pos, use_cache=True,
-                         **self._last_logits_only)
-        cache = out.past_key_values
-        logits = out.logits[:, -1, :]
-        for _step in range(max(caps)):
-            next_ids = self._pick(logits, [reqs[r] for r in alive], [sampling[r] for r in alive],
-                                  [gens[r] for r in alive])
-            keep = []
-            for j, (r, tid) in enumerate(zip(alive, next_ids.tolist())):
-                done = False
-                if tid in self.eos_ids:
-                    finish[r], done = "eos", True
+    def _decode(self, pending: deque[_Row], progress) -> None:
+        """Decode every row of `pending`, at most `batch_size` at a time.
+
+        At the top of each step every active row has its next-token logits. Rows that finish leave the
+        batch at once; with continuous batching, waiting rows are prefilled and merged into the KV cache
+        as soon as enough slots are free, so the batch stays full until the queue runs dry.
+        """
+        bs = max(1, self.cfg.batch_size)
+        refill_at = max(1, self.cfg.refill_min_free)
+        active: list[_Row] = []
+        cache = attn = logits = None
+        refill = self.continuous
+        while pending or active:
+            free = bs - len(active)
+            if pending and (not active or (refill and free >= min(refill_at, len(pending)))):
+                new = [pending.popleft() for _ in range(min(free, len(pending)))]
+                n_cache, n_attn, n_logits = self._prefill(new)
+                if not active:
+                    cache, attn, logits = n_cache, n_attn, n_logits
+                    refill = refill and _mergeable(cache)
                 else:
-                    new_tokens[r].append(tid)
-                    if stops[r] and self._hit_stop(new_tokens[r], stops[r]):
-                        finish[r], done = "stop", True
-                    elif len(new_tokens[r]) >= caps[r]:
-                        finish[r], done = "length", True
-                if done and progress is not None:
-                    progress.update(1)
-                if not done:
-                    keep.append(j)
+                    attn = _merge(cache, attn, n_cache, n_attn)
+                    logits = torch.cat([logits, n_logits])
+                active += new
+            next_ids = self._pick(logits, active)
+            keep = [j for j, (row, tid) in enumerate(zip(active, next_ids.tolist())) if not self._advance(row, tid)]
+            if progress is not None and len(keep) < len(active):
+                progress.update(len(active) - len(keep))
             if not keep:
-                break
-            if len(keep) < len(alive):
+                active, cache = [], None
+                continue
+            if len(keep) < len(active):
                 sel = torch.tensor(keep, device=self.device)
                 _select_rows(cache, sel)
-                attn, next_ids = attn[sel], next_ids[sel]
-                alive = [alive[j] for j in keep]
-            attn = torch.cat([attn, attn.new_ones((len(alive), 1))], dim=-1)
-            pos = (attn.sum(-1, keepdim=True) - 1)
-            out = self.model(input_ids=next_ids[:, None], attention_mask=attn, position_ids=pos,
-                             past_key_values=cache, use_cache=True)
-            cache = out.past_key_values
-            logits = out.logits[:, -1, :]
-        else:
-            if progress is not None:
-                progress.update(len(alive))
-        results = []
-        for r in range(n):
-            text = self.tok.decode(new_tokens[r], skip_special_tokens=True)
-            text, hit = cut_at_stop(text, stops[r])
-            if hit and finish[r] == "length":
-                finish[r] = "stop"
-            results.append((text, len(new_tokens[r]), finish[r]))
-        return results
+                attn, next_ids = _trim_left(cache, attn[sel]), next_ids[sel]
+                active = [active[j] for j in keep]
+            attn = torch.cat([attn, attn.new_ones((len(active), 1))], dim=-1)
+            out = self.model(input_ids=next_ids[:, None], attention_mask=attn,
+                             position_ids=attn.sum(-1, keepdim=True) - 1, past_key_values=cache, use_cache=True)
+            cache, logits = out.past_key_values, out.logits[:, -1, :]
 
-    def _pick(self, logits: torch.Tensor, reqs: list[Request], sampling: list[bool], gens) -> torch.Tensor:
+    def _prefill(self, rows: list[_Row]):
+        width = max(len(row.prompt) for row in rows)
+        input_ids = torch.full((len(rows), width), self.tok.pad_token_id, dtype=torch.long)
+        attn = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, row in enumerate(rows):
+            input_ids[r, width - len(row.prompt):] = torch.tensor(row.prompt)
+            attn[r, width - len(row.prompt):] = 1
+        input_ids, attn = input_ids.to(self.device), attn.to(self.device)
+        out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
+                         use_cache=True, **self._last_logits_only)
+        return out.past_key_values, attn, out.logits[:, -1, :]
+
+    def _advance(self, row: _Row, tid: int) -> bool:
+        """Append token `tid` to `row`; True when the row is finished."""
+        if tid in self.eos_ids:
+            row.finish = "eos"
+            return True
+        row.tokens.append(tid)
+        if row.stops and self._hit_stop(row.tokens, row.stops):
+            row.finish = "stop"
+            return True
+        return len(row.tokens) >= row.req.gen.max_new_tokens
+
+    def _pick(self, logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
         greedy = logits.argmax(-1)
-        if not any(sampling):
+        if all(row.req.gen.temperature <= 0 for row in rows):
             return greedy
         out = greedy.clone()
-        for j, (req, s) in enumerate(zip(reqs, sampling)):
-            if s:
-                probs = torch.softmax(logits[j].float() / req.gen.temperature, -1)
-                if req.gen.top_p < 1.0:
+        for j, row in enumerate(rows):
+            gen = row.req.gen
+            if gen.temperature > 0:
+                probs = torch.softmax(logits[j].float() / gen.temperature, -1)
+                if gen.top_p < 1.0:
                     sp, si = probs.sort(descending=True)
-                    mask = sp.cumsum(-1) - sp > req.gen.top_p
-                    sp[mask] = 0
+                    sp[sp.cumsum(-1) - sp > gen.top_p] = 0
                     probs = torch.zeros_like(probs).scatter_(0, si, sp)
-                out[j] = torch.multinomial(probs.cpu(), 1, generator=gens[j]).to(out.device)[0]
+                out[j] = torch.multinomial(probs.cpu(), 1, generator=row.rng).to(out.device)[0]
         return out
 
     def _hit_stop(self, tokens: list[int], stops: list[str]) -> bool:
         tail = self.tok.decode(tokens[-8:], skip_special_tokens=True)
         return any(s in tail for s in stops)
+
+
+@dataclass
+class _Row:
+    index: int  # position in the caller's request list
+    prompt: list[int]
+    req: Request
+    stops: list[str]
+    tokens: list[int] = field(default_factory=list)
+    finish: str = "length"
+    rng: torch.Generator | None = None
+
+    def __post_init__(self):
+        if self.req.gen.temperature > 0:
+            self.rng = torch.Generator(device="cpu").manual_seed(self.req.seed)
+
+
+def _mergeable(cache) -> bool:
+    """Rows can join a running batch only when every cache layer is a plain growing one (no sliding window)."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def _left_pad(x: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    missing = width - x.shape[dim]
+    if missing == 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = missing
+    return torch.cat([x.new_zeros(shape), x], dim=dim)
+
+
+def _merge(cache, attn: torch.Tensor, new_cache, new_attn: torch.Tensor) -> torch.Tensor:
+    """Append the rows of `new_cache` to `cache` (in place), left-padding the narrower side; returns the mask."""
+    width = max(attn.shape[1], new_attn.shape[1])
+    for layer, new in zip(cache.layers, new_cache.layers):
+        layer.keys = torch.cat([_left_pad(layer.keys, width, -2), _left_pad(new.keys, width, -2)])
+        layer.values = torch.cat([_left_pad(layer.values, width, -2), _left_pad(new.values, width, -2)])
+    return torch.cat([_left_pad(attn, width, 1), _left_pad(new_attn, width, 1)])
+
+
+def _trim_left(cache, attn: torch.Tensor) -> torch.Tensor:
+    """Drop leading cache columns that no remaining row attends to (left padding of rows that left)."""
+    lead = int((attn.sum(0) == 0).long().cumprod(0).sum())
+    if lead == 0 or not _mergeable(cache):
+        return attn
+    for layer in cache.layers:
+        layer.keys, layer.values = layer.keys[..., lead:, :], layer.values[..., lead:, :]
+    return attn[:, lead:]
 
 
 def _select_rows(cache, sel: torch.Tensor) -> None:

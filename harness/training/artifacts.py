@@ -58,10 +58,13 @@ def load_artifact(folder: Path, verify: bool = True, config_hash: str | None = N
 
 
 def save_artifact(folder: Path, method: str, kind: str, config: dict, cfg_hash: str, extra: dict) -> Artifact:
-    """Write the manifest (last), drop the resumable checkpoint, and return the artifact."""
-    for name in ("checkpoint", "checkpoint.tmp", "checkpoint.old"):
-        shutil.rmtree(folder / name, ignore_errors=True)
+    """Write the manifest, then drop the resumable checkpoint, and return the artifact.
+
+    In that order: a kill between the two leaves a finished artifact plus a stale checkpoint (not
+    part of the content hash), never an unfinished folder whose checkpoint is already gone."""
     digest = content_hash(folder)
     atomic_write_json(folder / MANIFEST, {"method": method, "kind": kind, "config": config, "config_hash": cfg_hash,
                                           "hash": digest, **extra})
+    for name in ("checkpoint", "checkpoint.tmp", "checkpoint.old"):
+        shutil.rmtree(folder / name, ignore_errors=True)
     return Artifact(method=method, kind=kind, path=folder, config=config, config_hash=cfg_hash, hash=digest)

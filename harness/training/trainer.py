@@ -214,6 +214,9 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
 
     ckpt, loss_file = work_dir / "checkpoint", work_dir / "loss.jsonl"
     step, history = 0, []
+    if acc.is_main_process:
+        recover_checkpoint(ckpt)
+    acc.wait_for_everyone()
     if (ckpt / "state.json").exists():
         acc.load_state(str(ckpt))
         step = read_json(ckpt / "state.json")["step"]
@@ -246,7 +249,7 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
                                 **({"logits_to_keep": keep} if slim else {}))
                     loss, parts = loss_fn(out.logits if slim else out.logits[:, keep], batch, lam, denom, keep)
                     if not torch.isfinite(loss):  # stop before a NaN/inf update corrupts the weights
-                        raise HarnessError(f"training loss is {float(loss)} at step {step + 1}: lower train.lr or use "
+                        raise HarnessError(f"training loss is {float(loss.detach())} at step {step + 1}: lower train.lr or use "
                                            f"train.precision fp32; checkpoints already saved in {work_dir} are kept")
                     acc.backward(loss)
                     if acc.sync_gradients and cfg.max_grad_norm > 0:
@@ -280,6 +283,19 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     return acc.unwrap_model(model), acc.is_main_process
 
 
+def recover_checkpoint(ckpt: Path) -> None:
+    """After a kill inside `save_checkpoint`'s two renames, put the newest complete checkpoint back.
+
+    `state.json` is written last, so a folder holding it is complete: prefer `.tmp` (newer) to `.old`."""
+    if (ckpt / "state.json").exists():
+        return
+    for candidate in (ckpt.with_name(ckpt.name + ".tmp"), ckpt.with_name(ckpt.name + ".old")):
+        if (candidate / "state.json").exists():
+            shutil.rmtree(ckpt, ignore_errors=True)
+            candidate.rename(ckpt)
+            return
+
+
 def save_checkpoint(acc, ckpt: Path, step: int) -> None:
     """Atomic: state goes to a temporary folder that replaces the old checkpoint in one rename."""
     tmp = ckpt.with_name(ckpt.name + ".tmp")
@@ -290,6 +306,7 @@ def save_checkpoint(acc, ckpt: Path, step: int) -> None:
     if acc.is_main_process:
         atomic_write_json(tmp / "state.json", {"step": step})
         old = ckpt.with_name(ckpt.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)  # stale, from a run killed before it could remove it
         if ckpt.exists():
             ckpt.rename(old)
         tmp.rename(ckpt)
