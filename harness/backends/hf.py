@@ -204,7 +204,9 @@ class HFBackend:
             if len(keep) < len(active):
                 sel = torch.tensor(keep, device=self.device)
                 _select_rows(cache, sel)
-                attn, next_ids = _trim_left(cache, attn[sel]), next_ids[sel]
+                attn, next_ids = attn[sel], next_ids[sel]
+                if refill:  # static batches keep their width: same arithmetic as a plain `generate` loop
+                    attn = _trim_left(cache, attn)
                 active = [active[j] for j in keep]
             attn = torch.cat([attn, attn.new_ones((len(active), 1))], dim=-1)
             out = self.model(input_ids=next_ids[:, None], attention_mask=attn,
@@ -299,7 +301,7 @@ def _merge(cache, attn: torch.Tensor, new_cache, new_attn: torch.Tensor) -> torc
 def _trim_left(cache, attn: torch.Tensor) -> torch.Tensor:
     """Drop leading cache columns that no remaining row attends to (left padding of rows that left)."""
     lead = int((attn.sum(0) == 0).long().cumprod(0).sum())
-    if lead == 0 or not _mergeable(cache):
+    if lead == 0:
         return attn
     for layer in cache.layers:
         layer.keys, layer.values = layer.keys[..., lead:, :], layer.values[..., lead:, :]
