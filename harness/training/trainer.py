@@ -204,7 +204,10 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
         model.gradient_checkpointing_enable()
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fused: one kernel per parameter and no parameter-sized temporaries (the for-loop AdamW allocates
+    # several per tensor, e.g. ~0.2 GB at the step for a 49k-row embedding)
+    fused = dev.type in ("cpu", "cuda") and all(p.dtype in (torch.float32, torch.bfloat16) for p in params)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     per_epoch = math.ceil(len(features) / (cfg.batch_size * acc.num_processes))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, total))

@@ -11,13 +11,12 @@ model, prompt template or length bound never reuses a record; the same ones are 
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from harness.backends.base import Request
-from harness.backends.hf import HFBackend, load_model_and_tokenizer
+from harness.backends.hf import HFBackend, load_model_and_tokenizer, release_memory
 from harness.io import JsonlStore, stable_hash
 from harness.models import cache_dir
 from harness.prompting import render
@@ -76,6 +75,6 @@ def rationales(examples, messages, chat: str, ctx, max_new_tokens: int, batch_si
                           "model_sha256": sha, "max_new_tokens": max_new_tokens} for r, g in zip(chunk, gens))
         bar.close()
         del model, backend
-        gc.collect()
+        release_memory()
     out = [store.records[k]["rationale"] for k in keys]
     return out, {"generated": len(reqs), "reused": len(set(keys)) - len(reqs), "cache": str(store.path)}
