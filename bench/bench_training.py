@@ -156,6 +156,10 @@ def run_radis(args) -> dict:
     Runs in a worker process whose only child is the CLI, so RUSAGE_CHILDREN's peak is the CLI's."""
     with tempfile.TemporaryDirectory(prefix="bench-radis-") as tmp:
         env = {**os.environ, "HARNESS_CACHE": tmp, "OMP_NUM_THREADS": str(args.threads)}
+        from harness.models import cache_dir
+
+        if (cache_dir() / "models").is_dir():  # reuse converted base models; artifacts and rationales start empty
+            (Path(tmp) / "models").symlink_to(cache_dir() / "models")
         if args.data_dir:
             env["HARNESS_DATA_DIR"] = str(args.data_dir)
         cmd = [sys.executable, "-m", "harness.cli", "train", "--method", "radis", "--budget", "small",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     use_comet(tasks, args.comet_model)
     out = Path(args.output) if args.output else default_output(model_name, method.name, args.limit)
     artifact = method.train(setup.cfg, setup.ctx)
+    if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`: rank 0 alone evaluates
+        print(f"[rank {os.environ['RANK']}] training done; evaluation runs on rank 0 only")
+        return 0
     for task in tasks:
         method.prepare_task(task, artifact)
     if getattr(args, "backend", "transformers") == "vllm":

@@ -34,6 +34,7 @@ from harness.cli import main
 
 STEPS = 6
 REPO = Path(__file__).resolve().parent.parent
+ACCELERATE = REPO / "harness" / "training" / "accelerate"  # the documented launch configs
 
 
 def _recipe(path, batch_size: int) -> str:
@@ -73,16 +74,17 @@ def test_two_cpu_processes_match_single_process(tiny_model, data_dir, tmp_path, 
     assert main(_args(tiny_model, data_dir, _recipe(tmp_path / "one.yaml", 4))) == 0
     one_dir, one = _artifact(tmp_path / "one")
 
-    # two processes, batch 2 each, through the real CLI under accelerate's (torchrun) launcher
+    # two processes, batch 2 each, through the real CLI under accelerate's (torchrun) launcher with the
+    # documented config harness/training/accelerate/cpu_ddp.yaml
     # this checkout's code (cwd + PYTHONPATH), whatever `pip install -e` points at
     env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "two"), "HARNESS_DATA_DIR": str(data_dir),
            "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     recipe = _recipe(tmp_path / "two.yaml", 2)
     for attempt in range(2):  # the rendezvous port can be taken between picking and binding it: retry once
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()), "-m", "harness.cli", *_args(tiny_model, data_dir, recipe)]
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE / "cpu_ddp.yaml"),
+               "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+               "-m", "harness.cli", *_args(tiny_model, data_dir, recipe)]
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
         except subprocess.TimeoutExpired as e:
@@ -143,3 +145,18 @@ def test_loss_on_kept_positions_equals_full_logits(tiny_model):
     (l0, p0, g0), (l1, p1, g1) = results
     assert p0["rationale"] > 0 and l1 == pytest.approx(l0, rel=1e-6) and p1 == pytest.approx(p0, rel=1e-6)
     assert all(torch.allclose(a, b, atol=1e-7, rtol=1e-5) for a, b in zip(g0, g1))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in ACCELERATE.glob("*.yaml")))
+def test_documented_accelerate_configs_are_valid(name):
+    """Every shipped config loads as an accelerate cluster config (unknown keys are an error there) and
+    each `fsdp_config` key is an option of `accelerate launch`."""
+    from accelerate.commands.config.config_args import ClusterConfig
+    from accelerate.commands.launch import launch_command_parser
+
+    cfg = ClusterConfig.from_yaml_file(ACCELERATE / name)
+    assert cfg.num_processes >= 2 and cfg.num_machines >= 1
+    options = {opt for action in launch_command_parser()._actions for opt in action.option_strings}
+    unknown = [k for k in (cfg.fsdp_config or {}) if f"--{k}" not in options]
+    assert not unknown, unknown
+    assert name in (ACCELERATE / "README.md").read_text()

@@ -179,3 +179,31 @@ def test_tampered_artifact_is_refused(damage, tiny_model, data_dir, tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and ("does not match" in err[0] or "content hash mismatch" in err[0])
     assert manifest.read_bytes() == before  # nothing overwritten
+
+
+def test_grad_accumulation_equals_the_bigger_batch(tiny_model, tmp_path):
+    """batch 4, batch 2 x 2 accumulation steps and batch 1 x 4 see the same examples per step and, with the
+    step's token count as the loss denominator, give the same loss curve and weights (fp32 summation order
+    aside). Examples of different lengths make a per-micro-batch mean visibly wrong."""
+    _, tok = trainer.load_for_training(tiny_model, _backend())
+    pairs = [("Hallo", "Hello there, my good old friend"), ("Guten Tag", "Good day"), ("Danke", "Thanks a lot"),
+             ("Ja", "Yes"), ("Nein, heute nicht", "No, not today"), ("Bitte", "Please")] * 2
+    feats = [trainer.encode(tok, [{"role": "user", "content": f"Translate: {s}"}], t, "auto", 64) for s, t in pairs]
+    curves, weights = {}, {}
+    for bs, accum in ((4, 1), (2, 2), (1, 4)):
+        cfg = TrainConfig(lr=1e-3, max_steps=3, batch_size=bs, grad_accum=accum, save_every=0, precision="fp32",
+                          warmup_ratio=0)
+        model, tok = trainer.load_for_training(tiny_model, _backend())
+        model, _ = trainer.train(model, tok, feats, cfg, tmp_path / f"{bs}x{accum}", seed=1)
+        log = [json.loads(x) for x in (tmp_path / f"{bs}x{accum}" / "loss.jsonl").read_text().splitlines()]
+        curves[bs] = [(r["step"], r["tokens"], r["loss"]) for r in log]
+        weights[bs] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    assert [c[0] for c in curves[4]] == [1, 2, 3]
+    for bs in (2, 1):
+        assert [c[:2] for c in curves[bs]] == [c[:2] for c in curves[4]]  # same examples in each step
+        assert [c[2] for c in curves[bs]] == pytest.approx([c[2] for c in curves[4]], rel=1e-5)
+        worst = max(float((weights[bs][k] - weights[4][k]).abs().max()) for k in weights[4])
+        assert worst < 1e-5, worst
+    moved = max(float((weights[4][k] - trainer.load_for_training(tiny_model, _backend())[0].state_dict()[k]).abs().max())
+                for k in weights[4])
+    assert moved > 1e-3  # the weights did change: equal-but-frozen would also "match"

@@ -1,7 +1,7 @@
 """Steps every supervised method shares: data → contamination guard → cache key → prompts → save.
 
 A method's `train.py` reads top to bottom as: `prepare()` (data and cache lookup), load the
-model, build features with `encode_examples()`, run `trainer.train()`, save, `finish()`.
+model, build features, run `trainer.train(..., save_to=prep.dir)` (it saves), `finish()`.
 """
 
 from __future__ import annotations

@@ -93,13 +93,14 @@ def encode(tok, messages: list[dict], target: str, chat: str, max_length: int, s
 
 
 def batches(features: list[dict], cfg: TrainConfig, seed: int, epoch: int, world: int = 1) -> list[list[int]]:
-    """Index batches of one epoch: shuffled, then sorted by length inside mega-batches.
+    """Index batches of one epoch, one per optimizer step: shuffled, then sorted by length inside mega-batches.
 
-    Batches are global (`batch_size * world` examples, `world` = data-parallel processes); each
-    process takes every `world`-th example of one. So a step sees the same examples on 1 process
-    with batch 4 as on 2 processes with batch 2.
+    Batches are global: `batch_size * grad_accum * world` examples (`world` = data-parallel processes),
+    later cut into `grad_accum` micro-batches of which each process takes every `world`-th example
+    (`micro_batches`). So a step sees the same examples whichever way its batch is split: 1 process with
+    batch 4, 2 processes with batch 2, or batch 2 with 2 accumulation steps.
     """
-    size = cfg.batch_size * world
+    size = cfg.batch_size * cfg.grad_accum * world
     order = list(range(len(features)))
     random.Random(seed * 1000 + epoch).shuffle(order)
     if cfg.group_by_length:
@@ -108,6 +109,18 @@ def batches(features: list[dict], cfg: TrainConfig, seed: int, epoch: int, world
                  for i in sorted(order[s:s + window], key=lambda i: -len(features[i]["input_ids"]))]
     out = [order[s:s + size] for s in range(0, len(order), size)]
     random.Random(seed * 1000 + epoch + 1).shuffle(out)
+    return out
+
+
+def micro_batches(step_batch: list[int], grad_accum: int, world: int, rank: int) -> list[list[int]]:
+    """This process's micro-batches of one step: `grad_accum` near-equal consecutive slices (similar
+    lengths, little padding), every `world`-th example of each. Needs len(step_batch) >= grad_accum * world."""
+    base, extra = divmod(len(step_batch), grad_accum)
+    out, start = [], 0
+    for i in range(grad_accum):
+        end = start + base + (i < extra)
+        out.append(step_batch[start:end][rank::world])
+        start = end
     return out
 
 
@@ -152,15 +165,17 @@ def loss_fn(logits: torch.Tensor, batch: dict, lam: float, denom: dict | None = 
     return loss, {k: float(v.detach()) for k, v in parts.items()}
 
 
-def token_counts(acc, batch: dict) -> dict:
-    """Loss denominators: target tokens of the GLOBAL micro-batch / processes. DDP averages the
-    processes' gradients, so each dividing its NLL sum by this gives exactly the single-process
-    gradient of the mean over all target tokens (a plain per-process mean would weight short shards up)."""
-    seg = batch["segments"][:, 1:]
-    n = torch.stack([(seg == TRANSLATION).sum(), (seg == RATIONALE).sum()]).float()
+def token_counts(acc, micro: list[dict], grad_accum: int) -> dict:
+    """Loss denominators: target tokens of the whole optimizer step (all micro-batches, all processes)
+    / (processes x grad_accum). `accelerator.backward` divides each micro-batch loss by grad_accum and
+    DDP averages the processes' gradients, so each micro-batch dividing its NLL sum by this gives
+    exactly the gradient of the mean over all the step's target tokens, however the step is split
+    (a plain per-micro-batch mean would weight short micro-batches up)."""
+    segs = [b["segments"][:, 1:] for b in micro]
+    n = torch.stack([sum((s == TRANSLATION).sum() for s in segs), sum((s == RATIONALE).sum() for s in segs)]).float()
     if acc.num_processes > 1:
         n = acc.reduce(n, "sum")
-    n = n.clamp(min=1) / acc.num_processes
+    n = n.clamp(min=1) / (acc.num_processes * grad_accum)
     return {"translation": n[0], "rationale": n[1]}
 
 
@@ -178,13 +193,17 @@ def _schedule(cfg: TrainConfig, total: int):
 
 
 def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, seed: int = 0, lam: float = 1.0,
-          device: str = "auto", desc: str = "train"):
-    """Train `model` in place; returns the unwrapped model. Checkpoints/loss curve go to `work_dir`."""
+          device: str = "auto", desc: str = "train", save_to: Path | None = None):
+    """Train `model` in place; returns (the unwrapped model, whether this is the main process).
+
+    Checkpoints and the loss curve go to `work_dir`. With `save_to`, the trained weights (full model,
+    or the adapter of a peft model) and the tokenizer are saved there from the state dict gathered
+    across processes, which is what makes saving correct under FSDP as well as DDP and one process."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     from accelerate.utils import DataLoaderConfiguration, set_seed
 
-    from harness.backends.hf import pick_device
+    from harness.backends.hf import pick_device, release_memory
 
     if not features:
         raise HarnessError("training: no examples")
@@ -208,8 +227,8 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     # several per tensor, e.g. ~0.2 GB at the step for a 49k-row embedding)
     fused = dev.type in ("cpu", "cuda") and all(p.dtype in (torch.float32, torch.bfloat16) for p in params)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
-    per_epoch = math.ceil(len(features) / (cfg.batch_size * acc.num_processes))
-    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
+    per_epoch = math.ceil(len(features) / (cfg.batch_size * cfg.grad_accum * acc.num_processes))
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, total))
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
     slim = "logits_to_keep" in inspect.signature(base.forward).parameters
@@ -229,13 +248,13 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     if acc.is_main_process:
         atomic_write_text(loss_file, "".join(json.dumps(r) + "\n" for r in history))
 
-    def micro_batches():  # this process's share of each global batch (a tail smaller than the world is dropped)
-        world = acc.num_processes
+    def steps():  # this process's micro-batches of each optimizer step (a tail too small to split is dropped)
+        world, g = acc.num_processes, cfg.grad_accum
         for epoch in itertools.count():
             for b in batches(features, cfg, seed, epoch, world):
-                if len(b) >= world:
-                    yield b[acc.process_index::world]
-    stream = itertools.islice(micro_batches(), step * cfg.grad_accum, None)
+                if len(b) >= world * g:
+                    yield micro_batches(b, g, world, acc.process_index)
+    stream = itertools.islice(steps(), step, None)
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True,
                disable=not acc.is_local_main_process)
@@ -244,14 +263,20 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
         while step < total:
             parts_sum = {"loss": 0.0, "translation": 0.0, "rationale": 0.0}
             n_tokens = 0
-            for _ in range(cfg.grad_accum):
-                batch = {k: v.to(acc.device) for k, v in collate([features[i] for i in next(stream)], pad).items()}
-                denom, keep = token_counts(acc, batch), loss_positions(batch)
+            micro = [collate([features[i] for i in idx], pad) for idx in next(stream)]
+            denom = token_counts(acc, micro, cfg.grad_accum)
+            for batch in micro:
+                batch = {k: v.to(acc.device) for k, v in batch.items()}
+                keep = loss_positions(batch)
                 with acc.accumulate(model):
                     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
                                 **({"logits_to_keep": keep} if slim else {}))
                     loss, parts = loss_fn(out.logits if slim else out.logits[:, keep], batch, lam, denom, keep)
-                    if not torch.isfinite(loss):  # stop before a NaN/inf update corrupts the weights
+                    del out  # the logits are not needed by backward: one vocab-sized tensor less at the peak
+                    bad = torch.tensor(float(not torch.isfinite(loss)), device=acc.device)
+                    if acc.num_processes > 1:  # every process must stop, not only the one that saw it
+                        bad = acc.reduce(bad, "sum")
+                    if bad > 0:  # stop before a NaN/inf update corrupts the weights
                         raise HarnessError(f"training loss is {float(loss.detach())} at step {step + 1}: lower train.lr or use "
                                            f"train.precision fp32; checkpoints already saved in {work_dir} are kept")
                     acc.backward(loss)
@@ -283,7 +308,16 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     if acc.is_main_process:
         plot_loss(history, work_dir / "loss.png")
     acc.wait_for_everyone()
-    return acc.unwrap_model(model), acc.is_main_process
+    unwrapped = acc.unwrap_model(model)
+    opt, sched = acc.free_memory(opt, sched)  # the AdamW state (2x the weights) is not needed to save
+    release_memory()
+    if save_to is not None:
+        state = acc.get_state_dict(model)  # every rank takes part (FSDP gathers shards); main saves
+        if acc.is_main_process:
+            unwrapped.save_pretrained(save_to, state_dict=state)
+            tok.save_pretrained(save_to)
+        acc.wait_for_everyone()
+    return unwrapped, acc.is_main_process
 
 
 def recover_checkpoint(ckpt: Path) -> None:

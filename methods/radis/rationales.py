@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from harness.backends.base import Request
-from harness.backends.hf import HFBackend, load_model_and_tokenizer, release_memory
+from harness.backends.hf import HFBackend, load_model_and_tokenizer, release_memory, release_memory
 from harness.io import JsonlStore, stable_hash
 from harness.models import cache_dir
 from harness.prompting import render
@@ -47,34 +47,48 @@ def join(reference: str, rationale: str, mode: str) -> str:
 
 def rationales(examples, messages, chat: str, ctx, max_new_tokens: int, batch_size: int,
                mode: str = "continue") -> tuple[list[str], dict]:
-    """One rationale per example (same order) and {"generated", "reused", "cache"}."""
-    sha = ctx.model.identity().get("weights_sha256", "")
-    store = JsonlStore(cache_path(sha), key_field="key")
+    """One rationale per example (same order) and {"generated", "reused", "cache"}.
+
+    Under `accelerate launch` the main process alone opens the cache and generates; the others wait
+    at a barrier and then read what it wrote (no process touches the file while another appends)."""
+    from accelerate import PartialState
+
     from harness.backends.hf import load_tokenizer
 
+    sha = ctx.model.identity().get("weights_sha256", "")
     tok = load_tokenizer(ctx.model.path, ctx.backend.trust_remote_code)
-    keys, reqs, queued = [], [], set()
-    for i, ex in enumerate(examples):
+    keys, todo = [], {}
+    for ex in examples:
         msgs, prefix = rationale_request(ex, messages, mode)
         prompt = render(tok, msgs, chat, assistant_prefix=prefix)
         key = stable_hash({"model": sha, "prompt": prompt, "max_new_tokens": max_new_tokens})
         keys.append(key)
-        if key not in store and key not in queued:
-            queued.add(key)
-            gen = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0)
-            reqs.append(Request(id=key, messages=msgs, gen=gen, chat=chat, assistant_prefix=prefix))
-    if reqs:
-        model, tok = load_model_and_tokenizer(ctx.model.path, ctx.backend)  # frozen initial weights
-        backend = HFBackend(model, tok, ctx.backend)
-        bar = tqdm(total=len(reqs), desc="radis rationales", unit="ex", dynamic_ncols=True)
-        step = max(1, batch_size) * 4
-        for s in range(0, len(reqs), step):  # append per chunk: an interrupted run keeps what it made
-            chunk = reqs[s:s + step]
-            gens = backend.generate(chunk, progress=bar)
-            store.append({"key": r.id, "rationale": g.text, "n_new_tokens": g.n_new_tokens, "finish": g.finish,
-                          "model_sha256": sha, "max_new_tokens": max_new_tokens} for r, g in zip(chunk, gens))
-        bar.close()
-        del model, backend
-        release_memory()
+        gen = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0)
+        todo.setdefault(key, Request(id=key, messages=msgs, gen=gen, chat=chat, assistant_prefix=prefix))
+    state = PartialState()
+    reqs: list[Request] = []
+    if state.is_main_process:
+        store = JsonlStore(cache_path(sha), key_field="key")
+        reqs = [r for k, r in todo.items() if k not in store]
+        if reqs:
+            _generate(reqs, store, ctx, batch_size, sha, max_new_tokens)
+    state.wait_for_everyone()  # a no-op in a single process
+    if not state.is_main_process:
+        store = JsonlStore(cache_path(sha), key_field="key")
     out = [store.records[k]["rationale"] for k in keys]
-    return out, {"generated": len(reqs), "reused": len(set(keys)) - len(reqs), "cache": str(store.path)}
+    return out, {"generated": len(reqs), "reused": len(todo) - len(reqs), "cache": str(store.path)}
+
+
+def _generate(reqs: list[Request], store: JsonlStore, ctx, batch_size: int, sha: str, max_new_tokens: int) -> None:
+    model, tok = load_model_and_tokenizer(ctx.model.path, ctx.backend)  # frozen initial weights
+    backend = HFBackend(model, tok, ctx.backend)
+    bar = tqdm(total=len(reqs), desc="radis rationales", unit="ex", dynamic_ncols=True)
+    step = max(1, batch_size) * 4
+    for s in range(0, len(reqs), step):  # append per chunk: an interrupted run keeps what it made
+        chunk = reqs[s:s + step]
+        gens = backend.generate(chunk, progress=bar)
+        store.append({"key": r.id, "rationale": g.text, "n_new_tokens": g.n_new_tokens, "finish": g.finish,
+                      "model_sha256": sha, "max_new_tokens": max_new_tokens} for r, g in zip(chunk, gens))
+    bar.close()
+    del model, backend
+    release_memory()

@@ -35,10 +35,7 @@ def train_radis(cfg, ctx: TrainContext, name: str = "radis") -> Artifact:
     features = [trainer.encode(tok, messages(ex), t, chat, cfg.train.max_length, split=len(ex.reference))
                 for ex, t in zip(prep.examples, targets)]
 
-    model, is_main = trainer.train(model, tok, features, cfg.train, prep.dir, seed=ctx.seed, lam=cfg.lam,
-                                   device=ctx.backend.device, desc=f"{name} train")
-    if is_main:
-        model.save_pretrained(prep.dir)
-        tok.save_pretrained(prep.dir)
+    trainer.train(model, tok, features, cfg.train, prep.dir, seed=ctx.seed, lam=cfg.lam,
+                  device=ctx.backend.device, desc=f"{name} train", save_to=prep.dir)
     empty = sum(not r.strip() for r in rats)
     return finish(prep, name, "full", {"rationales": {**rat_stats, "empty": empty, "n": len(rats)}})

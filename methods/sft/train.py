@@ -23,9 +23,6 @@ def train_sft(cfg, ctx: TrainContext, name: str = "sft") -> Artifact:
     messages, chat = prompt_messages(ctx)
     features = [trainer.encode(tok, messages(ex), ex.reference, chat, cfg.train.max_length) for ex in prep.examples]
 
-    model, is_main = trainer.train(model, tok, features, cfg.train, prep.dir, seed=ctx.seed,
-                                   device=ctx.backend.device, desc=f"{name} train")
-    if is_main:
-        model.save_pretrained(prep.dir)
-        tok.save_pretrained(prep.dir)
+    trainer.train(model, tok, features, cfg.train, prep.dir, seed=ctx.seed,
+                  device=ctx.backend.device, desc=f"{name} train", save_to=prep.dir)
     return finish(prep, name, "full")
