@@ -161,7 +161,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from harness.config import from_dict
-    from harness.io import JsonlStore, read_json
+    from harness.io import JsonlStore, read_json, remove_stale_tmp
     from harness.metrics.comet import Comet
     from harness.report import print_run_table
     from harness.runner import EvalContext, aggregate, rescore, write_results
@@ -169,6 +169,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     results = read_json(out / "results.json")
+    for folder in (out, *(out / name for name in results["tasks"])):
+        remove_stale_tmp(folder)  # from a run killed mid atomic write
     data = DataSource.resolve(args.data_dir)
     ctx = EvalContext(out_dir=out, method=results["method"], model=results["model"], seed=results["seed"],
                       limit=results["limit"])

@@ -45,6 +45,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+def remove_stale_tmp(folder: str | Path) -> int:
+    """Delete leftovers of `atomic_write_text` killed between creating its temporary file and the rename
+    (`.<name>.<random>.tmp`). Call only where this process is the folder's one writer (a run's output)."""
+    folder = Path(folder)
+    stale = list(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 from harness import provenance
 from harness.backends.base import Generation, Request
 from harness.errors import HarnessError
-from harness.io import JsonlStore, atomic_write_json, read_json, sha256_file, sha256_text, stable_hash
+from harness.io import (JsonlStore, atomic_write_json, read_json, remove_stale_tmp, sha256_file, sha256_text,
+                        stable_hash)
 from harness.task import Task, comparable_config, config_dict
 
 SCHEMA = "mt-harness/results/v1"
@@ -82,6 +83,7 @@ def _check_fingerprint(task_dir: Path, fp: dict) -> None:
 def generate_samples(task: Task, backend: Backend, ctx: EvalContext) -> JsonlStore:
     task_dir = ctx.out_dir / task.name
     _check_fingerprint(task_dir, ctx.fingerprint(task, backend.settings()))
+    remove_stale_tmp(ctx.out_dir), remove_stale_tmp(task_dir)  # from a run killed mid atomic write
     store = JsonlStore(task_dir / "samples.jsonl")
     if store.repaired:
         tqdm.write(f"[{task.name}] cut a torn last line from {store.path} (it will be regenerated)")

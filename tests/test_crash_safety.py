@@ -147,6 +147,7 @@ def test_sigkill_at_random_points_then_resume(tiny_model, data_dir, tmp_path):
     ref_recs = sorted((out.parent / "ref" / "flores" / "samples.jsonl").read_text().splitlines())
     for folder in (out, fresh):
         assert check_files(folder, n_docs) == n_docs
+        assert not list(folder.rglob(".*.tmp")), "a temporary file of a killed atomic write was left behind"
         assert sorted((folder / "flores" / "samples.jsonl").read_text().splitlines()) == ref_recs
         a = json.loads((ref / "results.json").read_text())["tasks"]["flores"]
         b = json.loads((folder / "results.json").read_text())["tasks"]["flores"]

@@ -207,3 +207,47 @@ def test_grad_accumulation_equals_the_bigger_batch(tiny_model, tmp_path):
     moved = max(float((weights[4][k] - trainer.load_for_training(tiny_model, _backend())[0].state_dict()[k]).abs().max())
                 for k in weights[4])
     assert moved > 1e-3  # the weights did change: equal-but-frozen would also "match"
+
+
+def test_examples_cut_to_prompt_only_are_reported(tiny_model, tmp_path, capsys):
+    _, tok = trainer.load_for_training(tiny_model, _backend())
+    long = [{"role": "user", "content": "Translate: " + "Hallo Welt, " * 40}]
+    short = [{"role": "user", "content": "Translate: Hallo"}]
+    cut = trainer.encode(tok, long, "Hello world", "auto", 32)
+    assert all(s == trainer.PROMPT for s in cut["segments"])  # the target fell off the end
+    cfg = TrainConfig(max_steps=1, batch_size=2, max_length=32, save_every=0, precision="fp32")
+    with pytest.raises(HarnessError, match="raise train.max_length"):
+        trainer.train(*trainer.load_for_training(tiny_model, _backend()), [cut, cut], cfg, tmp_path / "a")
+    ok = trainer.encode(tok, short, "Hello", "auto", 32)
+    trainer.train(*trainer.load_for_training(tiny_model, _backend()), [cut, ok], cfg, tmp_path / "b")
+    assert "1 of 2 examples have no target token" in capsys.readouterr().out
+
+
+def _rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def test_low_memory_gives_freed_mid_sized_tensors_back(tmp_path):
+    """train.low_memory: 256 KiB tensors freed under the context leave RSS at once, even with a live tensor
+    allocated after them (which pins the heap top, so a plain heap could not shrink)."""
+    import ctypes
+    import os
+
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("needs /proc (Linux)")
+    try:
+        ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        pytest.skip("not glibc")
+    with trainer.returned_memory(True):
+        before = _rss_mb()
+        many = [torch.ones(64 * 1024) for _ in range(400)]  # 400 x 256 KiB = 100 MiB
+        pin = torch.ones(64 * 1024)
+        grown = _rss_mb() - before
+        del many
+        left = _rss_mb() - before
+    assert grown > 80 and left < 20, (grown, left)
+    del pin

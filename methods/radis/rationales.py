@@ -5,8 +5,9 @@ assistant's reply (`Request.assistant_prefix`); the model continues (greedy, bou
 text, typically an explanation. Nothing is scored or filtered (as in the paper).
 
 Cache: `$HARNESS_CACHE/rationales/<weights sha256[:16]>.jsonl`, one record per
-key = hash(weights sha256, rendered prompt incl. the reference prefix, max_new_tokens). A different
-model, prompt template or length bound never reuses a record; the same ones are never regenerated.
+key = hash(weights sha256, generation dtype, rendered prompt incl. the reference prefix, max_new_tokens).
+A different model, dtype, prompt template or length bound never reuses a record; the same ones are never
+regenerated.
 """
 
 from __future__ import annotations
@@ -53,15 +54,16 @@ def rationales(examples, messages, chat: str, ctx, max_new_tokens: int, batch_si
     at a barrier and then read what it wrote (no process touches the file while another appends)."""
     from accelerate import PartialState
 
-    from harness.backends.hf import load_tokenizer
+    from harness.backends.hf import load_tokenizer, pick_device, pick_dtype
 
     sha = ctx.model.identity().get("weights_sha256", "")
+    dtype = str(pick_dtype(ctx.backend.dtype, pick_device(ctx.backend.device))).replace("torch.", "")
     tok = load_tokenizer(ctx.model.path, ctx.backend.trust_remote_code)
     keys, todo = [], {}
     for ex in examples:
         msgs, prefix = rationale_request(ex, messages, mode)
         prompt = render(tok, msgs, chat, assistant_prefix=prefix)
-        key = stable_hash({"model": sha, "prompt": prompt, "max_new_tokens": max_new_tokens})
+        key = stable_hash({"model": sha, "dtype": dtype, "prompt": prompt, "max_new_tokens": max_new_tokens})
         keys.append(key)
         gen = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0)
         todo.setdefault(key, Request(id=key, messages=msgs, gen=gen, chat=chat, assistant_prefix=prefix))
