@@ -199,6 +199,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--radis", action="store_true", help="also measure `harness train --method radis --budget small`")
+    ap.add_argument("--radis-runs", type=int, default=1, help="repeat the RaDis measurement (it varies by ~0.1 GB)")
+    ap.add_argument("--radis-only", action="store_true", help="only the RaDis peak-RSS measurement")
     ap.add_argument("--json", default=None, help="write all results here")
     ap.add_argument("--worker", choices=["harness", "hf", "radis"], default=None, help=argparse.SUPPRESS)
     ap.add_argument("--result", default=None, help=argparse.SUPPRESS)
@@ -208,10 +210,25 @@ def main() -> None:
     if args.worker:
         return run_radis(args) if args.worker == "radis" else worker(args)
 
-    args.passthrough = [a for a in sys.argv[1:] if a not in ("--radis",)]
+    args.passthrough = [a for a in sys.argv[1:] if a not in ("--radis", "--radis-only")]
+    for flag in ("--json", "--radis-runs"):
+        if flag in args.passthrough:
+            i = args.passthrough.index(flag)
+            del args.passthrough[i:i + 2]
+    out = {"args": {k: v for k, v in vars(args).items() if k not in ("worker", "result", "passthrough")}}
+    if not args.radis_only:
+        out.update(compare(args))
+    if args.radis or args.radis_only:
+        out["radis"] = []
+        for _ in range(args.radis_runs):  # each in a fresh process with a fresh rationale + artifact cache
+            r = spawn(args, "radis")
+            print(f"radis small: peak RSS {r['peak_rss_mb']:.0f} MiB, wall {r['wall_s']:.0f} s ({r['command']})")
+            out["radis"].append(r)
     if args.json:
-        i = args.passthrough.index("--json")
-        del args.passthrough[i:i + 2]
+        Path(args.json).write_text(json.dumps(out, indent=2))
+
+
+def compare(args) -> dict:
     rows = [spawn(args, "harness"), spawn(args, "hf")]
     if rows[0]["tokens"] != rows[1]["tokens"]:
         print(f"[bench] WARNING: real tokens differ ({rows[0]['tokens']} vs {rows[1]['tokens']})")
@@ -227,14 +244,7 @@ def main() -> None:
               f"{r['tokens_per_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['loaded_rss_mb']:.0f} | "
               f"{r['loss_first']:.3f} -> {r['loss_last']:.3f} |")
     print(f"\nratio harness / HF tokens/s: {ratio:.2f}x (target >= 1.2x)")
-    out = {"args": {k: v for k, v in vars(args).items() if k not in ("worker", "result", "passthrough")},
-           "rows": rows, "ratio": ratio}
-    if args.radis:
-        r = spawn(args, "radis")
-        print(f"radis small: peak RSS {r['peak_rss_mb']:.0f} MB, wall {r['wall_s']:.0f} s ({r['command']})")
-        out["radis"] = r
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2))
+    return {"rows": rows, "ratio": ratio}
 
 
 if __name__ == "__main__":

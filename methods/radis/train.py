@@ -12,6 +12,7 @@ At evaluation the translation is extracted from outputs that continue with a rat
 
 from __future__ import annotations
 
+from harness.backends.hf import pick_device
 from harness.method import Artifact, TrainContext
 from harness.training import trainer
 from harness.training.pipeline import finish, prepare, prompt_messages
@@ -25,8 +26,10 @@ def train_radis(cfg, ctx: TrainContext, name: str = "radis") -> Artifact:
         return prep.cached
 
     messages, chat = prompt_messages(ctx)
-    rats, rat_stats = rationales(prep.examples, messages, chat, ctx, cfg.rationale_max_new_tokens,
-                                 cfg.rationale_batch_size, cfg.rationale_prompt)
+    # train.low_memory also covers the frozen generation model: none of its memory stays behind for training
+    with trainer.returned_memory(cfg.train.low_memory and pick_device(ctx.backend.device).type == "cpu"):
+        rats, rat_stats = rationales(prep.examples, messages, chat, ctx, cfg.rationale_max_new_tokens,
+                                     cfg.rationale_batch_size, cfg.rationale_prompt)
     print(f"[{name}] rationales: {rat_stats['generated']} generated, {rat_stats['reused']} reused "
           f"from {rat_stats['cache']}")
 
