@@ -1,10 +1,11 @@
 """Trained artifacts on disk: where they live, their content hash, and reuse.
 
 Location: `$HARNESS_CACHE/artifacts/<method>/<base weights sha256[:12]>-<config hash>/` (default
-`~/.cache/mt-harness/artifacts/...`). The config hash covers the method's full config and a
-fingerprint of the exact training pairs, so `harness run` and `harness train` share artifacts and a
-different recipe, model or dataset never collides. `artifact.json` is written last: a folder without
-it is an unfinished training run (its `checkpoint/` is resumed by the next run).
+`~/.cache/mt-harness/artifacts/...`). The config hash covers the method's full config, a fingerprint
+of the exact training pairs and the trainer's version, so `harness run` and `harness train` share
+artifacts and a different recipe, model, dataset or trainer never collides. `artifact.json` marks a
+finished artifact: a folder without it is an unfinished training run (its `checkpoint/` is resumed by
+the next run).
 """
 
 from __future__ import annotations
@@ -25,8 +26,14 @@ def artifacts_root() -> Path:
     return cache_dir() / "artifacts"
 
 
+# Bump when a change to the shared trainer alters what training produces for the same config (2: fused AdamW,
+# gradient accumulation over one global step batch normalised by the step's token count), so that artifacts
+# trained by the older code are not reused.
+TRAINER_VERSION = 2
+
+
 def config_hash(method: str, config: dict, data_fingerprint: str) -> str:
-    return stable_hash({"method": method, "config": config, "data": data_fingerprint})
+    return stable_hash({"method": method, "config": config, "data": data_fingerprint, "trainer": TRAINER_VERSION})
 
 
 def artifact_dir(root: Path, method: str, weights_sha: str, cfg_hash: str) -> Path:
