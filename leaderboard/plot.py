@@ -18,6 +18,14 @@ def frontier(points: list[tuple[float, float]]) -> list[int]:
     return sorted(keep, key=lambda i: points[i][0])
 
 
+def near_before(points: list[tuple[float, float]], i: int, frac: float = 0.05) -> list[int]:
+    """Earlier points within `frac` of the points' spread of point i on both axes (their labels would collide)."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    sx, sy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    x, y = points[i]
+    return [j for j in range(i) if abs(points[j][0] - x) < frac * sx and abs(points[j][1] - y) < frac * sy]
+
+
 def pareto_png(table: Table, path: Path) -> None:
     import matplotlib
 
@@ -36,9 +44,10 @@ def pareto_png(table: Table, path: Path) -> None:
         errs.append(((lo.value - lo.lo, lo.hi - lo.value) if lo.lo is not None else (0, 0),
                      (g.value - g.lo, g.hi - g.value) if g.lo is not None else (0, 0)))
     if pts:
-        for (x, y), lab, (ex, ey) in zip(pts, labels, errs):
+        for i, ((x, y), lab, (ex, ey)) in enumerate(zip(pts, labels, errs)):
             ax.errorbar([x], [y], xerr=[[ex[0]], [ex[1]]], yerr=[[ey[0]], [ey[1]]], fmt="o", capsize=3)
-            ax.annotate(lab, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
+            k = len(near_before(pts, i))  # labels of points (almost) on top of each other are stacked
+            ax.annotate(lab, (x, y), textcoords="offset points", xytext=(6, 6 + 12 * k), fontsize=9)
         front = frontier(pts)
         ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", color="gray", label="Pareto frontier")
         ax.axhline(0, color="lightgray", lw=0.8)

@@ -10,4 +10,4 @@ harness run --method base "${EVAL[@]}" --output $OUT/base
 for m in radis sft lora; do
   harness run --method $m --method-config methods/$m/recipes/cpu-30.yaml "${EVAL[@]}" --output $OUT/$m
 done
-harness leaderboard
+harness leaderboard results/smollm2-135m-instruct  # the committed runs only, not scratch runs in results/runs/

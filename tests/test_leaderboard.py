@@ -185,3 +185,10 @@ def test_column_spec_is_one_line_per_column_and_frontier():
     assert _grouped_mean({"a": 1.0, "b": 3.0, "c": 10.0}, [["a", "b"], ["c"]]) == 6.0  # mean of group means
     pts = [(0.0, 0.0), (1.0, 2.0), (2.0, 1.0), (0.5, -1.0), (3.0, 3.0)]
     assert frontier(pts) == [0, 1, 4]
+
+
+def test_labels_of_coinciding_points_are_stacked():
+    from leaderboard.plot import near_before
+
+    pts = [(0.0, 0.0), (-3.1, 2.45), (0.0, 0.04), (0.0, -1.18), (0.01, 0.0)]  # base, sft, lora, radis, another
+    assert [len(near_before(pts, i)) for i in range(len(pts))] == [0, 0, 1, 0, 2]
