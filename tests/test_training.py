@@ -242,7 +242,9 @@ def test_low_memory_gives_freed_mid_sized_tensors_back(tmp_path):
         ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         pytest.skip("not glibc")
-    with trainer.returned_memory(True):
+    from harness.memory import returned_memory
+
+    with returned_memory(True):
         before = _rss_mb()
         many = [torch.ones(64 * 1024) for _ in range(400)]  # 400 x 256 KiB = 100 MiB
         pin = torch.ones(64 * 1024)

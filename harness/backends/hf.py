@@ -67,19 +67,6 @@ def set_threads(n: int | None) -> int:
     return n
 
 
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc keeps them otherwise), so that a
-    model dropped before training does not count towards the training peak RSS."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        pass
-
-
 @dataclass
 class BackendConfig:
     dtype: str = "auto"

@@ -38,7 +38,10 @@ def prepare(method: str, cfg, ctx: TrainContext) -> Prepared:
     h = config_hash(method, {**config, "seed": ctx.seed, **({"world_size": world} if world > 1 else {})}, fingerprint)
     folder = artifact_dir(ctx.out_dir, method, ctx.model.identity().get("weights_sha256", ""), h)
     report = {**stats, "contamination": report, "fingerprint": fingerprint, "n_train": len(examples)}
-    return Prepared(examples, report, config, h, folder, load_artifact(folder, config_hash=h))
+    cached = load_artifact(folder, config_hash=h)
+    if cached:
+        print(f"[{method}] reusing artifact {folder} (config hash {h})")
+    return Prepared(examples, report, config, h, folder, cached)
 
 
 def prompt_messages(ctx: TrainContext):

@@ -11,13 +11,11 @@ segment 0 = prompt (no loss), 1 = translation (response), 2 = rationale (RaDis).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import inspect
 import itertools
 import json
 import math
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +25,10 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.errors import HarnessError
-from harness.io import atomic_write_json, atomic_write_text, read_json
+from harness.io import atomic_write_text, read_json
+from harness.memory import release_memory, returned_memory
 from harness.prompting import render_training_pair
+from harness.training.outputs import plot_loss, recover_checkpoint, save_checkpoint
 
 PROMPT, TRANSLATION, RATIONALE = 0, 1, 2
 
@@ -196,31 +196,6 @@ def _schedule(cfg: TrainConfig, total: int):
     return f
 
 
-@contextlib.contextmanager
-def returned_memory(enabled: bool):
-    """glibc keeps freed heap memory for reuse, and the training loop's mix of tensor sizes fragments it:
-    peak RSS ends up hundreds of MB above what is allocated. Inside this context tensors of 64 KiB and more
-    are mmap-ed (unmapped on free) and the heap is trimmed on every free; afterwards the thresholds are set
-    to what glibc's dynamic tuning converges to (32 MiB / 64 MiB), so generation afterwards stays fast."""
-    libc = None
-    if enabled:
-        try:
-            libc = ctypes.CDLL("libc.so.6")
-            libc.mallopt(M_MMAP_THRESHOLD, 64 * 1024)
-            libc.mallopt(M_TRIM_THRESHOLD, 0)
-        except (OSError, AttributeError):  # not glibc
-            libc = None
-    try:
-        yield
-    finally:
-        if libc is not None:
-            libc.mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)
-            libc.mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024)
-
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-
-
 def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, seed: int = 0, lam: float = 1.0,
           device: str = "auto", desc: str = "train", save_to: Path | None = None):
     """Train `model` in place; returns (the unwrapped model, whether this is the main process).
@@ -232,7 +207,7 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     from accelerate.state import AcceleratorState
     from accelerate.utils import DataLoaderConfiguration, set_seed
 
-    from harness.backends.hf import pick_device, release_memory
+    from harness.backends.hf import pick_device
 
     if not features:
         raise HarnessError("training: no examples")
@@ -357,59 +332,6 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
             tok.save_pretrained(save_to)
         acc.wait_for_everyone()
     return unwrapped, acc.is_main_process
-
-
-def recover_checkpoint(ckpt: Path) -> None:
-    """After a kill inside `save_checkpoint`'s two renames, put the newest complete checkpoint back.
-
-    `state.json` is written last, so a folder holding it is complete: prefer `.tmp` (newer) to `.old`."""
-    if (ckpt / "state.json").exists():
-        return
-    for candidate in (ckpt.with_name(ckpt.name + ".tmp"), ckpt.with_name(ckpt.name + ".old")):
-        if (candidate / "state.json").exists():
-            shutil.rmtree(ckpt, ignore_errors=True)
-            candidate.rename(ckpt)
-            return
-
-
-def save_checkpoint(acc, ckpt: Path, step: int) -> None:
-    """Atomic: state goes to a temporary folder that replaces the old checkpoint in one rename."""
-    tmp = ckpt.with_name(ckpt.name + ".tmp")
-    if acc.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    acc.wait_for_everyone()
-    acc.save_state(str(tmp))
-    if acc.is_main_process:
-        atomic_write_json(tmp / "state.json", {"step": step})
-        old = ckpt.with_name(ckpt.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)  # stale, from a run killed before it could remove it
-        if ckpt.exists():
-            ckpt.rename(old)
-        tmp.rename(ckpt)
-        shutil.rmtree(old, ignore_errors=True)
-    acc.wait_for_everyone()
-
-
-def plot_loss(history: list[dict], path: Path) -> None:
-    if not history:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    steps = [r["step"] for r in history]
-    ax.plot(steps, [r["loss"] for r in history], label="loss")
-    if any(r.get("rationale") for r in history):
-        ax.plot(steps, [r["translation"] for r in history], label="translation NLL", alpha=0.7)
-        ax.plot(steps, [r["rationale"] for r in history], label="rationale NLL", alpha=0.7)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def load_for_training(path, backend_cfg):

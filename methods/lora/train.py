@@ -17,7 +17,6 @@ def train_lora(cfg, ctx: TrainContext, name: str = "lora") -> Artifact:
 
     prep = prepare(name, cfg, ctx)
     if prep.cached:
-        print(f"[{name}] reusing artifact {prep.dir} (config hash {prep.config_hash})")
         return prep.cached
 
     model, tok = trainer.load_for_training(ctx.model.path, ctx.backend)

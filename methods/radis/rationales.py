@@ -17,8 +17,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from harness.backends.base import Request
-from harness.backends.hf import HFBackend, load_model_and_tokenizer, release_memory, release_memory
+from harness.backends.hf import HFBackend, load_model_and_tokenizer
 from harness.io import JsonlStore, stable_hash
+from harness.memory import release_memory
 from harness.models import cache_dir
 from harness.prompting import render
 from harness.task import GenerationConfig

@@ -13,6 +13,7 @@ At evaluation the translation is extracted from outputs that continue with a rat
 from __future__ import annotations
 
 from harness.backends.hf import pick_device
+from harness.memory import returned_memory
 from harness.method import Artifact, TrainContext
 from harness.training import trainer
 from harness.training.pipeline import finish, prepare, prompt_messages
@@ -22,12 +23,11 @@ from methods.radis.rationales import join, rationales
 def train_radis(cfg, ctx: TrainContext, name: str = "radis") -> Artifact:
     prep = prepare(name, cfg, ctx)
     if prep.cached:
-        print(f"[{name}] reusing artifact {prep.dir} (config hash {prep.config_hash})")
         return prep.cached
 
     messages, chat = prompt_messages(ctx)
     # train.low_memory also covers the frozen generation model: none of its memory stays behind for training
-    with trainer.returned_memory(cfg.train.low_memory and pick_device(ctx.backend.device).type == "cpu"):
+    with returned_memory(cfg.train.low_memory and pick_device(ctx.backend.device).type == "cpu"):
         rats, rat_stats = rationales(prep.examples, messages, chat, ctx, cfg.rationale_max_new_tokens,
                                      cfg.rationale_batch_size, cfg.rationale_prompt)
     print(f"[{name}] rationales: {rat_stats['generated']} generated, {rat_stats['reused']} reused "

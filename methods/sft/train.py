@@ -16,7 +16,6 @@ from harness.training.pipeline import finish, prepare, prompt_messages
 def train_sft(cfg, ctx: TrainContext, name: str = "sft") -> Artifact:
     prep = prepare(name, cfg, ctx)
     if prep.cached:
-        print(f"[{name}] reusing artifact {prep.dir} (config hash {prep.config_hash})")
         return prep.cached
 
     model, tok = trainer.load_for_training(ctx.model.path, ctx.backend)
