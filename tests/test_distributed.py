@@ -61,8 +61,34 @@ def _artifact(cache):
     return folder, losses
 
 
-@pytest.mark.skipif(not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
-                    reason="torch built without the gloo distributed backend: no CPU DDP here")
+def _launch_two(cli_args: list[str], env: dict, cache: Path):
+    """`harness <cli_args>` in 2 processes under accelerate's launcher with harness/training/accelerate/cpu_ddp.yaml."""
+    for _attempt in range(2):  # the rendezvous port can be taken between picking and binding it: retry once
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE / "cpu_ddp.yaml"),
+               "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "harness.cli", *cli_args]
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=REPO)
+        except subprocess.TimeoutExpired as e:
+            pytest.fail(f"2-process run hung (> 180 s): {(e.stderr or b'')[-2000:]!r}")
+        err = proc.stderr.lower()
+        if proc.returncode == 0 or not ("gloo" in err or "address already in use" in err or "rendezvous" in err):
+            return proc
+        shutil.rmtree(cache, ignore_errors=True)
+    pytest.skip(f"accelerate could not start 2 CPU processes here (twice): {proc.stderr[-500:]}")
+
+
+def _env(cache: Path, data_dir) -> dict:
+    # this checkout's code (cwd + PYTHONPATH), whatever `pip install -e` points at
+    return {**os.environ, "HARNESS_CACHE": str(cache), "HARNESS_DATA_DIR": str(data_dir),
+            "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+GLOO = pytest.mark.skipif(not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
+                          reason="torch built without the gloo distributed backend: no CPU DDP here")
+
+
+@GLOO
 def test_two_cpu_processes_match_single_process(tiny_model, data_dir, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
@@ -76,25 +102,9 @@ def test_two_cpu_processes_match_single_process(tiny_model, data_dir, tmp_path, 
 
     # two processes, batch 2 each, through the real CLI under accelerate's (torchrun) launcher with the
     # documented config harness/training/accelerate/cpu_ddp.yaml
-    # this checkout's code (cwd + PYTHONPATH), whatever `pip install -e` points at
-    env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "two"), "HARNESS_DATA_DIR": str(data_dir),
-           "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-           "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = _env(tmp_path / "two", data_dir)
     recipe = _recipe(tmp_path / "two.yaml", 2)
-    for attempt in range(2):  # the rendezvous port can be taken between picking and binding it: retry once
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE / "cpu_ddp.yaml"),
-               "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-               "-m", "harness.cli", *_args(tiny_model, data_dir, recipe)]
-        try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
-        except subprocess.TimeoutExpired as e:
-            pytest.fail(f"2-process training hung (> 120 s): {(e.stderr or b'')[-2000:]!r}")
-        err = proc.stderr.lower()
-        if proc.returncode == 0 or not ("gloo" in err or "address already in use" in err or "rendezvous" in err):
-            break
-        shutil.rmtree(tmp_path / "two", ignore_errors=True)
-    else:
-        pytest.skip(f"accelerate could not start 2 CPU processes here (twice): {proc.stderr[-500:]}")
+    proc = _launch_two(_args(tiny_model, data_dir, recipe), env, tmp_path / "two")
     assert proc.returncode == 0, proc.stderr[-3000:]
     two_dir, two = _artifact(tmp_path / "two")
 
@@ -160,3 +170,22 @@ def test_documented_accelerate_configs_are_valid(name):
     unknown = [k for k in (cfg.fsdp_config or {}) if f"--{k}" not in options]
     assert not unknown, unknown
     assert name in (ACCELERATE / "README.md").read_text()
+
+
+@GLOO
+def test_radis_under_two_processes_generates_rationales_once(tiny_model, data_dir, tmp_path):
+    """The main process alone generates and writes the rationale cache; the other waits, then reads it."""
+    pytest.importorskip("accelerate")
+    recipe = tmp_path / "radis.yaml"
+    recipe.write_text("data:\n  pairs: [de-en]\n  max_per_pair: 8\ntrain:\n  max_steps: 2\n  batch_size: 2\n"
+                      "  max_length: 128\n  precision: fp32\n  save_every: 0\nrationale_max_new_tokens: 6\n")
+    args = ["train", "--method", "radis", "--model", str(tiny_model), "--data-dir", str(data_dir),
+            "--method-config", str(recipe), "--threads", "1", "--device", "cpu"]
+    proc = _launch_two(args, _env(tmp_path / "cache", data_dir), tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("rationales: 8 generated, 0 reused") == 1, proc.stdout
+    assert proc.stdout.count("rationales: 0 generated, 8 reused") == 1, proc.stdout
+    assert proc.stdout.count("artifact saved") == 1
+    (cache_file,) = list((tmp_path / "cache" / "rationales").iterdir())
+    keys = [json.loads(x)["key"] for x in cache_file.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 8  # written once, by one process

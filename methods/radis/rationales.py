@@ -12,6 +12,7 @@ regenerated.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -68,15 +69,21 @@ def rationales(examples, messages, chat: str, ctx, max_new_tokens: int, batch_si
         keys.append(key)
         gen = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0)
         todo.setdefault(key, Request(id=key, messages=msgs, gen=gen, chat=chat, assistant_prefix=prefix))
-    state = PartialState()
+    # accelerate's process state only under a multi-process launch (in a plain process it would fix its device
+    # before the trainer's Accelerator is made), and with the trainer's `cpu` flag: without it a CPU-only launch
+    # is not seen as distributed and every process would think it is the main one
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    state = PartialState(cpu=pick_device(ctx.backend.device).type == "cpu") if distributed else None
+    main = state is None or state.is_main_process
     reqs: list[Request] = []
-    if state.is_main_process:
+    if main:
         store = JsonlStore(cache_path(sha), key_field="key")
         reqs = [r for k, r in todo.items() if k not in store]
         if reqs:
             _generate(reqs, store, ctx, batch_size, sha, max_new_tokens)
-    state.wait_for_everyone()  # a no-op in a single process
-    if not state.is_main_process:
+    if state is not None:
+        state.wait_for_everyone()
+    if not main:
         store = JsonlStore(cache_path(sha), key_field="key")
     out = [store.records[k]["rationale"] for k in keys]
     return out, {"generated": len(reqs), "reused": len(todo) - len(reqs), "cache": str(store.path)}
