@@ -72,6 +72,16 @@ def build_tiny_model(arch: str, vocab_size: int):
         return Qwen2ForCausalLM(Qwen2Config(**common))
     if arch == "gemma3":
         return Gemma3ForCausalLM(Gemma3TextConfig(**common, head_dim=8, sliding_window=16))
+    if arch == "gpt2":  # plain (not gated) MLP, Conv1D projections c_fc/c_proj
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        return GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=32, n_inner=64, n_layer=2, n_head=4,
+                                          n_positions=512, pad_token_id=0))
+    if arch == "bloom":  # plain MLP, nn.Linear projections dense_h_to_4h/dense_4h_to_h
+        from transformers import BloomConfig, BloomForCausalLM
+
+        return BloomForCausalLM(BloomConfig(vocab_size=vocab_size, hidden_size=32, n_layer=2, n_head=4,
+                                            pad_token_id=0))
     raise ValueError(arch)
 
 

@@ -16,6 +16,7 @@ class Request:
     chat: Literal["auto", "on", "off"] = "auto"
     assistant_prefix: str = ""
     seed: int = 0
+    pair: str = ""  # "src-tgt" when the document is a translation (FLORES docs carry src/tgt), else ""
 
 
 @dataclass

@@ -111,7 +111,11 @@ def batches(features: list[dict], cfg: TrainConfig, seed: int, epoch: int, world
         window = size * cfg.mega_batch
         order = [i for s in range(0, len(order), window)
                  for i in sorted(order[s:s + window], key=lambda i: -len(features[i]["input_ids"]))]
-    out = [order[s:s + size] for s in range(0, len(order), size)]
+    # features with a "group" (e.g. a language pair that selects a route) get batches of one group only
+    groups: dict = {}
+    for i in order:
+        groups.setdefault(features[i].get("group"), []).append(i)
+    out = [g[s:s + size] for g in groups.values() for s in range(0, len(g), size)]
     random.Random(seed * 1000 + epoch + 1).shuffle(out)
     return out
 
@@ -197,8 +201,11 @@ def _schedule(cfg: TrainConfig, total: int):
 
 
 def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, seed: int = 0, lam: float = 1.0,
-          device: str = "auto", desc: str = "train", save_to: Path | None = None):
+          device: str = "auto", desc: str = "train", save_to: Path | None = None, route=None):
     """Train `model` in place; returns (the unwrapped model, whether this is the main process).
+
+    `route(group)`, when given, is called before each optimizer step with the "group" of its examples
+    (batches never mix groups, see `batches`): LANDeRMT selects the language pair's neurons with it.
 
     Checkpoints and the loss curve go to `work_dir`. With `save_to`, the trained weights (full model,
     or the adapter of a peft model) and the tokenizer are saved there from the state dict gathered
@@ -276,7 +283,10 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
         while step < total:
             parts_sum = {"loss": 0.0, "translation": 0.0, "rationale": 0.0}
             n_tokens = 0
-            micro = [collate([features[i] for i in idx], pad) for idx in next(stream)]
+            idxs = next(stream)
+            if route is not None:
+                route(features[idxs[0][0]].get("group"))
+            micro = [collate([features[i] for i in idx], pad) for idx in idxs]
             denom = token_counts(acc, micro, cfg.grad_accum)
             for batch in micro:
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
