@@ -10,4 +10,6 @@ harness run --method base "${EVAL[@]}" --output $OUT/base
 for m in radis sft lora; do
   harness run --method $m --method-config methods/$m/recipes/cpu-30.yaml "${EVAL[@]}" --output $OUT/$m
 done
+# LANDeRMT trains on all ten ALMA directions (cs, de, is, ru, zh <-> en), 24 each: same 240 examples / 30 steps budget
+harness run --method landermt --method-config methods/landermt/recipes/cpu-30.yaml "${EVAL[@]}" --output $OUT/landermt
 harness leaderboard results/smollm2-135m-instruct  # the committed runs only, not scratch runs in results/runs/

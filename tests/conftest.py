@@ -76,12 +76,12 @@ def build_tiny_model(arch: str, vocab_size: int):
         from transformers import GPT2Config, GPT2LMHeadModel
 
         return GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=32, n_inner=64, n_layer=2, n_head=4,
-                                          n_positions=512, pad_token_id=0))
+                                          n_positions=512, pad_token_id=0, bos_token_id=1, eos_token_id=3))
     if arch == "bloom":  # plain MLP, nn.Linear projections dense_h_to_4h/dense_4h_to_h
         from transformers import BloomConfig, BloomForCausalLM
 
         return BloomForCausalLM(BloomConfig(vocab_size=vocab_size, hidden_size=32, n_layer=2, n_head=4,
-                                            pad_token_id=0))
+                                            pad_token_id=0, bos_token_id=1, eos_token_id=3))
     raise ValueError(arch)
 
 

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.errors import HarnessError
-from harness.training.trainer import PROMPT, collate, loss_fn
+from harness.training.trainer import collate, loss_fn
 
 # (input projections, output projection) of the MLP shapes we know, tried in this order
 MLP_SHAPES = [
@@ -166,6 +166,3 @@ def split_neurons(scores: dict[str, torch.Tensor], general_ratio: float, thresho
                 for k, p in enumerate(pairs)}
     return general.tolist(), specific
 
-
-def target_tokens(features: list[dict]) -> int:
-    return sum(s != PROMPT for f in features for s in f["segments"])

@@ -39,7 +39,7 @@ class Plan:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> "Plan":
+    def from_json(cls, d: dict) -> Plan:
         return cls(pairs=d["pairs"], layers=d["layers"], general={int(k): v for k, v in d["general"].items()},
                    specific={int(k): v for k, v in d["specific"].items()}, gating=d["gating"],
                    gate_scale=d["gate_scale"])

@@ -19,12 +19,14 @@ Steps 1-3 are saved before training, so a resumed training reuses them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from harness.backends.hf import pick_device
+from harness.errors import HarnessError
 from harness.io import atomic_write_json, read_json
 from harness.method import Artifact, TrainContext
 from harness.training import trainer
@@ -78,6 +80,9 @@ def load_analysis(folder: Path) -> tuple[Plan, dict, dict]:
 
 
 def train_landermt(cfg, ctx: TrainContext, name: str = "landermt") -> Artifact:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # DDP would need find_unused_parameters (other pairs' deltas)
+        raise HarnessError("landermt trains in one process (each step leaves the other pairs' deltas unused); "
+                           "run it without `accelerate launch`")
     prep = prepare(name, cfg, ctx)
     if prep.cached:
         return prep.cached
