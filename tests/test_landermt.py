@@ -15,7 +15,7 @@ from harness.cli import main
 from harness.training import trainer
 from harness.training.trainer import TrainConfig
 from methods.landermt.neurons import awareness, find_mlps, layer_shift, split_neurons
-from methods.landermt.routing import Plan, effective_weights, install, load_trainable, trainable_state
+from methods.landermt.routing import Plan, RoutedIn, effective_weights, install, load_trainable, trainable_state
 
 PAIRS = ["de-en", "en-de"]
 
@@ -172,6 +172,33 @@ def test_routed_mlp_equals_the_formula(gating, tiny_model_factory):
         assert torch.allclose(mlp(x), ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("gating", ["output", "input"])
+def test_routed_plain_mlp_with_biases_equals_the_formula(gating, tiny_model_factory):
+    """GPT-2 (Conv1D, biased c_fc): input gating scales the neurons' pre-activation but not their bias."""
+    model, _ = _load(tiny_model_factory("gpt2"))
+    router = install(model, _plan(gating, scale=2.0))
+    _randomise(model)
+    mlp = model.transformer.h[1].mlp
+    g = 0.8
+    with torch.no_grad():
+        mlp.landermt_route.gates["de-en"].zero_()
+        mlp.landermt_route.gates["de-en"][-1] = math.log(g / (1 - g))
+    router.set("de-en")
+    w = {k.split(".")[-1]: v for k, v in effective_weights(model, router.plan, "de-en").items() if ".h.1." in k}
+    b_fc = mlp.c_fc.base.bias.detach().clone()
+    b_fc[:30] += mlp.c_fc.delta.b["general"].detach()
+    b_fc[30:45] += mlp.c_fc.delta.b["de-en"].detach()
+    x = torch.randn(2, 5, 32)
+    coef = torch.ones(64)
+    coef[:30] = 2 * g
+    coef[30:45] = 2 * (1 - g)
+    a = x @ w["c_fc"].T
+    h = mlp.act(a + b_fc) * coef if gating == "output" else mlp.act(a * coef + b_fc)
+    ref = h @ w["c_proj"].T + mlp.c_proj.base.bias.detach()
+    with torch.no_grad():
+        assert torch.allclose(mlp(x), ref, atol=1e-5)
+
+
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 def test_each_route_uses_its_own_neurons(arch, tiny_model_factory):
     model, tok = _load(tiny_model_factory(arch))
@@ -281,12 +308,14 @@ def test_batches_never_mix_groups():
 def test_harness_run_trains_saves_and_generates_per_pair(arch, tiny_model_factory, data_dir, tmp_path):
     from types import SimpleNamespace
 
+    from safetensors.torch import load_file
+
     from methods import get_method
 
     path = tiny_model_factory(arch)
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text("data:\n  pairs: [de-en, en-de, zh-en]\n  max_per_pair: 4\ntrain:\n  max_steps: 1\n"
-                      "  batch_size: 2\n  max_length: 96\ntop_layers: 1\nra_samples: 2\nte_samples: 2\n"
+                      "  batch_size: 2\n  max_length: 256\ntop_layers: 1\nra_samples: 2\nte_samples: 2\n"
                       "analysis_batch_size: 2\n")
     out = tmp_path / "out"
     rc = main(["run", "--method", "landermt", "--tasks", "flores", "--langs", "de-en,en-de", "--limit", "2",
@@ -305,6 +334,10 @@ def test_harness_run_trains_saves_and_generates_per_pair(arch, tiny_model_factor
     for f in ("landermt.json", "landermt.safetensors", "awareness.safetensors", "loss.jsonl"):
         assert (adir / f).exists(), f
     assert (adir / "awareness.png").read_bytes()[:4] == b"\x89PNG"
+    scores = load_file(str(adir / "awareness.safetensors"))
+    assert {k for k in scores if k.startswith("awareness/")} == {f"awareness/{i}/{p}" for i in (0, 1) if any(
+        i in v["layers"] for v in summary["pairs"].values()) for p in summary["pairs"]}
+    assert all(float(v.min()) >= 0 and float(v.sum()) > 0 for v in scores.values())  # every pair has a loss signal
     # the no-pair route of the loaded artifact is exactly the base model with the general deltas merged in
     backend = get_method("landermt").backend(SimpleNamespace(path=adir), SimpleNamespace(path=path),
                                              BackendConfig(device="cpu", dtype="float32"))
@@ -315,6 +348,9 @@ def test_harness_run_trains_saves_and_generates_per_pair(arch, tiny_model_factor
         for name, w in merged.items():
             key = name + ".weight"
             sd[key].copy_(w.T if sd[key].shape != w.shape else w)
+        for name, mod in backend.model.named_modules():  # plain MLPs (GPT-2) also train the input bias rows
+            if isinstance(mod, RoutedIn) and mod.delta.b is not None:
+                sd[name + ".bias"][mod.route[0].general] += mod.delta.b["general"]
     ids = _features(tok, 1)[0]["input_ids"]
     backend.router.set("")
     assert torch.allclose(_logits(backend.model, ids), _logits(plain, ids), atol=1e-5)

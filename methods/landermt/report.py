@@ -52,6 +52,8 @@ def heatmap(plan: Plan, shift: dict[str, torch.Tensor], scores: dict[int, dict[s
         for i in plan.layers[p]:
             ax.add_patch(plt.Rectangle((i - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.2))
     ax.set_yticks(range(n_pairs), plan.pairs, fontsize=7)
+    ax.set_xticks(range(d.shape[1]))
+    ax.tick_params(axis="x", labelsize=6)
     ax.set_xlabel("layer", fontsize=8)
     ax.set_title("layer shift |mean h_i - mean h_{i-1}| / max (red: chosen layers)", fontsize=9)
     for k, layer in enumerate(layers):

@@ -31,6 +31,7 @@ from harness.io import atomic_write_json, read_json
 from harness.method import Artifact, TrainContext
 from harness.training import trainer
 from harness.training.pipeline import finish, prepare, prompt_messages
+from harness.training.trainer import PROMPT
 from methods.landermt.neurons import awareness, layer_shift, split_neurons
 from methods.landermt.report import heatmap, summarise
 from methods.landermt.routing import Plan, install, trainable_state
@@ -41,7 +42,9 @@ PLAN, SCORES, WEIGHTS, PICTURE = "landermt.json", "awareness.safetensors", "land
 def analyse(model, pad: int, features: list[dict], pairs: list[str], cfg, device) -> tuple[Plan, dict, dict]:
     """Steps 1-3: (plan, layer shift per pair, awareness per layer and pair)."""
     model.to(device).eval()
-    by_pair = {p: [f for f in features if f["group"] == g] for g, p in enumerate(pairs)}
+    # examples cut to their prompt by max_length have no loss: they would add nothing to the awareness
+    by_pair = {p: [f for f in features if f["group"] == g and any(s != PROMPT for s in f["segments"])]
+               for g, p in enumerate(pairs)}
     shift = {p: layer_shift(model, by_pair[p][:cfg.ra_samples], cfg.analysis_batch_size, pad, f"layers {p}")
              for p in pairs}
     k = min(cfg.top_layers, len(next(iter(shift.values()))))
@@ -90,6 +93,10 @@ def train_landermt(cfg, ctx: TrainContext, name: str = "landermt") -> Artifact:
     model, tok = trainer.load_for_training(ctx.model.path, ctx.backend)
     messages, chat = prompt_messages(ctx)
     pairs = [p for p in cfg.data.pairs if any(ex.pair == p for ex in prep.examples)]
+    for p in cfg.data.pairs:
+        if p not in pairs:  # e.g. ALMA is-en, whose lines are all FLORES dev/devtest
+            print(f"[{name}] {p}: no training example left (see training_data in the artifact); it gets no route "
+                  f"and translates with the general route")
     features = [{**trainer.encode(tok, messages(ex), ex.reference, chat, cfg.train.max_length),
                  "group": pairs.index(ex.pair)} for ex in prep.examples]
 
