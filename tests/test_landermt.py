@@ -354,3 +354,50 @@ def test_harness_run_trains_saves_and_generates_per_pair(arch, tiny_model_factor
     ids = _features(tok, 1)[0]["input_ids"]
     backend.router.set("")
     assert torch.allclose(_logits(backend.model, ids), _logits(plain, ids), atol=1e-5)
+
+
+def test_interrupted_training_resumes_to_the_same_artifact(tiny_model, data_dir, tmp_path, monkeypatch, capsys):
+    """Killed (an exception) before step 3: the rerun reuses the saved analysis, resumes from the step-2
+    checkpoint and ends with the deltas, gates and loss curve of an uninterrupted run."""
+    from safetensors.torch import load_file
+
+    from methods.landermt.routing import Router
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("data:\n  pairs: [de-en, en-de]\n  max_per_pair: 4\ntrain:\n  max_steps: 4\n  batch_size: 2\n"
+                      "  max_length: 256\n  save_every: 1\n  precision: fp32\n  weight_decay: 0.1\ntop_layers: 1\n"
+                      "ra_samples: 2\nte_samples: 2\nanalysis_batch_size: 2\n")
+    args = ["train", "--method", "landermt", "--model", str(tiny_model), "--data-dir", str(data_dir),
+            "--method-config", str(recipe), "--tasks", "flores", "--threads", "1"]
+
+    def artifact(cache):
+        (adir,) = list((cache / "artifacts" / "landermt").iterdir())
+        return adir
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "full"))
+    assert main(args) == 0
+    full = artifact(tmp_path / "full")
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cut"))
+    original, calls = Router.set, {"n": 0}
+
+    def set_then_die(self, pair):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the route switch before step 3
+            raise RuntimeError("killed")
+        original(self, pair)
+    monkeypatch.setattr(Router, "set", set_then_die)
+    with pytest.raises(RuntimeError, match="killed"):
+        main(args)
+    monkeypatch.setattr(Router, "set", original)
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "reusing the neuron analysis" in out and "resuming from" in out
+    cut = artifact(tmp_path / "cut")
+    a, b = load_file(str(full / "landermt.safetensors")), load_file(str(cut / "landermt.safetensors"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert any(float(v.abs().sum()) > 0 for v in b.values())
+    la = [json.loads(x)["loss"] for x in (full / "loss.jsonl").read_text().splitlines()]
+    lb = [json.loads(x)["loss"] for x in (cut / "loss.jsonl").read_text().splitlines()]
+    assert len(lb) == 4 and lb == pytest.approx(la, rel=1e-4)
