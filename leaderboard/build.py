@@ -333,7 +333,11 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
                 sources.setdefault((k, c.source), []).append(f"{rr.label} on {rr.model}")
         rows.append(rr)
     bar.close()
-    notes += [f"{k} from {src}: {', '.join(rows_)}" for (k, src), rows_ in sources.items()]
+    by_source: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (source, rows) -> columns
+    for (k, src), labels in sources.items():
+        by_source.setdefault((src, tuple(labels)), []).append(k)
+    notes += [f"{', '.join(cols)} from {src}: " + ("all rows" if len(labels) == len(rows) else ", ".join(labels))
+              for (src, labels), cols in by_source.items()]
     settings = "; ".join(f"{t}: limit {s['limit'] or 'none'}, {len(s['selected'])} subsets "
                          f"({_short(s['selected'])}), config {s['config_hash']}" for t, s in sorted(sec.settings.items()))
     title = f"Section {index + 1}" + ("" if first is None else f" (not comparable with section 1: "

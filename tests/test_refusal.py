@@ -170,7 +170,7 @@ def test_leaderboard_refusal_columns_prefer_judge_verdicts(data_dir, tmp_path):
     rows = {r.label: r for r in tables[0].rows}
     over = rows["lecture"].cells["over-refusal"]
     assert over.value == 0.0 and over.source.startswith("judge-free classifier rules+multilingual v")
-    assert any("over-refusal from judge-free classifier" in n for n in tables[0].notes)
+    assert "refusal (harmful), over-refusal from judge-free classifier rules+multilingual v1: all rows" in tables[0].notes
 
     def responder(body, n):
         response = body["messages"][-1]["content"].split('RESPONSE: "', 1)[1]
@@ -189,4 +189,4 @@ def test_leaderboard_refusal_columns_prefer_judge_verdicts(data_dir, tmp_path):
     over = rows["lecture"].cells["over-refusal"]
     assert over.value == 0.5 and over.delta == 0.5 and over.source.startswith("judge verdicts (openai:cls@")
     assert rows["lecture"].cells["refusal (harmful)"].value == 1.0
-    assert "over-refusal from judge verdicts" in written[0].read_text()
+    assert "refusal (harmful), over-refusal from judge verdicts (openai:cls@" in written[0].read_text()
