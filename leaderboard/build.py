@@ -6,6 +6,9 @@ Kinds: `corpus` (sacrebleu corpus metric rebuilt from the per-subset signature, 
 sufficient statistics), `mean` (mean of a per-sample value found at a dotted path, `[*]` averaging a
 list), `summary` (the results.json summary value as is; Δ without an interval). Group columns (x-en,
 en-x) average the per-subset scores over the matching subsets, like the task's own summary.
+Safety's refusal columns have a judge alternative: when the row and its base both carry the judge's
+summary (`harness run/judge --judge ...`), per-sample judge verdicts (`judgment.refusal`) are used instead
+of the judge-free classifier's `refusal`; the table notes say which source each row used.
 
 Δ = method − base on the same samples (paired by sample id); the 95% interval is the 2.5/97.5
 percentile of the paired bootstrap distribution of Δ (leaderboard/stats.py). † marks an interval
