@@ -87,4 +87,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from harness.errors import HarnessError
+
+    try:
+        main()
+    except HarnessError as e:
+        sys.exit(f"Error: {e}")
