@@ -14,8 +14,14 @@ import re
 
 from harness.languages import name, short_code
 from harness.metrics.comet import Comet
-from harness.metrics.translation import (corpus_bleu, corpus_chrf, is_off_target, record_ref_streams, sentence_chrf,
-                                         spbleu)
+from harness.metrics.translation import (
+    corpus_bleu,
+    corpus_chrf,
+    is_off_target,
+    record_ref_streams,
+    sentence_chrf,
+    spbleu,
+)
 from harness.task import Task
 
 _PREAMBLE = re.compile(

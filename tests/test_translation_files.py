@@ -283,7 +283,7 @@ def test_bad_yaml_process_contract(tmp_path):
     yaml = tmp_path / "t.yaml"
     yaml.write_text(GOOD.replace("[de-en]", "[xx-en]").format(options="  source: a\n  references: [b]"))
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "validate", "--tasks", str(yaml)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "unknown language code 'xx'" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 

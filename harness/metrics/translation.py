@@ -15,7 +15,6 @@ import os
 import shutil
 from functools import lru_cache
 from pathlib import Path
-from typing import Union
 
 from sacrebleu.metrics import BLEU, CHRF
 
@@ -25,7 +24,7 @@ from harness.languages import bleu_tokenizer, short_code
 SPM_ENV = "HARNESS_SPM_MODEL"
 
 
-Refs = Union[list[str], list[list[str]]]
+Refs = list[str] | list[list[str]]
 
 
 def ref_streams(refs: Refs) -> list[list[str]]:
