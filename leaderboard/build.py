@@ -20,7 +20,9 @@ Composites (percentage points of each metric's full scale, `scale` below; base =
     general-ability loss = −mean over general columns c     of  100 · s_c · Δ_c / scale_c
 
 with s_c = +1 when higher is better and −1 otherwise. Positive gain = translates better, positive loss =
-worse at everything else. Translation columns: FLORES chrF++ and BLEU averages (the x-en/en-x splits
+worse at everything else. Translation columns: FLORES chrF++ and BLEU averages, and those of every translation
+test set defined by files in YAML (hook `translation`: WMT16, Multi30k, ...; same columns prefixed with the task
+name, multi-reference statistics when the samples carry several references) (the x-en/en-x splits
 and off-target rate are shown but not counted twice; COMET is shown with its Δ but has no interval and is
 not in the composite, because samples.jsonl does not keep per-segment COMET scores). General columns: MGSM accuracy, XL-Sum
 ROUGE-L, MT-Bench judge score, safety refusal (higher is better) and over-refusal (lower is better).
@@ -30,6 +32,7 @@ blank. Its interval comes from the same bootstrap resamples (tasks resampled ind
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import math
 from dataclasses import dataclass, field, replace
@@ -38,6 +41,7 @@ from typing import Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from harness.metrics.translation import record_ref_streams
 from leaderboard import stats
 from leaderboard.collect import Row, Section, TaskRun, describe_difference
 
@@ -79,6 +83,19 @@ COLUMNS: list[Column] = [
            role="general", judge_summary="judge_over_refusal", judge_sample="judgment.refusal"),
 ]
 COMPOSITES = {"translation gain": "translation", "general-ability loss": "general"}
+# Hooks of translation test sets defined in YAML only (tasks/translation.py): each such task gets the FLORES
+# columns, labelled with the task name ("wmt16 BLEU"), and its chrF++/BLEU count in the translation gain.
+TRANSLATION_HOOKS = ("translation",)
+
+
+def section_columns(sec: Section) -> list[Column]:
+    """COLUMNS plus the FLORES columns repeated for every file-based translation task of the section."""
+    names = sorted({t for r in sec.rows for t, tr in r.tasks.items()
+                    if tr.entry.get("config", {}).get("hook") in TRANSLATION_HOOKS})
+    flores = [c for c in COLUMNS if c.task == "flores"]
+    extra = [dataclasses.replace(c, task=t, label=f"{t} {c.label}") for t in names for c in flores]
+    at = max(i for i, c in enumerate(COLUMNS) if c.task == "flores") + 1  # translation columns first
+    return COLUMNS[:at] + extra + COLUMNS[at:]
 
 
 @dataclass
@@ -176,9 +193,9 @@ class Evaluator:
     def _corpus_stats(self, metric, tr: TaskRun, subset: str, name: str, ids: list[str]) -> np.ndarray:
         k = (tr.run_dir, tr.task, subset, name, tuple(ids))
         if k not in self._stats:
-            recs = self.samples(tr)
-            self._stats[k] = stats.corpus_stats(metric, [recs[i]["outputs"][0] for i in ids],
-                                                [recs[i]["reference"] for i in ids])
+            recs = [self.samples(tr)[i] for i in ids]
+            self._stats[k] = stats.corpus_stats(metric, [r["outputs"][0] for r in recs],
+                                                record_ref_streams(recs, f"{tr.run_dir}/{tr.task} ({subset})"))
         return self._stats[k]
 
     def _compute(self, col: Column, tr: TaskRun, subset: str, ids: list[str], paired: bool):
@@ -300,7 +317,7 @@ def composite(cells: dict[str, Cell], cols: list[Column], sign: float) -> Cell:
 
 
 def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) -> Table:
-    columns = [c for c in COLUMNS
+    columns = [c for c in section_columns(sec)
                if any(c.summary in r.tasks[c.task].entry.get("summary", {}) for r in sec.rows if c.task in r.tasks)]
     rows, notes = [], list(sec.notes)
     sources: dict[tuple[str, str], list[str]] = {}  # (column, where its values came from) -> rows
