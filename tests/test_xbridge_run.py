@@ -23,12 +23,19 @@ def nmt_path(tmp_path_factory):
 
 
 def _config(tmp_path, nmt, **extra) -> str:
-    lines = [f"nmt_model: {nmt}", "stage1: {languages: [de], max_per_direction: 4}",
-             "stage23: {languages: [de], max_per_language: 4}", "max_dec_tokens: 12"]
-    lines += [f"train{s}: {{max_steps: 1, batch_size: 2, grad_accum: 1, save_every: 0, lr: {extra.get(f'lr{s}', 1e-3)}}}"
-              for s in (1, 2, 3)]
+    """methods/xbridge/recipes/tiny.yaml with nmt_model pointing at the tiny NMT model (+ overrides)."""
+    import yaml
+
+    from harness.config import load_yaml
+    from methods import method_dir
+
+    cfg = load_yaml(method_dir("xbridge") / "recipes" / "tiny.yaml")
+    cfg["nmt_model"] = str(nmt)
+    for stage in (1, 2, 3):
+        if f"lr{stage}" in extra:
+            cfg[f"train{stage}"]["lr"] = extra[f"lr{stage}"]
     path = tmp_path / f"xbridge_{len(list(tmp_path.glob('xbridge_*.yaml')))}.yaml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(yaml.safe_dump(cfg))
     return str(path)
 
 
@@ -71,11 +78,20 @@ def test_flores_end_to_end_three_stages_and_reuse(tiny_model, nmt_path, tmp_path
     assert capsys.readouterr().out.count("reusing artifact") == 3
     assert [r["raw"] for r in _samples(tmp_path / "b")] == [r["raw"] for r in _samples(tmp_path / "a")]
 
+    # resume: a run that lost its last sample regenerates only that one, identically
+    path = tmp_path / "a" / "flores" / "samples.jsonl"
+    full = path.read_text()
+    path.write_text("".join(full.splitlines(keepends=True)[:-1]))
+    assert _run(tiny_model, cfg, tmp_path / "a") == 0
+    assert path.read_text() == full
+    capsys.readouterr()
+
     # changing stage 3 only retrains stage 3
     cfg3 = _config(tmp_path, nmt_path, lr3=2e-3)
     assert main(["train", "--method", "xbridge", "--model", str(tiny_model), "--method-config", cfg3, "--tasks", "flores",
                  "--langs", "de-en", "--device", "cpu"]) == 0
-    assert capsys.readouterr().out.count("reusing artifact") == 2
+    out = capsys.readouterr().out
+    assert out.count("reusing artifact") == 2 and "stage 3: reusing" not in out and out.count("artifact saved") == 1
 
 
 def test_mgsm_reports_llm_and_decoder_answers(tiny_model, nmt_path, tmp_path):

@@ -28,7 +28,7 @@ class XBridgeMethod(Method):
         Math tasks get a second round: round 0 is the LLM's English answer (scored as the task's own
         metrics, the paper's XBridge_LLM), round 1 the decoder's answer in the question's language
         (scored as `decoder_*` metrics, XBridge_Dec)."""
-        kind = SUPPORTED_TASKS[task.name]
+        kind = SUPPORTED_TASKS[task.cfg.hook]
         base_messages = task.messages
 
         def messages(doc: dict, history: list[str]) -> list[dict]:

@@ -46,6 +46,11 @@ class XBridgeBackend:
         self.eos_ids = {llm_tok.eos_token_id} | _ids(getattr(bridge.llm.generation_config, "eos_token_id", None))
         self._last: dict = {}  # LLM results of the previous call (round 1 of a math task reuses round 0's)
 
+    @property
+    def model(self):  # what lm-eval's wrapper would take: there is no single causal LM to hand over
+        raise HarnessError("lmeval tasks cannot run through xbridge: the composed encoder-LLM-decoder system is "
+                           "not one causal LM (the frozen LLM alone is the base model's result)")
+
     def settings(self) -> dict:
         return {"backend": self.name, "dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),
                 "batch_size": self.backend_cfg.batch_size, "threads": torch.get_num_threads(),

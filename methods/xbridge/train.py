@@ -28,14 +28,14 @@ from harness.training.pipeline import Prepared, finish
 from methods.xbridge.config import STAGE_LOSSES
 from methods.xbridge.data import Codes, XBridgeObjective, check_overlap, features, stage1_tuples, stage23_tuples
 
-SUPPORTED_TASKS = {"flores": "translation", "mgsm": "math", "gsm8k": "math"}
+SUPPORTED_TASKS = {"flores": "translation", "mgsm": "math", "gsm8k": "math"}  # by task hook (tasks/<hook>.py)
 BRIDGE_FILE, META_FILE = "bridge.safetensors", "bridge.json"
 
 
 def check_tasks(tasks: list) -> None:
     """Stop before any work when a task cannot run through the composed system."""
     for task in tasks:
-        if task.name not in SUPPORTED_TASKS:
+        if task.cfg.hook not in SUPPORTED_TASKS:
             raise HarnessError(f"xbridge cannot serve task {task.name!r}: the composed encoder-LLM-decoder system "
                                f"answers {', '.join(SUPPORTED_TASKS)} only (drop it from --tasks)")
 
@@ -134,6 +134,7 @@ def train_xbridge(cfg, ctx: TrainContext, name: str = "xbridge") -> Artifact:
         if loaded is None:
             loaded = load_parts(nmt_res.path, llm_res.path, ctx.backend)
         nmt, llm, nmt_tok, llm_tok = loaded
+        torch.manual_seed(ctx.seed)  # the maps' initialisation is part of what the seed reproduces
         bridge = build_bridge(cfg, nmt, llm, llm_tok)
         if art is not None:
             load_bridge(bridge, art.path)
