@@ -60,7 +60,11 @@ def stage1_tuples(cfg, data: DataSource, seed: int) -> list[Tuple]:
     out: list[Tuple] = []
     if cfg.source == "flores_dev":
         cache: dict[str, list[str]] = {}
-        lines = lambda lang: cache.setdefault(lang, flores_dev(lang, data))  # noqa: E731
+
+        def lines(lang: str) -> list[str]:
+            if lang not in cache:
+                cache[lang] = flores_dev(lang, data)
+            return cache[lang]
         for d in dirs:
             x, _, y = d.partition("-")
             xs, es, ys = lines(x), lines("en"), lines(y)
