@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness.backends.hf import BackendConfig, pick_device, pick_dtype
 from harness.config import from_dict
+from harness.errors import HarnessError
 from harness.method import Artifact, Method, TrainContext
 from harness.models import ResolvedModel
 from methods.xbridge.config import XBridgeConfig
@@ -44,14 +45,19 @@ class XBridgeMethod(Method):
 
     def backend(self, artifact: Artifact, model: ResolvedModel, cfg: BackendConfig):
         from methods.xbridge.backend import XBridgeBackend
-        from methods.xbridge.train import bridge_meta, build_bridge, load_bridge, load_parts
+        from methods.xbridge.train import bridge_meta, build_bridge, load_bridge, load_parts, resolve_parts
 
         xcfg = self.cfg or from_dict(XBridgeConfig, {k: v for k, v in artifact.config.items()
                                                      if k in XBridgeConfig.__dataclass_fields__}, "artifact config")
         meta = bridge_meta(artifact)
+        nmt_res, llm_res = resolve_parts(xcfg, model)
+        for part, res in (("nmt", nmt_res), ("llm", llm_res)):
+            if res.identity().get("weights_sha256") != meta[part].get("weights_sha256"):
+                raise HarnessError(f"{artifact.path}: trained with {part} {meta[part].get('name')!r} whose weights differ "
+                                   f"from {res.path}; retrain or point the config at the original model")
         device = pick_device(cfg.device)
         dtype = pick_dtype(cfg.dtype, device)
-        nmt, llm, nmt_tok, llm_tok = load_parts(meta["nmt_path"], meta["llm_path"], cfg, dtype)
+        nmt, llm, nmt_tok, llm_tok = load_parts(nmt_res.path, llm_res.path, cfg, dtype)
         bridge = build_bridge(xcfg, nmt, llm, llm_tok)
         load_bridge(bridge, artifact.path)
         bridge.to(device=device, dtype=dtype)
