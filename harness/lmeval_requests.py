@@ -17,6 +17,7 @@ so they can differ from what an uninterrupted run would have drawn.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -25,8 +26,9 @@ import os
 import re
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness.io import JsonlStore, sha256_text
 
@@ -62,10 +64,8 @@ def jsonable(obj: Any, _depth: int = 0) -> Any:
     if inspect.isfunction(obj) or inspect.ismethod(obj) or inspect.isbuiltin(obj) or inspect.isclass(obj):
         return _describe_callable(obj)
     if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy / torch scalars and arrays
-        try:
+        with contextlib.suppress(Exception):  # a tolist() that fails: fall through to the generic description
             return jsonable(obj.tolist(), _depth + 1)
-        except Exception:  # noqa: BLE001 - fall through to the generic description
-            pass
     kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
     if dataclasses.is_dataclass(obj):
         return {"object": kind, **{f.name: jsonable(getattr(obj, f.name), _depth + 1) for f in dataclasses.fields(obj)}}
@@ -128,7 +128,7 @@ class RequestLog:
         rec = {"key": key, "type": attr, "args": jsonable(args), "result": jsonable(result)}
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across answers, closed in close()
         self._file.write(json.dumps(rec, ensure_ascii=False) + "\n")
         self._file.flush()  # in the OS from here on: survives a crash or kill of this process
         self.store.records[key] = rec

@@ -12,7 +12,7 @@ import torch
 from harness.cli import main
 
 pytest.importorskip("lm_eval")
-from lm_eval.models.huggingface import HFLM  # noqa: E402
+from lm_eval.models.huggingface import HFLM
 
 _MODEL_CALLS = {name: getattr(HFLM, name) for name in ("_model_call", "_model_generate")}
 
