@@ -96,6 +96,8 @@ def build_tiny_model(arch: str, vocab_size: int):
     torch.manual_seed(0)
     if arch == "llama":
         return LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=True))
+    if arch == "llama-untied":  # tied tiny random models repeat their last token; untied ones emit varied text
+        return LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=False))
     if arch == "qwen2":
         return Qwen2ForCausalLM(Qwen2Config(**common))
     if arch == "gemma3":
