@@ -110,6 +110,9 @@ class Task:
             raise HarnessError(f"task {self.name}: unknown language/pair {bad[0]!r} (known: {', '.join(known)})")
         self.selected = wanted
 
+    def preflight(self) -> None:
+        """Cheap checks of the selected subsets' data, run before any model is loaded (default: none)."""
+
     # -- per-document hooks -------------------------------------------------------------------
     def docs(self, subset: str) -> list[dict]:
         """Documents of one subset; each a dict with a unique 'id' and the template's fields."""
@@ -187,6 +190,17 @@ def load_task_config(name_or_path: str) -> tuple[TaskConfig, Path]:
 def load_task(name_or_path: str, data: DataSource) -> Task:
     """Load a task YAML and instantiate its hook. Hooks are only imported from the project's tasks/."""
     cfg, path = load_task_config(name_or_path)
+    return _instantiate(cfg, path, data)
+
+
+def task_from_saved_config(saved: dict, data: DataSource, where: str) -> Task:
+    """The task of a results.json entry rebuilt from the config saved there (for a task YAML given by path,
+    which `harness score` cannot find by name); the hook still comes from tasks/."""
+    cfg = from_dict(TaskConfig, {k: v for k, v in saved.items() if k != "selected"}, where)
+    return _instantiate(cfg, Path(where), data)
+
+
+def _instantiate(cfg: TaskConfig, path: Path, data: DataSource) -> Task:
     if not (TASKS_DIR / f"{cfg.hook}.py").exists():
         raise HarnessError(f"{path}: hook: no module tasks/{cfg.hook}.py")
     module = importlib.import_module(f"tasks.{cfg.hook}")

@@ -11,6 +11,7 @@ from methods.landermt import LANDeRMTMethod
 from methods.lora import LoRAMethod
 from methods.radis import RaDisMethod
 from methods.sft import SFTMethod
+from methods.xbridge import XBridgeMethod
 
 REGISTRY: dict[str, type[Method]] = {}
 
@@ -26,6 +27,7 @@ register(BaseMethod)
 register(SFTMethod)
 register(LoRAMethod)
 register(RaDisMethod)
+register(XBridgeMethod)
 register(LANDeRMTMethod)
 
 
