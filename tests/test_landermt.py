@@ -15,7 +15,14 @@ from harness.cli import main
 from harness.training import trainer
 from harness.training.trainer import TrainConfig
 from methods.landermt.neurons import awareness, find_mlps, layer_shift, split_neurons
-from methods.landermt.routing import Plan, RoutedIn, effective_weights, install, load_trainable, trainable_state
+from methods.landermt.routing import (
+    Plan,
+    RoutedIn,
+    effective_weights,
+    install,
+    load_trainable,
+    trainable_state,
+)
 
 PAIRS = ["de-en", "en-de"]
 

@@ -68,10 +68,17 @@ class LayerRoute(nn.Module):
         self.router, self.mode, self.scale = router, plan.gating, plan.gate_scale
         self.pairs = [p for p in plan.pairs if layer in plan.layers[p]]
         self.register_buffer("general", torch.tensor(plan.general[layer], dtype=torch.long), persistent=False)
-        self.spec = {p: torch.tensor(plan.specific[layer].get(p, []), dtype=torch.long) for p in self.pairs}
+        for p in self.pairs:  # buffers: they move with the model (no host-to-device copy per forward)
+            self.register_buffer(f"spec_{p}", torch.tensor(plan.specific[layer].get(p, []), dtype=torch.long),
+                                 persistent=False)
         # gate w_p·x + b_p, zero at init (g = 0.5); one per pair that chose this layer
         self.gates = nn.ParameterDict({p: nn.Parameter(torch.zeros(hidden + 1, dtype=dtype)) for p in self.pairs})
         self.g = None
+
+    @property
+    def spec(self) -> dict[str, torch.Tensor]:
+        """pair -> its specific neurons in this layer."""
+        return {p: getattr(self, f"spec_{p}") for p in self.pairs}
 
     def pair(self) -> str | None:
         """The active pair when it routes through this layer, '' for general-only, None for the base layer."""
