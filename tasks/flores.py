@@ -99,11 +99,13 @@ class FloresTask(Task):
             "ref_off_target": sum(f is True for f in ref_flags) / len(ref_flags),  # detector noise floor
             "n": len(records),
             "signatures": {"bleu": bleu["signature"], "chrf": chrf["signature"]},
+            "metric_args": {"bleu": bleu["args"], "chrf": chrf["args"]},  # to rebuild the metric (leaderboard)
         }
         sp = spbleu(hyps, refs)
         if "score" in sp:
             out["spbleu"] = sp["score"]
             out["signatures"]["spbleu"] = sp["signature"]
+            out["metric_args"]["spbleu"] = sp["args"]
         else:
             out["spbleu_unavailable"] = sp["unavailable"]
         if self.comet.available:  # scored for all subsets at once in summarize()

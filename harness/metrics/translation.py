@@ -21,15 +21,19 @@ SPM_ENV = "HARNESS_SPM_MODEL"
 
 
 def corpus_bleu(hyps: list[str], refs: list[str], tgt: str, tokenize: str | None = None) -> dict:
-    metric = BLEU(tokenize=tokenize or bleu_tokenizer(tgt))
+    """Score, signature, and `args`: the sacrebleu constructor arguments (the signature's tokenizer field is
+    not always a tokenizer name, e.g. `ja-mecab-0.996-IPA`; the leaderboard rebuilds the metric from `args`)."""
+    args = {"tokenize": tokenize or bleu_tokenizer(tgt)}
+    metric = BLEU(**args)
     score = metric.corpus_score(hyps, [refs])
-    return {"score": score.score, "signature": str(metric.get_signature())}
+    return {"score": score.score, "signature": str(metric.get_signature()), "args": args}
 
 
 def corpus_chrf(hyps: list[str], refs: list[str]) -> dict:
-    metric = CHRF(word_order=2)  # chrF++
+    args = {"word_order": 2}  # chrF++
+    metric = CHRF(**args)
     score = metric.corpus_score(hyps, [refs])
-    return {"score": score.score, "signature": str(metric.get_signature())}
+    return {"score": score.score, "signature": str(metric.get_signature()), "args": args}
 
 
 def sentence_chrf(hyp: str, ref: str) -> float:
