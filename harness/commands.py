@@ -38,6 +38,8 @@ def load_tasks(names: list[str], data: DataSource, langs: list[str]) -> list:
             tasks[0].select(unused)  # raises the task's own explanation
         if unused:
             raise HarnessError(f"--langs: {unused[0]!r} matches none of the tasks {', '.join(names)}")
+    for task in tasks:
+        task.check_scorable()  # before training or generating anything
     return tasks
 
 

@@ -110,6 +110,10 @@ class Task:
             raise HarnessError(f"task {self.name}: unknown language/pair {bad[0]!r} (known: {', '.join(known)})")
         self.selected = wanted
 
+    def check_scorable(self) -> None:
+        """Raise HarnessError when the selected subsets cannot be scored here (a missing metric dependency);
+        called before any training or generation so that no compute is lost. Default: nothing to check."""
+
     # -- per-document hooks -------------------------------------------------------------------
     def docs(self, subset: str) -> list[dict]:
         """Documents of one subset; each a dict with a unique 'id' and the template's fields."""

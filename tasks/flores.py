@@ -10,7 +10,8 @@ from harness.data import load_hub_dataset, read_lines
 from harness.errors import HarnessError
 from harness.languages import flores_code, name, short_code
 from harness.metrics.comet import Comet
-from harness.metrics.translation import corpus_bleu, corpus_chrf, is_off_target, sentence_chrf, spbleu
+from harness.metrics.translation import (corpus_bleu, corpus_chrf, is_off_target, require_bleu_tokenizer,
+                                         sentence_chrf, spbleu)
 from harness.task import Task
 from tasks._translation import clean_translation
 
@@ -54,6 +55,10 @@ class FloresTask(Task):
                 raise HarnessError(f"task flores: {pair!r} is not a pair like de-en")
             flores_code(src), flores_code(tgt)
         self.selected = list(wanted)
+
+    def check_scorable(self) -> None:
+        for pair in self.selected:
+            require_bleu_tokenizer(pair.partition("-")[2], f"task flores ({pair})")
 
     def docs(self, subset: str) -> list[dict]:
         src, _, tgt = subset.partition("-")

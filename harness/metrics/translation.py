@@ -15,9 +15,30 @@ from pathlib import Path
 
 from sacrebleu.metrics import BLEU, CHRF
 
+from harness.errors import HarnessError
 from harness.languages import bleu_tokenizer, short_code
 
 SPM_ENV = "HARNESS_SPM_MODEL"
+
+
+def require_bleu_tokenizer(tgt: str, where: str) -> None:
+    """One-line HarnessError when sacrebleu cannot build the BLEU tokenizer for target `tgt` here
+    (ja-mecab and ko-mecab need the `sacrebleu[ja]` / `sacrebleu[ko]` extras)."""
+    tok = bleu_tokenizer(tgt)
+    try:
+        _bleu_tokenizer_ok(tok)
+    except (ImportError, RuntimeError, AssertionError) as e:
+        extra = {"ja-mecab": "ja", "ko-mecab": "ko"}.get(tok)
+        fix = f"pip install 'sacrebleu[{extra}]'" if extra else "reinstall sacrebleu"
+        reason = " ".join(str(e).split())[:120]
+        raise HarnessError(f"{where}: BLEU for target {tgt!r} needs sacrebleu's {tok!r} tokenizer, which does not "
+                           f"load here ({reason}); {fix}, or leave out {tgt!r}") from None
+
+
+@lru_cache(maxsize=None)
+def _bleu_tokenizer_ok(tok: str) -> bool:
+    BLEU(tokenize=tok)  # builds the tokenizer (loads MeCab and its dictionary)
+    return True
 
 
 def corpus_bleu(hyps: list[str], refs: list[str], tgt: str, tokenize: str | None = None) -> dict:
