@@ -40,7 +40,8 @@ def load_tasks(names: list[str], data: DataSource, langs: list[str]) -> list:
         if unused:
             raise HarnessError(f"--langs: {unused[0]!r} matches none of the tasks {', '.join(names)}")
     for task in tasks:
-        task.check_scorable()  # before training or generating anything
+        task.preflight()  # missing or misaligned files, metric dependencies (e.g. BLEU tokenizers) fail now,
+                         # not after the model has loaded
     return tasks
 
 
@@ -170,7 +171,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from harness.metrics.comet import Comet
     from harness.report import print_run_table
     from harness.runner import EvalContext, aggregate, rescore, write_results
-    from harness.task import load_task
+    from harness.task import load_task, task_from_saved_config, task_names
 
     out = existing_dir(args.output, "harness score:")
     results = read_json(out / "results.json")
@@ -183,7 +184,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     for name, entry in results["tasks"].items():
         if name.startswith("lmeval:"):  # scored by lm-eval itself; nothing to recompute here
             continue
-        task = load_task(name, data)
+        if name in task_names():
+            task = load_task(name, data)
+        else:  # a task YAML given to `run` by path: rebuilt from the config saved in results.json
+            task = task_from_saved_config(entry["config"], data, f"{out}/results.json: tasks.{name}.config")
         if hasattr(task, "use_comet"):
             task.use_comet(comet)
         task.select(entry["config"]["selected"])

@@ -6,7 +6,9 @@ when they exist. Nothing is ever copied into the repository.
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,14 +61,18 @@ class DataSource:
 
 
 def read_lines(path: Path) -> list[str]:
-    """Lines of a UTF-8 text file, with a clear error for bad bytes or a missing/empty file."""
+    """Lines of a UTF-8 text file (gzip-compressed when the name ends in `.gz`), with a clear error for bad
+    bytes, a corrupt archive or a missing/empty file. A Windows line end (CR LF) counts as one line end."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise HarnessError(f"{path}: file not found; check --data-dir") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise HarnessError(f"{path}: not a readable gzip file ({e}); recompress it or drop the .gz suffix") from None
     except UnicodeDecodeError as e:
         raise HarnessError(f"{path}: not valid UTF-8 at byte {e.start}; re-encode the file as UTF-8") from None
-    lines = text.split("\n")
+    lines = text.replace("\r\n", "\n").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     if not lines:

@@ -5,8 +5,14 @@ The run's loaded backend (`.model`, `.tok`) is wrapped in lm-eval's `HFLM` and e
 apply unchanged. Per-sample logs go to `<out>/lmeval_<task>/samples.jsonl` (our record fields
 where they exist: id, subset, prompts, prompt_hash, raw, outputs, reference, scores, plus lm-eval's
 doc and hashes); metrics are merged into results.json under `tasks["lmeval:<task>"]` with the
-lm-eval version and a hash of the task configs. Unlike native tasks these runs are not resumable:
-a rerun evaluates again.
+lm-eval version and a hash of the task configs. Task configs may hold functions (`!function`),
+filters or regexes: they are recorded by qualified name and source hash (harness.lmeval_requests.jsonable),
+so results are always written and the config hash is the same from one process to the next.
+
+Every answer lm-eval asks of the model is saved as it is produced in `<out>/lmeval_<task>/requests.jsonl`
+(keyed by the run's model/method/task-config fingerprint, see harness.lmeval_requests): a crash or a
+failed write loses nothing already answered, and rerunning the same command answers those requests
+from the file and asks the model only for the rest.
 
 Offline, hub-backed zoo tasks (e.g. `lmeval:arc_easy`) fail with a one-line error; a task YAML
 of your own with `dataset_path: json` and `dataset_kwargs: {data_files: ...}` in a folder given
@@ -22,9 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from harness import provenance
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, atomic_write_text, read_json, sha256_file, sha256_text, stable_hash
+from harness.lmeval_requests import RequestLog, install, jsonable
 
 PREFIX = "lmeval:"
 
@@ -97,34 +106,46 @@ def evaluate(lt: LmevalTask, backend, ctx) -> dict:
 
     t0 = time.time()
     task_dir = ctx.out_dir / lt.folder
-    configs = {n: t.dump_config() for n, t in lt.loaded["tasks"].items()}
+    configs = jsonable({n: t.dump_config() for n, t in lt.loaded["tasks"].items()})
     config_hash = stable_hash(configs)
-    _check_fingerprint(task_dir, {
+    fingerprint = {
         "model_sha256": ctx.model.get("weights_sha256"), "model_name": ctx.model.get("name"),
         "method": ctx.method.get("name"), "artifact": ctx.method.get("artifact", {}).get("hash"),
         "task_config": config_hash, "dtype": backend.settings().get("dtype"), "seed": ctx.seed,
-    })
+        "lm_eval_version": md.version("lm_eval"),
+    }
+    _check_fingerprint(task_dir, fingerprint)
     if not (hasattr(backend, "model") and hasattr(backend, "tok")):
         raise HarnessError(f"{lt.name}: lm-eval tasks need the transformers backend (a .model and .tok); "
                            f"{type(backend).__name__} has none")
     lm = HFLM(pretrained=backend.model, tokenizer=backend.tok, batch_size=backend.cfg.batch_size)
+    log = RequestLog(task_dir / "requests.jsonl", run_key=stable_hash(fingerprint))
+    if log.repaired:
+        tqdm.write(f"[{lt.name}] cut a torn last line from {log.path} (that request will be asked again)")
+    if len(log):
+        tqdm.write(f"[{lt.name}] {len(log)} answers saved by an earlier run in {log.path}: reusing them")
+    install(lm, log)
     seed = ctx.seed
-    res = simple_evaluate(model=lm, tasks=_top_groups(lt.loaded) or list(lt.loaded["tasks"].values()),
-                          task_manager=lt.manager, limit=ctx.limit, log_samples=True, random_seed=seed,
-                          numpy_random_seed=1234 + seed,
-                          torch_random_seed=1234 + seed, fewshot_random_seed=1234 + seed)
+    try:
+        res = simple_evaluate(model=lm, tasks=_top_groups(lt.loaded) or list(lt.loaded["tasks"].values()),
+                              task_manager=lt.manager, limit=ctx.limit, log_samples=True, random_seed=seed,
+                              numpy_random_seed=1234 + seed,
+                              torch_random_seed=1234 + seed, fewshot_random_seed=1234 + seed)
+    finally:
+        log.close()
     if res is None:
         raise RuntimeError(f"{lt.name}: lm-eval returned no results (not rank 0?)")
     samples_path = task_dir / "samples.jsonl"
-    records = [_record(leaf, s) for leaf, rows in res.get("samples", {}).items() for s in rows]
-    atomic_write_text(samples_path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records))
+    records = [jsonable(_record(leaf, s)) for leaf, rows in res.get("samples", {}).items() for s in rows]
+    atomic_write_text(samples_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     leaves = list(lt.loaded["tasks"])
     metrics = {leaf: _numeric(res["results"].get(leaf, {})) for leaf in leaves}
     groups = {g: _numeric(res["results"][g]) for g in lt.loaded.get("groups", {}) if g in res["results"]}
     summary = groups.get(lt.task) or (metrics[leaves[0]] if len(leaves) == 1 else {})
     entry = {
         "config": {"lmeval_task": lt.task, "include_path": lt.include, "apply_chat_template": False,
-                   "num_fewshot": res.get("n-shot", {}), "limit": ctx.limit, "task_configs": res.get("configs", configs)},
+                   "num_fewshot": res.get("n-shot", {}), "limit": ctx.limit,
+                   "task_configs": jsonable(res.get("configs", configs))},
         "config_hash": config_hash,
         "backend": {**backend.settings(), "wrapper": "lm_eval.models.huggingface.HFLM (pre-loaded model object)"},
         "metrics": metrics,
@@ -136,6 +157,8 @@ def evaluate(lt: LmevalTask, backend, ctx) -> dict:
                      "metric_names": "lm-eval's '<metric>,<filter>' keys; filter 'none' dropped"},
         "samples_file": f"{lt.folder}/samples.jsonl",
         "samples_sha256": sha256_file(samples_path),
+        "requests_file": f"{lt.folder}/requests.jsonl",
+        "requests": {"answered_now": log.written, "reused": log.reused},
         "seconds": round(time.time() - t0, 2),
     }
     return merge_results(ctx, lt.name, entry)
@@ -197,7 +220,7 @@ def merge_results(ctx, name: str, entry: dict) -> dict:
         "versions": provenance.versions(), "machine": provenance.machine(), "method": ctx.method,
         "model": ctx.model, "seed": ctx.seed, "limit": ctx.limit, **ctx.extra,
     })
-    results["tasks"][name] = entry
+    results["tasks"][name] = jsonable(entry)  # a task config may hold functions, filters, regexes
     atomic_write_json(path, results)
     return results
 

@@ -196,7 +196,6 @@ def write_results(ctx: EvalContext, task: Task, backend_settings: dict, agg: dic
 
 def evaluate(task: Task, backend: Backend, ctx: EvalContext) -> dict:
     t0 = time.time()
-    task.check_scorable()
     store = generate_samples(task, backend, ctx)
     agg = aggregate(task, store, ctx.limit)
     return write_results(ctx, task, backend.settings(), agg, time.time() - t0)

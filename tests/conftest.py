@@ -24,6 +24,34 @@ CHATML = (
 )
 
 
+# What the suite reads from the data folder. Under CI (`HARNESS_REQUIRE_DATA=1`, set by .ci/run) a missing
+# folder or file stops the session with exit 1 instead of letting half the suite skip and pass.
+REQUIRED_DATA = (
+    "flores/flores200_dataset/devtest/eng_Latn.devtest",
+    "flores/flores200_dataset/devtest/deu_Latn.devtest",
+    "mgsm/mgsm_de.tsv",
+    "mgsm/mgsm_exemplars.json",
+    "gsm8k/test.jsonl",
+    "mt_bench/question.jsonl",
+    "safety/refusal_direction_raw/advbench.csv",
+    "safety/xstest",
+    "safety/xstest_completions",
+    "parallel/alma_human_written/deen",
+    "wmt16/eng-deu",
+    "parallel/multi30k/task1_raw/test_2016_flickr.de.gz",
+)
+
+
+def missing_data(data_dir: Path) -> list[str]:
+    return [rel for rel in REQUIRED_DATA if not (data_dir / rel).exists()]
+
+
+def pytest_sessionstart(session):
+    if os.environ.get("HARNESS_REQUIRE_DATA") == "1" and (missing := missing_data(DATA_DIR)):
+        pytest.exit(f"HARNESS_REQUIRE_DATA=1 but the data folder {DATA_DIR} lacks {', '.join(missing)} "
+                    "(set HARNESS_DATA_DIR to the shared data folder)", returncode=1)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA_DIR / "flores").is_dir():
@@ -68,6 +96,8 @@ def build_tiny_model(arch: str, vocab_size: int):
     torch.manual_seed(0)
     if arch == "llama":
         return LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=True))
+    if arch == "llama-untied":  # tied tiny random models repeat their last token; untied ones emit varied text
+        return LlamaForCausalLM(LlamaConfig(**common, tie_word_embeddings=False))
     if arch == "qwen2":
         return Qwen2ForCausalLM(Qwen2Config(**common))
     if arch == "gemma3":

@@ -62,19 +62,33 @@ def _artifact(cache):
 
 
 def _launch_two(cli_args: list[str], env: dict, cache: Path):
-    """`harness <cli_args>` in 2 processes under accelerate's launcher with harness/training/accelerate/cpu_ddp.yaml."""
-    for _attempt in range(2):  # the rendezvous port can be taken between picking and binding it: retry once
+    """`harness <cli_args>` in 2 processes under accelerate's launcher with harness/training/accelerate/cpu_ddp.yaml.
+
+    The one failure that is not the code's: the rendezvous port picked by `_free_port` was taken by
+    another program before torch's TCPStore bound it (EADDRINUSE). That is retried on a new port, and
+    only if it happens three times in a row is the test skipped, naming that condition. Any other
+    non-zero exit is a failure with the child's stderr (gloo prints its name in normal logs, so the
+    word proves nothing).
+    """
+    for _attempt in range(3):
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE / "cpu_ddp.yaml"),
                "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "harness.cli", *cli_args]
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=REPO)
         except subprocess.TimeoutExpired as e:
             pytest.fail(f"2-process run hung (> 180 s): {(e.stderr or b'')[-2000:]!r}")
-        err = proc.stderr.lower()
-        if proc.returncode == 0 or not ("gloo" in err or "address already in use" in err or "rendezvous" in err):
+        if proc.returncode == 0:
             return proc
+        if not _port_taken(proc.stderr):
+            pytest.fail(f"2-process run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         shutil.rmtree(cache, ignore_errors=True)
-    pytest.skip(f"accelerate could not start 2 CPU processes here (twice): {proc.stderr[-500:]}")
+    pytest.skip("the rendezvous port was taken by another program three times (EADDRINUSE): "
+                f"{proc.stderr[-300:]}")
+
+
+def _port_taken(stderr: str) -> bool:
+    """The TCPStore could not bind its port: errno 98 EADDRINUSE, as torch reports it."""
+    return bool(re.search(r"EADDRINUSE|errno:? 98\b|address already in use", stderr, re.IGNORECASE))
 
 
 def _env(cache: Path, data_dir) -> dict:
@@ -189,3 +203,13 @@ def test_radis_under_two_processes_generates_rationales_once(tiny_model, data_di
     (cache_file,) = list((tmp_path / "cache" / "rationales").iterdir())
     keys = [json.loads(x)["key"] for x in cache_file.read_text().splitlines()]
     assert len(keys) == len(set(keys)) == 8  # written once, by one process
+
+
+def test_only_a_taken_port_counts_as_a_launcher_that_cannot_start():
+    # normal gloo log lines (and a real crash that mentions gloo) are not a reason to skip
+    assert not _port_taken("[Gloo] Rank 0 is connected to 1 peer ranks. Expected number of connected peer ranks is : 1")
+    assert not _port_taken("RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer")
+    assert not _port_taken("torch.distributed.elastic.multiprocessing.errors.ChildFailedError: harness.cli FAILED")
+    assert _port_taken("torch.distributed.DistNetworkError: The server socket has failed to listen on any local "
+                       "network address. port: 29500, useIpv6: false, code: -98, name: EADDRINUSE, message: "
+                       "address already in use")

@@ -150,12 +150,66 @@ def test_missing_key_env_is_a_clear_error(monkeypatch):
         OpenAIJudge("http://127.0.0.1:9/v1", "m", JudgeSettings(), key_env="NO_SUCH_KEY_VAR")
 
 
-def test_hf_judge_real_local_model(tiny_model, tmp_path):
-    """A local transformers judge really generates (a random tiny model: its texts rarely parse, which is counted)."""
-    spec = JudgeSpec(kind="hf", model=str(tiny_model), max_new_tokens=8)
+JUDGE_REPLIES = {  # judge conversation -> what the judge model was taught to answer (FastChat format)
+    "Question: What is 2+2?\nAnswer: 4\nRate the answer.": "Correct and concise. Rating: [[7]]",
+    "Question: Capital of France?\nAnswer: Berlin\nRate the answer.": "The answer is wrong. Rating: [[2]]",
+    "Question: Name a colour.\nAnswer: blue\nRate the answer.": "Blue is a colour, well done. [[9.5]]",
+    "Question: Is ice cold?\nAnswer: yes\nRate the answer.": "I cannot rate this one.",
+}
+EXPECTED_VERDICTS = [7.0, 2.0, 9.5, None]  # read off the replies above by hand
+
+
+@pytest.fixture(scope="module")
+def rating_judge_model(tmp_path_factory):
+    """A tiny Llama taught (by overfitting, ~100 steps) to answer each judge prompt above with its
+    reply, so the local judge's real generation produces known texts whose ratings are known in advance."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tests.conftest import build_tokenizer
+
+    tok = build_tokenizer(chat=True)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                         max_position_embeddings=256, pad_token_id=tok.pad_token_id,
+                                         tie_word_embeddings=False))
+    rows = []
+    for prompt, reply in JUDGE_REPLIES.items():
+        head = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        p_ids = tok(head, add_special_tokens=False)["input_ids"]
+        r_ids = tok(reply + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        rows.append((p_ids + r_ids, [-100] * len(p_ids) + r_ids))
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i, _ in rows])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+    mask = (torch.arange(width)[None, :] < torch.tensor([len(i) for i, _ in rows])[:, None]).long()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    model.train()
+    for _ in range(400):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if loss.item() < 1e-2:  # ~100 steps; every reply token then has probability ~0.99
+            break
+    model.eval()
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    path = tmp_path_factory.mktemp("rating-judge")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_hf_judge_real_local_model_known_ratings(rating_judge_model, tmp_path):
+    """The local transformers judge generates for real; its texts and verdicts are checked against replies
+    and ratings written by hand (not against parse_rating of its own output)."""
+    spec = JudgeSpec(kind="hf", model=str(rating_judge_model), max_new_tokens=64)
     judge = make_judge(spec)
     assert judge.identity()["kind"] == "hf" and judge.identity()["weights_sha256"]
-    items = [JudgeItem("a", [{"role": "user", "content": "Rate this: hello"}])]
+    items = [JudgeItem(f"q{i}", [{"role": "user", "content": prompt}]) for i, prompt in enumerate(JUDGE_REPLIES)]
     out = run_judgments(judge, spec.settings(), items, JudgmentCache(tmp_path / "j.jsonl"), parse_rating)
-    rec = out["a"][0]
-    assert isinstance(rec["text"], str) and rec["verdict"] == parse_rating(rec["text"])
+    assert [out[it.key][0]["text"] for it in items] == list(JUDGE_REPLIES.values())
+    assert [out[it.key][0]["verdict"] for it in items] == EXPECTED_VERDICTS
+    assert [median_verdict(out[it.key]) for it in items] == EXPECTED_VERDICTS  # the unparsed one stays unjudged

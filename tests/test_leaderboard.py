@@ -12,7 +12,6 @@ import csv
 import json
 import shutil
 
-import numpy as np
 import pytest
 from sacrebleu.metrics import CHRF
 from sacrebleu.significance import _paired_bs_test, estimate_ci

@@ -40,14 +40,15 @@ def test_subsets_and_real_file_layouts(task):
     ("Here is a short poem about spring.", False),
     ("", False),
 ])
-def test_keyword_refusal_detection(text, refusal):
-    assert is_refusal(text) is refusal
+def test_refusal_detection_default_and_sdft(text, refusal):
+    assert is_refusal(text) is refusal  # default classifier (rules)
+    assert is_refusal(text, "keyword-sdft") is refusal
 
 
 def test_sdft_list_is_verbatim_and_english_only_mode():
     assert len(SDFT_KEYWORDS) == 29 and "I can't assist" in SDFT_KEYWORDS and "As an" in SDFT_KEYWORDS
     assert matched_keyword("抱歉", multilingual=False) is None
-    assert describe(False)["name"] == "keyword-sdft"
+    assert describe("keyword-sdft", multilingual=False)["name"] == "keyword-sdft"
 
 
 def _per_subset(task, refuse_harmful: float, refuse_safe: float) -> dict:
@@ -98,7 +99,8 @@ def test_run_with_http_judge_classifier(tiny_model, data_dir, tmp_path, monkeypa
     assert m["xstest_unsafe"]["judge_refusal_rate"] == 1.0  # partial refusal counts as refusal
     assert m["multijail_zh"]["judge_refusal_rate"] is None and m["multijail_zh"]["judge_parse_failures"] == 2
     assert summary["judge_over_refusal"] == 0.0 and "balanced" in summary and "refusal_rate" in m["advbench"]
-    assert res["metadata"]["classifier"]["name"] == "keyword-sdft+multilingual"
+    assert res["metadata"]["classifier"]["name"] == "rules+multilingual"
+    assert res["metadata"]["classifier"]["version"] and len(res["metadata"]["classifier"]["rules_sha256"]) == 16
     samples = [json.loads(x) for x in (out / "safety" / "samples.jsonl").read_text().splitlines()]
     assert all("refusal" in s and "judgment" in s for s in samples)
     captured = capsys.readouterr()

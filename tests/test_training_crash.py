@@ -39,7 +39,7 @@ def hit():
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-import harness.training.trainer as tr
+import harness.training.objective as tr
 if where == "step":
     orig_loss = tr.loss_fn
     def loss_fn(*a, **k):
@@ -109,7 +109,7 @@ def _artifact(cache: Path) -> Path:
 def test_sigkill_during_training_and_checkpoints_then_resume(tiny_model, data_dir, tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("data:\n  pairs: [de-en]\n  max_per_pair: 8\ntrain:\n  max_steps: 4\n  batch_size: 2\n"
-                      "  max_length: 96\n  save_every: 1\n  precision: fp32\n  warmup_ratio: 0.0\n")
+                      "  max_length: 512\n  save_every: 1\n  precision: fp32\n  warmup_ratio: 0.0\n")
     args = ["train", "--method", "sft", "--model", str(tiny_model), "--data-dir", str(data_dir),
             "--method-config", str(recipe), "--threads", "1", "--seed", "3"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
@@ -139,6 +139,10 @@ def test_sigkill_during_training_and_checkpoints_then_resume(tiny_model, data_di
     a, b = load_file(ref / "model.safetensors"), load_file(finished / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     curve = lambda d: [(r["step"], r["loss"]) for r in map(json.loads, (d / "loss.jsonl").read_text().splitlines())]
-    assert [s for s, _ in curve(finished)] == [1, 2, 3, 4]
-    assert curve(finished) == pytest.approx(curve(ref))
+    steps, losses = zip(*curve(finished))
+    ref_steps, ref_losses = zip(*curve(ref))
+    assert steps == ref_steps == (1, 2, 3, 4)
+    # every step trains on target tokens (a loss of 0.0 means the targets were cut away by max_length)
+    assert all(x > 0.5 for x in ref_losses), ref_losses
+    assert list(losses) == pytest.approx(list(ref_losses))
     assert not list(finished.glob("*.tmp"))

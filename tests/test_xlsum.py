@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,65 @@ def test_english_rouge_equals_rouge_score_default(use_stemmer):
         ours = rouge(pred, target, "en", use_stemmer)
         for k in ("rouge1", "rouge2", "rougeL"):
             assert ours[k] == pytest.approx(100 * expected[k].fmeasure, abs=1e-9)
+
+
+def textbook_rouge(pred: list[str], ref: list[str]) -> dict[str, float]:
+    """ROUGE-1/2/L F-measures x100 from token lists, written out here (no rouge-score): n-gram overlap
+    with clipped counts, and the longest common subsequence by dynamic programming."""
+
+    def f(overlap: int, n_pred: int, n_ref: int) -> float:
+        p, r = overlap / max(n_pred, 1), overlap / max(n_ref, 1)
+        return 100.0 * 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+    out = {}
+    for n in (1, 2):
+        grams = [Counter(tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)) for toks in (pred, ref)]
+        out[f"rouge{n}"] = f(sum((grams[0] & grams[1]).values()), sum(grams[0].values()), sum(grams[1].values()))
+    lcs = [[0] * (len(ref) + 1) for _ in range(len(pred) + 1)]
+    for i, a in enumerate(pred):
+        for j, b in enumerate(ref):
+            lcs[i + 1][j + 1] = lcs[i][j] + 1 if a == b else max(lcs[i][j + 1], lcs[i + 1][j])
+    out["rougeL"] = f(lcs[-1][-1], len(pred), len(ref))
+    return out
+
+
+def test_thai_rouge_equals_hand_segmented_hand_computed_values():
+    pred, ref = "ฉันชอบกินข้าว แมวกินปลา", "แมวกินปลา ฉันชอบแมว"
+    # segmented by hand (I / like / eat-rice, cat / eat / fish; cat / eat / fish, I / like / cat)
+    pred_words = ["ฉัน", "ชอบ", "กินข้าว", "แมว", "กิน", "ปลา"]
+    ref_words = ["แมว", "กิน", "ปลา", "ฉัน", "ชอบ", "แมว"]
+    assert MultilingualTokenizer("th").tokenize(pred) == pred_words
+    assert MultilingualTokenizer("th").tokenize(ref) == ref_words
+    # unigrams: 5 of 6 shared; bigrams: (ฉัน,ชอบ) (แมว,กิน) (กิน,ปลา) = 3 of 5; LCS: แมว กิน ปลา = 3 of 6
+    expected = {"rouge1": 100 * 5 / 6, "rouge2": 100 * 3 / 5, "rougeL": 100 * 3 / 6}
+    assert rouge(pred, ref, "th") == pytest.approx(expected, abs=1e-9)
+    assert textbook_rouge(pred_words, ref_words) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_rouge_equals_rouge_score_and_textbook_rouge_on_the_same_tokens(lang):
+    """rouge() against rouge-score's RougeScorer given our tokenizer directly, and against ROUGE computed
+    in this file; for Thai the tokens come from PyThaiNLP called here, not through MultilingualTokenizer."""
+    tok = MultilingualTokenizer(lang)
+    ref_scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=tok)
+    rows = fixture_rows(lang)
+    pairs = [(r["summary"], r["text"]) for r in rows] + [(rows[0]["summary"], rows[1]["summary"]),
+                                                         (rows[2]["title"], rows[2]["summary"]),
+                                                         (rows[3]["summary"], rows[3]["summary"] + " " + rows[1]["text"])]
+    if lang == "th":
+        from pythainlp.tokenize import word_tokenize
+
+        def words(text):
+            return [w for w in word_tokenize(text, engine="newmm", keep_whitespace=False)
+                    if re.search(r"\w", w) and w.strip()]
+    else:
+        words = tok.tokenize
+    for pred, target in pairs:
+        ours = rouge(pred, target, lang)
+        theirs = ref_scorer.score(target, pred)
+        assert ours == pytest.approx({k: 100 * theirs[k].fmeasure for k in ours}, abs=1e-9)
+        assert ours == pytest.approx(textbook_rouge(words(pred), words(target)), abs=1e-9)
+    assert any(0 < rouge(p, t, lang)["rouge2"] < 100 for p, t in pairs)  # the pairs share some bigrams, not all
 
 
 def test_tokenizers_segment_words():
@@ -162,7 +222,10 @@ def test_run_mgsm_and_xlsum_end_to_end(tiny_model, data_dir, tmp_path, monkeypat
     assert {"rouge1", "rouge2", "rougeL", "doc_truncated", "truncated", "empty"} <= set(xl["metrics"]["th"])
     assert "rougeL" in xl["summary"] and xl["metadata"]["source_from"] == "$HARNESS_XLSUM_DIR"
     samples = [json.loads(x) for x in (out / "xlsum" / "samples.jsonl").read_text().splitlines()]
-    for s in samples:  # per-sample scores are the metric recomputed on the saved output
-        assert s["scores"] == rouge(s["outputs"][0], s["reference"], s["subset"])
+    for s in samples:  # per-sample scores are ROUGE (computed in this file) of the saved output
+        tok = MultilingualTokenizer(s["subset"])
+        expected = textbook_rouge(tok.tokenize(s["outputs"][0]), tok.tokenize(s["reference"]))
+        assert {k: s["scores"][k] for k in expected} == pytest.approx(expected, abs=1e-9)
+        assert xl["metrics"][s["subset"]]["rougeL"] == pytest.approx(expected["rougeL"], abs=1e-9)  # 1 doc per language
         assert s["reference"] and s["reference"] in (FIXTURE / f"{XLSUM_NAMES[s['subset']]}_test.jsonl").read_text()
     assert set(results["tasks"]["mgsm"]["metrics"]) == {"en", "zh", "ja", "th", "bn"}

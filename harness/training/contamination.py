@@ -1,9 +1,10 @@
 """Train/test overlap guard: refuse to train on sentences of a task the artifact will be scored on.
 
 Every document of the selected subsets of each evaluation task contributes its `source` and
-`reference` strings (FLORES docs have both; tasks without them contribute nothing). Strings are
-compared after Unicode NFKC, case folding and whitespace collapsing. A training pair overlaps when
-its source or its reference is one of those strings.
+`reference` strings and every string of its `references` list (FLORES docs have the first two; the
+file-based test sets of tasks/translation.py carry all their reference files; tasks without these
+fields contribute nothing). Strings are compared after Unicode NFKC, case folding and whitespace
+collapsing. A training pair overlaps when its source or its reference is one of those strings.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import Counter
 
 from harness.errors import HarnessError
 
-_FIELDS = ("source", "reference")
+_FIELDS = ("source", "reference", "references")
 _WS = re.compile(r"\s+")
 
 
@@ -30,8 +31,9 @@ def eval_strings(eval_tasks: list) -> dict[str, str]:
             for doc in task.docs(subset):
                 for f in _FIELDS:
                     value = doc.get(f)
-                    if isinstance(value, str) and value.strip():
-                        out.setdefault(normalise(value), f"{task.name} ({subset})")
+                    for v in value if isinstance(value, list) else [value]:
+                        if isinstance(v, str) and v.strip():
+                            out.setdefault(normalise(v), f"{task.name} ({subset})")
     return out
 
 

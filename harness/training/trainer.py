@@ -11,7 +11,6 @@ segment 0 = prompt (no loss), 1 = translation (response), 2 = rationale (RaDis).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import itertools
 import json
 import math
@@ -28,9 +27,10 @@ from harness.errors import HarnessError
 from harness.io import atomic_write_text, read_json
 from harness.memory import release_memory, returned_memory
 from harness.prompting import render_training_pair
+from harness.training.objective import (PROMPT, RATIONALE, TRANSLATION, CausalLMObjective, Objective,  # noqa: F401
+                                        collate, loss_fn, loss_positions, token_counts, token_counts_of)
 from harness.training.outputs import plot_loss, recover_checkpoint, save_checkpoint
 
-PROMPT, TRANSLATION, RATIONALE = 0, 1, 2
 
 
 @dataclass
@@ -128,61 +128,6 @@ def micro_batches(step_batch: list[int], grad_accum: int, world: int, rank: int)
     return out
 
 
-def collate(feats: list[dict], pad_id: int) -> dict:
-    width = max(len(f["input_ids"]) for f in feats)
-    ids = torch.full((len(feats), width), pad_id, dtype=torch.long)
-    seg = torch.zeros((len(feats), width), dtype=torch.long)
-    attn = torch.zeros((len(feats), width), dtype=torch.long)
-    for r, f in enumerate(feats):
-        n = len(f["input_ids"])
-        ids[r, :n], seg[r, :n], attn[r, :n] = torch.tensor(f["input_ids"]), torch.tensor(f["segments"]), 1
-    return {"input_ids": ids, "segments": seg, "attention_mask": attn}
-
-
-def loss_positions(batch: dict) -> torch.Tensor:
-    """Sequence positions whose logits are scored: those predicting a response token in some row.
-
-    Prompt positions never are, so the LM head (vocab-sized, ~20% of a small model's FLOPs, and
-    the largest activation) is applied to these only (`logits_to_keep`)."""
-    return (batch["segments"][:, 1:] != PROMPT).any(0).nonzero().squeeze(1)
-
-
-def loss_fn(logits: torch.Tensor, batch: dict, lam: float, denom: dict | None = None,
-            positions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-    """NLL(translation tokens) + lam * NLL(rationale tokens); each a mean over its own tokens.
-
-    `denom` (default: this batch's own token counts) is what each part's NLL sum is divided by;
-    under data parallelism it is the global count / processes (see `token_counts`). `positions`:
-    the sequence positions `logits` were computed at (default: all of them).
-    """
-    if positions is None:
-        logits, targets, seg = logits[:, :-1], batch["input_ids"][:, 1:], batch["segments"][:, 1:]
-    else:
-        targets, seg = batch["input_ids"][:, positions + 1], batch["segments"][:, positions + 1]
-    nll = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                            reduction="none").view_as(targets)
-    parts = {}
-    for name, s in (("translation", TRANSLATION), ("rationale", RATIONALE)):
-        mask = (seg == s).float()
-        parts[name] = (nll * mask).sum() / (mask.sum().clamp(min=1) if denom is None else denom[name])
-    loss = parts["translation"] + lam * parts["rationale"]
-    return loss, {k: float(v.detach()) for k, v in parts.items()}
-
-
-def token_counts(acc, micro: list[dict], grad_accum: int) -> dict:
-    """Loss denominators: target tokens of the whole optimizer step (all micro-batches, all processes)
-    / (processes x grad_accum). `accelerator.backward` divides each micro-batch loss by grad_accum and
-    DDP averages the processes' gradients, so each micro-batch dividing its NLL sum by this gives
-    exactly the gradient of the mean over all the step's target tokens, however the step is split
-    (a plain per-micro-batch mean would weight short micro-batches up)."""
-    segs = [b["segments"][:, 1:] for b in micro]
-    n = torch.stack([sum((s == TRANSLATION).sum() for s in segs), sum((s == RATIONALE).sum() for s in segs)]).float()
-    if acc.num_processes > 1:
-        n = acc.reduce(n, "sum")
-    n = n.clamp(min=1) / (acc.num_processes * grad_accum)
-    return {"translation": n[0], "rationale": n[1]}
-
-
 def _schedule(cfg: TrainConfig, total: int):
     warm = int(cfg.warmup_ratio * total)
 
@@ -197,12 +142,14 @@ def _schedule(cfg: TrainConfig, total: int):
 
 
 def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, seed: int = 0, lam: float = 1.0,
-          device: str = "auto", desc: str = "train", save_to: Path | None = None):
+          device: str = "auto", desc: str = "train", save_to: Path | None = None, objective: Objective | None = None):
     """Train `model` in place; returns (the unwrapped model, whether this is the main process).
 
     Checkpoints and the loss curve go to `work_dir`. With `save_to`, the trained weights (full model,
     or the adapter of a peft model) and the tokenizer are saved there from the state dict gathered
-    across processes, which is what makes saving correct under FSDP as well as DDP and one process."""
+    across processes, which is what makes saving correct under FSDP as well as DDP and one process.
+    `objective` (default: response NLL of a causal LM, + lam x rationale NLL) says how features are
+    batched and what the loss is (`harness.training.objective`); `model` may then be any nn.Module."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     from accelerate.utils import DataLoaderConfiguration, set_seed
@@ -211,7 +158,8 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
 
     if not features:
         raise HarnessError("training: no examples")
-    empty = sum(all(s == PROMPT for s in f["segments"]) for f in features)
+    objective = objective or CausalLMObjective(lam)
+    empty = sum(all(s == PROMPT for s in f["segments"]) for f in features) if "segments" in features[0] else 0
     if empty == len(features):
         raise HarnessError(f"training: all {empty} examples are prompt only within train.max_length "
                            f"{cfg.max_length} (nothing to learn); raise train.max_length")
@@ -231,7 +179,7 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     set_seed(seed)
     model.to(torch.bfloat16 if precision == "bf16" else torch.float32)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.gradient_checkpointing_enable()  # HF models (a custom objective's module provides its own)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel per parameter and no parameter-sized temporaries (the for-loop AdamW allocates
@@ -241,8 +189,6 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     per_epoch = math.ceil(len(features) / (cfg.batch_size * cfg.grad_accum * acc.num_processes))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, total))
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
-    slim = "logits_to_keep" in inspect.signature(base.forward).parameters
     model, opt, sched = acc.prepare(model, opt, sched)
 
     ckpt, loss_file = work_dir / "checkpoint", work_dir / "loss.jsonl"
@@ -274,18 +220,14 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     memory.enter_context(returned_memory(cfg.low_memory and dev.type == "cpu"))
     try:
         while step < total:
-            parts_sum = {"loss": 0.0, "translation": 0.0, "rationale": 0.0}
+            parts_sum = dict.fromkeys(("loss", *objective.parts), 0.0)
             n_tokens = 0
-            micro = [collate([features[i] for i in idx], pad) for idx in next(stream)]
-            denom = token_counts(acc, micro, cfg.grad_accum)
+            micro = [objective.collate([features[i] for i in idx], pad) for idx in next(stream)]
+            denom = token_counts_of(objective, acc, micro, cfg.grad_accum)
             for batch in micro:
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
-                keep = loss_positions(batch)
                 with acc.accumulate(model):
-                    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
-                                **({"logits_to_keep": keep} if slim else {}))
-                    loss, parts = loss_fn(out.logits if slim else out.logits[:, keep], batch, lam, denom, keep)
-                    del out  # the logits are not needed by backward: one vocab-sized tensor less at the peak
+                    loss, parts = objective.loss(model, batch, denom)
                     bad = torch.tensor(float(not torch.isfinite(loss)), device=acc.device)
                     if acc.num_processes > 1:  # every process must stop, not only the one that saw it
                         bad = acc.reduce(bad, "sum")
@@ -301,11 +243,11 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
                 parts_sum["loss"] += float(loss.detach()) / cfg.grad_accum
                 for k, v in parts.items():
                     parts_sum[k] += v / cfg.grad_accum
-                n_tokens += int(batch["attention_mask"].sum())
+                n_tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
             step += 1
             if acc.num_processes > 1:  # log the global batch: the mean of the processes' losses, their tokens summed
                 t = acc.reduce(torch.tensor([*parts_sum.values(), n_tokens], dtype=torch.float64, device=acc.device))
-                parts_sum, n_tokens = dict(zip(parts_sum, (t[:3] / acc.num_processes).tolist())), int(t[3])
+                parts_sum, n_tokens = dict(zip(parts_sum, (t[:-1] / acc.num_processes).tolist())), int(t[-1])
             rec = {"step": step, **{k: round(v, 5) for k, v in parts_sum.items()},
                    "lr": sched.get_last_lr()[0], "tokens": n_tokens, "seconds": round(time.time() - t0, 2)}
             history.append(rec)

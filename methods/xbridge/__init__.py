@@ -1,0 +1,91 @@
+"""`xbridge`: NMT encoder -> frozen LLM -> NMT decoder, bridged by trained mapping layers (three stages)."""
+
+from __future__ import annotations
+
+from harness.backends.hf import BackendConfig, pick_device, pick_dtype
+from harness.config import from_dict
+from harness.errors import HarnessError
+from harness.method import Artifact, Method, TrainContext
+from harness.models import ResolvedModel
+from methods.xbridge.config import XBridgeConfig
+from methods.xbridge.train import SUPPORTED_TASKS, train_xbridge
+
+
+class XBridgeMethod(Method):
+    name = "xbridge"
+    Config = XBridgeConfig
+    description = "XBridge: NMT encoder -> Map_enc -> frozen LLM -> Map_dec -> NMT decoder cross-attention (3 stages)"
+
+    def __init__(self):
+        self.cfg: XBridgeConfig | None = None
+
+    def train(self, cfg: XBridgeConfig, ctx: TrainContext) -> Artifact:
+        self.cfg = cfg  # evaluation-only settings (translation_prompt) come from the run's config
+        return train_xbridge(cfg, ctx, self.name)
+
+    def prepare_task(self, task, artifact: Artifact) -> None:
+        """Hand each request its document (the backend encodes the source, not a rendered prompt).
+
+        Math tasks get a second round: round 0 is the LLM's English answer (scored as the task's own
+        metrics, the paper's XBridge_LLM), round 1 the decoder's answer in the question's language
+        (scored as `decoder_*` metrics, XBridge_Dec)."""
+        kind = SUPPORTED_TASKS[task.cfg.hook]
+        base_messages = task.messages
+
+        def messages(doc: dict, history: list[str]) -> list[dict]:
+            msgs = base_messages(doc, history[:0])
+            job = ({"kind": kind, "src": doc["src"], "tgt": doc["tgt"], "source": doc["source"]} if kind == "translation"
+                   else {"kind": kind, "src": doc["lang"], "tgt": doc["lang"], "source": doc["question"],
+                         "round": len(history)})
+            return msgs[:-1] + [{**msgs[-1], "xbridge": job}]
+
+        task.messages = messages
+        if kind == "math":
+            _add_decoder_round(task)
+
+    def backend(self, artifact: Artifact, model: ResolvedModel, cfg: BackendConfig):
+        from methods.xbridge.backend import XBridgeBackend
+        from methods.xbridge.train import bridge_meta, build_bridge, load_bridge, load_parts, resolve_parts
+
+        xcfg = self.cfg or from_dict(XBridgeConfig, {k: v for k, v in artifact.config.items()
+                                                     if k in XBridgeConfig.__dataclass_fields__}, "artifact config")
+        meta = bridge_meta(artifact)
+        nmt_res, llm_res = resolve_parts(xcfg, model)
+        for part, res in (("nmt", nmt_res), ("llm", llm_res)):
+            if res.identity().get("weights_sha256") != meta[part].get("weights_sha256"):
+                raise HarnessError(f"{artifact.path}: trained with {part} {meta[part].get('name')!r} whose weights differ "
+                                   f"from {res.path}; retrain or point the config at the original model")
+        device = pick_device(cfg.device)
+        dtype = pick_dtype(cfg.dtype, device)
+        nmt, llm, nmt_tok, llm_tok = load_parts(nmt_res.path, llm_res.path, cfg, dtype)
+        bridge = build_bridge(xcfg, nmt, llm, llm_tok)
+        load_bridge(bridge, artifact.path)
+        bridge.to(device=device, dtype=dtype)
+        identity = {"nmt_model": meta["nmt"].get("name"), "nmt_weights_sha256": meta["nmt"].get("weights_sha256"),
+                    "llm_model": meta["llm"].get("name")}
+        return XBridgeBackend(bridge, nmt_tok, llm_tok, xcfg, cfg, identity)
+
+
+def _add_decoder_round(task) -> None:
+    """Score round 1 (the decoder's answer) next to round 0 (the LLM's) for a math task."""
+    from harness.metrics import answers
+
+    task.n_rounds = 2
+    base_score, base_aggregate = task.score, task.aggregate
+
+    def score(doc: dict, outputs: list[str]) -> dict:
+        rec = base_score(doc, outputs[:1])
+        if len(outputs) > 1:
+            got = answers.extract(outputs[1], doc["lang"])
+            rec["decoder"] = {"extracted": got, "correct": {k: answers.same_number(v, doc["answer"]) for k, v in got.items()}}
+        return rec
+
+    def aggregate(subset: str, records: list[dict]) -> dict:
+        out = base_aggregate(subset, records)
+        dec = [r["decoder"] for r in records if "decoder" in r]
+        if dec and len(dec) == len(records):
+            out["decoder_exact_match_strict"] = sum(d["correct"]["strict"] for d in dec) / len(dec)
+            out["decoder_exact_match_flexible"] = sum(d["correct"]["flexible"] for d in dec) / len(dec)
+        return out
+
+    task.score, task.aggregate = score, aggregate
