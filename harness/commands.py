@@ -10,6 +10,7 @@ from pathlib import Path
 
 from harness.data import DataSource
 from harness.errors import HarnessError
+from harness.io import existing_dir, writable_dir
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -39,7 +40,8 @@ def load_tasks(names: list[str], data: DataSource, langs: list[str]) -> list:
         if unused:
             raise HarnessError(f"--langs: {unused[0]!r} matches none of the tasks {', '.join(names)}")
     for task in tasks:
-        task.preflight()  # missing or misaligned files fail now, not after the model has loaded
+        task.preflight()  # missing or misaligned files, metric dependencies (e.g. BLEU tokenizers) fail now,
+                         # not after the model has loaded
     return tasks
 
 
@@ -77,6 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise HarnessError("--limit: must be >= 1")
+    if args.output:
+        writable_dir(args.output, "--output")  # before any training or generation
     if args.chunk_size < 1:
         raise HarnessError("--chunk-size: must be >= 1")
     if getattr(args, "backend", "transformers") == "vllm":
@@ -88,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup = prepare_training(args)
     method, tasks, model, model_name = setup.method, setup.tasks, setup.model, setup.model_name
     use_comet(tasks, args.comet_model)
-    out = Path(args.output) if args.output else default_output(model_name, method.name, args.limit)
+    out = writable_dir(args.output or default_output(model_name, method.name, args.limit), "--output")
     artifact = method.train(setup.cfg, setup.ctx)
     if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`: rank 0 alone evaluates
         print(f"[rank {os.environ['RANK']}] training done; evaluation runs on rank 0 only")
@@ -169,7 +173,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from harness.runner import EvalContext, aggregate, rescore, write_results
     from harness.task import load_task, task_from_saved_config, task_names
 
-    out = Path(args.output)
+    out = existing_dir(args.output, "harness score:")
     results = read_json(out / "results.json")
     for folder in (out, *(out / name for name in results["tasks"])):
         remove_stale_tmp(folder)  # from a run killed mid atomic write
@@ -215,7 +219,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from harness.judges.phase import judge_saved_run
     from harness.report import print_run_table
 
-    out = Path(args.output)
+    out = existing_dir(args.output, "harness judge:")
     set_threads(args.threads)
     backend_cfg = BackendConfig(dtype=args.dtype, device=args.device, batch_size=args.batch_size, threads=args.threads)
     results = judge_saved_run(out, judge_spec(args), DataSource.resolve(args.data_dir), backend_cfg,
@@ -288,6 +292,7 @@ def prepare_training(args: argparse.Namespace) -> Setup:
     from harness.training.artifacts import artifacts_root
     from methods import get_method
 
+    writable_dir(artifacts_root(), "artifact folder ($HARNESS_CACHE/artifacts)")
     data = DataSource.resolve(args.data_dir)
     method = get_method(args.method)
     tasks = load_tasks(_split(args.tasks), data, _split(args.langs))

@@ -12,6 +12,27 @@ from typing import Any, Iterable
 from harness.errors import HarnessError
 
 
+def writable_dir(path: str | Path, what: str) -> Path:
+    """`path` as a folder to write into: HarnessError when it, or a folder above it, is an existing file."""
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists() or q.is_symlink():
+            if not q.is_dir():
+                where = "is a file" if q == p else f"cannot be created: {q} is a file"
+                raise HarnessError(f"{what} {p} {where}, not a folder; give a folder path")
+            break
+    return p
+
+
+def existing_dir(path: str | Path, what: str) -> Path:
+    """`path` as an existing folder (e.g. a results folder); HarnessError when it is missing or a file."""
+    p = Path(path)
+    if not p.is_dir():
+        state = "is a file" if p.exists() else "does not exist"
+        raise HarnessError(f"{what} {p} {state}; give a results folder written by `harness run`")
+    return p
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

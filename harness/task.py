@@ -111,7 +111,8 @@ class Task:
         self.selected = wanted
 
     def preflight(self) -> None:
-        """Cheap checks of the selected subsets' data, run before any model is loaded (default: none)."""
+        """Cheap checks run before any model is loaded or trained: the selected subsets' data, and that their
+        metrics can be computed here (e.g. a BLEU tokenizer's extra dependency). Default: none."""
 
     # -- per-document hooks -------------------------------------------------------------------
     def docs(self, subset: str) -> list[dict]:

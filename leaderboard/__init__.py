@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.io import atomic_write_text
+from harness.io import atomic_write_text, writable_dir
 
 
 def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: int = 12345) -> tuple[list, list[Path]]:
@@ -20,6 +20,7 @@ def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: 
 
     if n_boot < 10:
         raise HarnessError("--resamples: use at least 10 bootstrap resamples (1000 recommended)")
+    writable_dir(output, "--output")  # before the (slow) bootstrap
     notes: list[str] = []
     files = collect.find_results(paths)
     runs = collect.load_runs(files, notes)

@@ -10,8 +10,8 @@ Safety's refusal columns have a judge alternative: when the row and its base bot
 summary (`harness run/judge --judge ...`), per-sample judge verdicts (`judgment.refusal`) are used instead
 of the judge-free classifier's `refusal`; the table notes say which source each row used.
 
-Δ = method − base on the same samples (paired by sample id); the 95% interval is the 2.5/97.5
-percentile of the paired bootstrap distribution of Δ (leaderboard/stats.py). † marks an interval
+Δ = method − base on the same samples (paired by sample id); the 95% interval is the 2.5%/97.5% order
+statistic of the paired bootstrap distribution of Δ, over sacrebleu's own resamples (leaderboard/stats.py). † marks an interval
 that contains 0.
 
 Composites (percentage points of each metric's full scale, `scale` below; base = 0 by definition):
@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
 import math
+import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -175,13 +177,17 @@ class Evaluator:
         return self._counts[k]
 
     def metric(self, tr: TaskRun, subset: str, name: str):
-        sig = tr.entry["metrics"][subset]["signatures"][name]
-        if (name, sig) not in self._metrics:
-            self._metrics[(name, sig)] = stats.metric_from_signature(name, sig)
-        return self._metrics[(name, sig)]
+        m = tr.entry["metrics"][subset]
+        sig, args = m["signatures"][name], m.get("metric_args", {}).get(name)
+        k = (name, sig, json.dumps(args, sort_keys=True))
+        if k not in self._metrics:
+            self._metrics[k] = stats.metric_from_signature(name, sig, args)
+        return self._metrics[k]
 
     def subset_ids(self, tr: TaskRun, subset: str) -> list[str]:
-        return sorted(i for i, r in self.samples(tr).items() if r.get("subset") == subset)
+        """Sample ids of a subset in document order ("de-en/2" before "de-en/10"): resample index i is the
+        i-th line, as in sacrebleu given the documents' files, so its `--paired-bs` draws the same resamples."""
+        return sorted((i for i, r in self.samples(tr).items() if r.get("subset") == subset), key=_natural)
 
     def scores(self, col: Column, tr: TaskRun, subset: str, ids: list[str], paired: bool):
         """(point, bootstrap array or None) of one run on one subset over the given ids (cached)."""
@@ -208,6 +214,11 @@ class Evaluator:
         vals = np.array([_num(get_path(recs[i], col.sample), col.none) for i in ids], dtype=float)
         boot = stats.mean_boot(vals, self.counts(col.task, subset, len(ids))) if paired else None
         return float(vals.mean()), boot
+
+
+def _natural(sample_id: str) -> list:
+    """Sort key: digit runs compare as numbers (re.split with a group alternates text, number, text, ...)."""
+    return [int(t) if k % 2 else t for k, t in enumerate(re.split(r"(\d+)", sample_id))]
 
 
 def _num(v, none: float | None) -> float:

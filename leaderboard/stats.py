@@ -1,14 +1,28 @@
-"""Paired bootstrap resampling of per-sample results.
+"""Paired bootstrap resampling of per-sample results, drawn exactly as sacrebleu's `--paired-bs` draws them.
 
-Corpus metrics (BLEU, chrF++) are resampled the way `sacrebleu.significance._paired_bs_test` does it:
-sacrebleu's own sufficient statistics per segment (`Metric._extract_corpus_statistics`), summed over a
-resample and turned into a score by `Metric._compute_score_from_stats`; the same resample indices are
-applied to the base and the method (pairing by sample id), so the interval is for the *difference*.
-Mean metrics (accuracy, rates, judge scores) resample per-sample values the same way.
+sacrebleu (`sacrebleu.significance._paired_bs_test`, 2.x) seeds `numpy.random.default_rng(seed)` with
+`$SACREBLEU_SEED` (default 12345), draws all resamples at once with `rng.choice(n, size=(n_boot, n))`, sums
+each resample's per-segment sufficient statistics (`Metric._extract_corpus_statistics`) as float32 and turns
+the sums into a score with `Metric._compute_score_from_stats`; base and system use the same indices.
+`resample_counts` draws the same index matrix with the same call, and `corpus_boot` sums the same float32
+statistics, so every per-resample BLEU/chrF++ score of a run here equals sacrebleu's for that resample, bit
+for bit (tests/test_leaderboard_sacrebleu.py checks it for every default FLORES target language and ko).
 
-Indices are drawn with `numpy.random.default_rng(seed).choice(n, (n_boot, n))` per (seed, task, subset):
-every column and every method compared on that subset uses the same resamples, so composites built from
-several columns of one task keep their correlation.
+One difference is deliberate: every (task, subset) would otherwise get the identical index matrix (same seed),
+which would tie unrelated tasks together in the composites. So the *rows* of the matrix (whole resamples) are
+put in an order that depends on (seed, task, subset). Reordering resamples changes no per-column statistic
+(the set of resamples is sacrebleu's), and it decorrelates tasks and subsets as independent draws would (two
+subsets' orders share about one row position in expectation).
+Every column and every method compared on one subset uses the same resamples in the same order, so composites
+built from several columns of one task keep their correlation.
+
+What the leaderboard reports from these resamples: Δ = method − base per resample, and its 95% interval is
+sacrebleu's own order-statistic convention (`sacrebleu.significance.estimate_ci`: sorted values at n//40 and
+n − n//40 − 1), applied to the paired Δ instead of to one system's score. sacrebleu prints per system the
+bootstrap mean ± the half-width of that interval and a p-value from |Δ| per resample; applied to our
+resamples, sacrebleu's own `estimate_ci` and `_compute_p_value` give the numbers `--paired-bs` prints for
+the same seed and resample count (tested).
+Mean metrics (accuracy, rates, judge scores) resample per-sample values with the same counts.
 """
 
 from __future__ import annotations
@@ -23,11 +37,34 @@ from harness.errors import HarnessError
 
 
 def resample_counts(n: int, n_boot: int, seed: int, *salt: str) -> np.ndarray:
-    """(n_boot, n) matrix: how often each sample appears in each bootstrap resample."""
-    rng = np.random.default_rng([seed, zlib.crc32("\x1f".join(salt).encode())] if salt else seed)
-    idx = rng.choice(n, size=(n_boot, n), replace=True)
+    """(n_boot, n) matrix: how often each sample appears in each bootstrap resample.
+
+    The resamples are sacrebleu's for `seed` (`default_rng(seed).choice(n, (n_boot, n))`); with a salt
+    (task, subset) their order is shuffled by a salt-dependent permutation (see the module docstring).
+    """
+    idx = np.random.default_rng(seed).choice(n, size=(n_boot, n), replace=True)
+    if salt:
+        order = np.random.default_rng([seed, zlib.crc32("\x1f".join(salt).encode())]).permutation(n_boot)
+        idx = idx[order]
     flat = (idx + np.arange(n_boot)[:, None] * n).ravel()
     return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+
+
+def sacrebleu_name(metric: str, tok: str) -> str:
+    """The sacrebleu tokenizer name (`BLEU(tokenize=...)`) whose signature is `tok`.
+
+    Tokenizer signatures are not always names: MeCab ones carry versions (`ja-mecab-0.996-IPA`,
+    `ko-mecab-0.996/ko-0.9.2-KO`); the name is the longest registered one that `tok` starts with.
+    """
+    from sacrebleu.metrics.bleu import _TOKENIZERS
+
+    if tok in _TOKENIZERS:
+        return tok
+    names = [n for n in _TOKENIZERS if tok.startswith(n + "-")]
+    if not names:
+        raise HarnessError(f"leaderboard: {metric} tokenizer signature {tok!r} matches no sacrebleu tokenizer "
+                           f"({', '.join(_TOKENIZERS)}); rescore the run with `harness score`")
+    return max(names, key=len)
 
 
 def _fields(signature: str) -> dict[str, str]:
@@ -38,20 +75,31 @@ def _strip_version(signature: str) -> str:
     return "|".join(p for p in signature.split("|") if not p.startswith("version:"))
 
 
-def metric_from_signature(name: str, signature: str) -> Metric:
-    """Rebuild the sacrebleu metric a results file was scored with from its signature string."""
+def metric_from_signature(name: str, signature: str, args: dict | None = None) -> Metric:
+    """Rebuild the sacrebleu metric a results file was scored with.
+
+    `args` are the sacrebleu constructor arguments recorded next to the signature (`metric_args` in
+    results.json, written since the ja-mecab fix); older files have only the signature, which is parsed.
+    Either way the rebuilt metric's signature must equal the recorded one (the version aside).
+    """
     f = _fields(signature)
-    if name in ("bleu", "spbleu"):
+    if args is not None:
+        cls = {"bleu": BLEU, "spbleu": BLEU, "chrf": CHRF}.get(name)
+        if cls is None:
+            raise HarnessError(f"leaderboard: no corpus metric {name!r} (known: bleu, spbleu, chrf)")
+        metric = cls(**args)
+    elif name in ("bleu", "spbleu"):
         smooth = f.get("smooth", "exp")
         method, _, value = smooth.partition("[")
-        metric = BLEU(tokenize=f.get("tok"), lowercase=f.get("case") == "lc", smooth_method=method,
+        tok = f.get("tok")
+        metric = BLEU(tokenize=sacrebleu_name(name, tok) if tok else None, lowercase=f.get("case") == "lc", smooth_method=method,
                       smooth_value=float(value.rstrip("]")) if value else None, effective_order=f.get("eff") == "yes")
     elif name == "chrf":
         metric = CHRF(char_order=int(f.get("nc", 6)), word_order=int(f.get("nw", 0)),
                       lowercase=f.get("case") == "lc", whitespace=f.get("space") == "yes",
                       eps_smoothing=f.get("eff") == "no")
     else:
-        raise HarnessError(f"leaderboard: no corpus metric {name!r} (known: bleu, chrf)")
+        raise HarnessError(f"leaderboard: no corpus metric {name!r} (known: bleu, spbleu, chrf)")
     nrefs = f.get("nrefs", "1")
     metric.num_refs = int(nrefs) if nrefs.isdigit() else -1  # the signature needs it before any scoring
     if _strip_version(str(metric.get_signature())) != _strip_version(signature):
@@ -72,9 +120,16 @@ def corpus_score(metric: Metric, stats: np.ndarray) -> float:
 
 
 def corpus_boot(metric: Metric, stats: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Score of every bootstrap resample: sums of resampled statistics → sacrebleu's score formula."""
-    sums = counts @ stats
-    return np.array([metric._compute_score_from_stats(list(s)).score for s in sums])
+    """Score of every bootstrap resample: sums of resampled statistics → sacrebleu's score formula.
+
+    Sums and the score formula's inputs are float32 arrays, as in sacrebleu's `_paired_bs_test`: the
+    statistics are integer counts, exact in float32 below 2**24, and float32 inputs make the formula round
+    as sacrebleu's does.
+    """
+    if stats.size and stats.sum(0).max() >= 2**24:
+        raise HarnessError("leaderboard: corpus statistics too large for float32 bootstrap sums")
+    sums = counts.astype(np.float32) @ stats.astype(np.float32)
+    return np.array([metric._compute_score_from_stats(s).score for s in sums])
 
 
 def mean_boot(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -82,6 +137,9 @@ def mean_boot(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def interval(deltas: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the bootstrap distribution of a difference."""
-    lo, hi = np.percentile(deltas, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
+    """Interval of the bootstrap distribution of a difference, by sacrebleu's convention
+    (`significance.estimate_ci`: the sorted values at k and n − k − 1, k = n·(1 − level)/2 rounded down)."""
+    d = np.sort(np.asarray(deltas, dtype=np.float64))
+    k = int(len(d) * (1 - level) / 2 + 1e-9)
+    return float(d[k]), float(d[len(d) - k - 1])
+

@@ -19,6 +19,7 @@ from harness.metrics.translation import (
     corpus_chrf,
     is_off_target,
     record_ref_streams,
+    require_bleu_tokenizer,
     sentence_chrf,
     spbleu,
 )
@@ -105,6 +106,10 @@ class TranslationTask(Task):
             doc["references"] = list(refs)
         return doc
 
+    def preflight(self) -> None:
+        for pair in self.selected:  # e.g. ko-mecab without sacrebleu[ko]: refused before the model loads
+            require_bleu_tokenizer(pair.partition("-")[2], f"task {self.name} ({pair})")
+
     def clean(self, doc: dict, text: str) -> tuple[str, list[str]]:
         return clean_translation(text, doc["tgt_name"], self.options.keep)
 
@@ -130,6 +135,7 @@ class TranslationTask(Task):
             "ref_off_target": sum(f is True for f in ref_flags) / len(ref_flags),  # detector noise floor
             "n": len(records),
             "signatures": {"bleu": bleu["signature"], "chrf": chrf["signature"]},
+            "metric_args": {"bleu": bleu["args"], "chrf": chrf["args"]},  # to rebuild the metric (leaderboard)
         }
         if len(refs) > 1:
             out["n_refs"] = len(refs)
@@ -137,6 +143,7 @@ class TranslationTask(Task):
         if "score" in sp:
             out["spbleu"] = sp["score"]
             out["signatures"]["spbleu"] = sp["signature"]
+            out["metric_args"]["spbleu"] = sp["args"]
         else:
             out["spbleu_unavailable"] = sp["unavailable"]
         if self.comet.available:  # scored for all subsets at once in summarize(); COMET uses the first reference

@@ -98,6 +98,7 @@ class FileTranslationTask(TranslationTask):
         self.selected = list(wanted)
 
     def preflight(self) -> None:
+        super().preflight()  # BLEU tokenizers of the targets
         for pair in self.selected:
             self.docs(pair)  # files exist, decode, and are line-aligned
 

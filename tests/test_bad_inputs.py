@@ -246,3 +246,31 @@ def test_unreachable_judge(tiny_model, data_dir, tmp_path, capsys):
     hits = [x for x in err.replace("\r", "\n").splitlines() if "error:" in x]
     assert len(hits) == 1 and "error: judge endpoint http://127.0.0.1:9/v1/chat/completions: URLError" in hits[0]
     assert len((out / "mtbench" / "samples.jsonl").read_text().splitlines()) == 1  # answers kept for a retry
+
+
+OUTPUT_FILE_CASES = [  # (command line with FILE for an existing file, text the error line must contain)
+    (["--output", "FILE"], "--output FILE is a file, not a folder"),
+    (["--output", "FILE/sub"], "--output FILE/sub cannot be created: FILE is a file"),
+    (["leaderboard", "RESULTS", "--output", "FILE"], "--output FILE is a file, not a folder"),
+    (["score", "FILE"], "harness score: FILE is a file"),
+    (["judge", "FILE", "--judge", "hf", "--judge-model", "x"], "harness judge: FILE is a file"),
+    (["train", "--method", "sft"], "artifact folder ($HARNESS_CACHE/artifacts) FILE/artifacts cannot be created"),
+]
+
+
+@pytest.mark.parametrize("argv,expected", OUTPUT_FILE_CASES, ids=[" ".join(c[0][:2]) for c in OUTPUT_FILE_CASES])
+def test_output_folder_that_is_a_file(base_args, capsys, tmp_path, monkeypatch, argv, expected):
+    """An output folder that is an existing file (or below one): one line, exit 2, nothing written or touched
+    (it ended in NotADirectoryError / FileExistsError tracebacks, after loading the model for `run`)."""
+    file = tmp_path / "notes.txt"
+    file.write_text("keep me\n")
+    argv = [a.replace("FILE", str(file)).replace("RESULTS", str(REPO / "results")) for a in argv]
+    if argv[0] == "train":
+        monkeypatch.setenv("HARNESS_CACHE", str(file))
+        argv = argv + ["--tasks", "flores", "--langs", "de-en"] + base_args[base_args.index("--model"):base_args.index("--output")]
+    elif argv[0] not in ("leaderboard", "score", "judge"):
+        argv = override(base_args, argv)
+    before = snapshot(tmp_path)
+    assert main(argv) == 2
+    assert expected.replace("FILE", str(file)) in error_line(capsys)
+    assert snapshot(tmp_path) == before

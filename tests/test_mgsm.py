@@ -60,6 +60,51 @@ def test_normalize_number(token, value):
     assert normalize_number(token) == value
 
 
+@pytest.mark.parametrize("lang,token,value", [
+    # one separator + exactly 3 digits is ambiguous: the language's decimal separator decides
+    ("en", "2.125", "2.125"), ("en", "1,125", "1125"), ("zh", "2.125", "2.125"), ("ja", "1,125", "1125"),
+    ("sw", "2.125", "2.125"), ("th", "1,125", "1125"), ("bn", "2.125", "2.125"),
+    ("de", "1.125", "1125"), ("de", "2,125", "2.125"), ("fr", "2,125", "2.125"), ("es", "1.125", "1125"),
+    ("ru", "2,125", "2.125"),
+    # unambiguous forms read the same in every language
+    ("de", "3,5", "3.5"), ("en", "3,5", "3.5"), ("de", "0.125", "0.125"), ("en", "0,125", "0.125"),
+    ("en", "1234.567", "1234.567"), ("de", "1234,567", "1234.567"), ("de", "1.234.567", "1234567"),
+    ("en", "1,234,567", "1234567"), ("en", "1,234.5", "1234.5"), ("de", "1.234,5", "1234.5"),
+    ("fr", "1 125", "1125"), ("fr", "1\u202f125,5", "1125.5"), ("en", "1,23,4", None),
+])
+def test_separators_follow_the_language(lang, token, value):
+    assert normalize_number(token, lang) == value
+
+
+@pytest.mark.parametrize("lang,text,gold,correct", [
+    ("en", "So she pays 17 / 8 = 2.125 dollars each. The answer is 2.125.", "2,125", False),  # 2.125 ≠ 2125
+    ("en", "The answer is 1.125", "1125", False),
+    ("en", "The answer is 1,125.", "1125", True),
+    ("en", "The answer is 2,125", "2,125", True),  # MGSM writes golds like this, in every language file
+    ("de", "Die Antwort lautet 1.125.", "1125", True),  # German thousands group
+    ("de", "Die Antwort lautet 2,125.", "2,125", False),  # German decimal comma: 2.125
+    ("fr", "La réponse est 2 125.", "2,125", True),
+    ("fr", "La réponse est 2,125.", "2,125", False),
+    ("es", "La respuesta es 276.000.", "276,000", True),
+    ("ru", "Ответ: 114 200", "114,200", True),
+    ("zh", "答案是 2.125。", "2,125", False),
+    ("ja", "答えは2,125です。", "2,125", True),
+])
+def test_decimals_are_not_read_as_thousands(lang, text, gold, correct):
+    got = extract(text, lang)
+    assert same_number(got["strict"], gold) is correct and same_number(got["flexible"], gold) is correct
+
+
+def test_mgsm_golds_are_english_formatted_integers(data_dir):
+    """Every gold of every MGSM language file: an integer, grouped with commas as in English (so read as "en")."""
+    for f in sorted((data_dir / "mgsm").glob("mgsm_*.tsv")):
+        golds = [line.rsplit("\t", 1)[1] for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+        assert len(golds) == 250, f
+        assert all(re.fullmatch(r"-?\d{1,3}(,\d{3})*|-?\d+", g) for g in golds), f
+        assert all(normalize_number(g) == g.replace(",", "") for g in golds), f
+        assert "2,125" in golds  # the form the decimal bug confused
+
+
 def test_same_number_is_numeric():
     assert same_number("18", "18.0") and same_number("1080", "1,080") and not same_number(None, "18")
     assert not same_number("17", "18")

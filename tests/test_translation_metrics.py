@@ -21,7 +21,8 @@ def sacrebleu_cli(hyp_file, ref_file, *args: str) -> dict:
     return float(proc.stdout.strip())
 
 
-@pytest.mark.parametrize("tgt,code", [("en", "eng_Latn"), ("zh", "zho_Hans"), ("ja", "jpn_Jpan"), ("th", "tha_Thai")])
+@pytest.mark.parametrize("tgt,code", [("en", "eng_Latn"), ("zh", "zho_Hans"), ("ja", "jpn_Jpan"), ("th", "tha_Thai"),
+                                      ("ko", "kor_Hang")])
 def test_bleu_and_chrf_equal_sacrebleu_cli(data_dir, tmp_path, tgt, code):
     refs = (data_dir / DEVTEST / f"{code}.devtest").read_text(encoding="utf-8").splitlines()[:50]
     # A realistic hypothesis set: the references of a shifted window (same language, partly overlapping words).
@@ -44,6 +45,7 @@ def test_bleu_and_chrf_equal_sacrebleu_cli(data_dir, tmp_path, tgt, code):
 def test_per_language_tokenizers():
     assert bleu_tokenizer("zh") == "zh" and bleu_tokenizer("zho_Hans") == "zh"
     assert bleu_tokenizer("ja") == "ja-mecab" and bleu_tokenizer("de") == "13a"
+    assert bleu_tokenizer("ko") == "ko-mecab" and bleu_tokenizer("kor_Hang") == "ko-mecab"
 
 
 def test_spbleu_reports_unavailable_without_model(monkeypatch):
@@ -87,3 +89,42 @@ def test_results_file_is_json_with_signatures(tiny_model, data_dir, tmp_path):
                  "--data-dir", str(data_dir), "--output", str(out)]) == 0
     m = json.loads((out / "results.json").read_text())["tasks"]["flores"]["metrics"]["en-ja"]
     assert "tok:ja-mecab" in m["signatures"]["bleu"]
+
+
+def test_korean_run_is_scored_with_ko_mecab(tiny_model, data_dir, tmp_path):
+    """en→ko used to fail after generation (sacrebleu[ko] missing); now scored, equal to the sacrebleu CLI."""
+    from harness.cli import main
+
+    out = tmp_path / "o"
+    assert main(["run", "--tasks", "flores", "--model", str(tiny_model), "--limit", "3", "--langs", "en-ko",
+                 "--data-dir", str(data_dir), "--output", str(out)]) == 0
+    m = json.loads((out / "results.json").read_text())["tasks"]["flores"]["metrics"]["en-ko"]
+    assert "tok:ko-mecab-" in m["signatures"]["bleu"] and m["metric_args"]["bleu"] == {"tokenize": "ko-mecab"}
+    recs = sorted((json.loads(x) for x in (out / "flores" / "samples.jsonl").read_text().splitlines()),
+                  key=lambda r: int(r["id"].rsplit("/", 1)[1]))
+    hyp_file, ref_file = tmp_path / "hyp.txt", tmp_path / "ref.txt"
+    hyp_file.write_text("".join(r["outputs"][0].replace("\n", " ") + "\n" for r in recs), encoding="utf-8")
+    ref_file.write_text("".join(r["reference"] + "\n" for r in recs), encoding="utf-8")
+    cli = sacrebleu_cli(hyp_file, ref_file, "-m", "bleu", "-tok", "ko-mecab")
+    assert round(m["bleu"], 4) == pytest.approx(cli, abs=1e-4)
+
+
+def test_missing_korean_tokenizer_is_refused_before_generation(tiny_model, data_dir, tmp_path, monkeypatch, capsys):
+    """Without sacrebleu[ko] an en→ko run stops with one line before any model is loaded or sample generated."""
+    from sacrebleu.tokenizers import tokenizer_ko_mecab
+
+    from harness.cli import main
+    from harness.metrics import translation
+
+    monkeypatch.setattr(tokenizer_ko_mecab, "MeCab", None)  # what sacrebleu sees when mecab-ko is not installed
+    translation._bleu_tokenizer_ok.cache_clear()
+    out = tmp_path / "o"
+    try:
+        rc = main(["run", "--tasks", "flores", "--model", str(tiny_model), "--limit", "2", "--langs", "de-en,en-ko",
+                   "--data-dir", str(data_dir), "--output", str(out)])
+    finally:
+        translation._bleu_tokenizer_ok.cache_clear()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert "en-ko" in err[0] and "ko-mecab" in err[0] and "sacrebleu[ko]" in err[0]
+    assert not out.exists()  # nothing generated, nothing written

@@ -46,15 +46,39 @@ def record_ref_streams(records: list[dict], where: str) -> list[list[str]]:
 
 
 def corpus_bleu(hyps: list[str], refs: Refs, tgt: str, tokenize: str | None = None) -> dict:
-    metric = BLEU(tokenize=tokenize or bleu_tokenizer(tgt))
+    """Score, signature, and `args`: the sacrebleu constructor arguments (the signature's tokenizer field is
+    not always a tokenizer name, e.g. `ja-mecab-0.996-IPA`; the leaderboard rebuilds the metric from `args`)."""
+    args = {"tokenize": tokenize or bleu_tokenizer(tgt)}
+    metric = BLEU(**args)
     score = metric.corpus_score(hyps, ref_streams(refs))
-    return {"score": score.score, "signature": str(metric.get_signature())}
+    return {"score": score.score, "signature": str(metric.get_signature()), "args": args}
 
 
 def corpus_chrf(hyps: list[str], refs: Refs) -> dict:
-    metric = CHRF(word_order=2)  # chrF++
+    args = {"word_order": 2}  # chrF++
+    metric = CHRF(**args)
     score = metric.corpus_score(hyps, ref_streams(refs))
-    return {"score": score.score, "signature": str(metric.get_signature())}
+    return {"score": score.score, "signature": str(metric.get_signature()), "args": args}
+
+
+def require_bleu_tokenizer(tgt: str, where: str) -> None:
+    """One-line HarnessError when sacrebleu cannot build the BLEU tokenizer for target `tgt` here
+    (ja-mecab and ko-mecab need the `sacrebleu[ja]` / `sacrebleu[ko]` extras)."""
+    tok = bleu_tokenizer(tgt)
+    try:
+        _bleu_tokenizer_ok(tok)
+    except (ImportError, RuntimeError, AssertionError) as e:
+        extra = {"ja-mecab": "ja", "ko-mecab": "ko"}.get(tok)
+        fix = f"pip install 'sacrebleu[{extra}]'" if extra else "reinstall sacrebleu"
+        reason = " ".join(str(e).split())[:120]
+        raise HarnessError(f"{where}: BLEU for target {tgt!r} needs sacrebleu's {tok!r} tokenizer, which does not "
+                           f"load here ({reason}); {fix}, or leave out {tgt!r}") from None
+
+
+@lru_cache(maxsize=None)
+def _bleu_tokenizer_ok(tok: str) -> bool:
+    BLEU(tokenize=tok)  # builds the tokenizer (loads MeCab and its dictionary)
+    return True
 
 
 def sentence_chrf(hyp: str, ref: str | list[str]) -> float:
