@@ -7,6 +7,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.method import Method
 from methods.base import BaseMethod
+from methods.lms import LMSMethod
 from methods.lora import LoRAMethod
 from methods.radis import RaDisMethod
 from methods.sft import SFTMethod
@@ -25,6 +26,7 @@ register(BaseMethod)
 register(SFTMethod)
 register(LoRAMethod)
 register(RaDisMethod)
+register(LMSMethod)
 
 
 def method_dir(name: str) -> Path:

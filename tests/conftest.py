@@ -60,8 +60,10 @@ def build_tokenizer(chat: bool = True):
 
 
 def build_tiny_model(arch: str, vocab_size: int):
-    from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config,
-                              Qwen2ForCausalLM)
+    """Gated MLPs (gate/up/down): llama, qwen2, gemma3. Plain up/down MLPs: gpt2 (Conv1D c_fc/c_proj), bloom
+    (nn.Linear dense_h_to_4h/dense_4h_to_h); dropout off so that a training step is deterministic."""
+    from transformers import (BloomConfig, BloomForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config,
+                              GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
     common = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, pad_token_id=0)
@@ -72,6 +74,12 @@ def build_tiny_model(arch: str, vocab_size: int):
         return Qwen2ForCausalLM(Qwen2Config(**common))
     if arch == "gemma3":
         return Gemma3ForCausalLM(Gemma3TextConfig(**common, head_dim=8, sliding_window=16))
+    plain = dict(vocab_size=vocab_size, n_layer=2, n_head=4, pad_token_id=0, bos_token_id=1, eos_token_id=1)
+    if arch == "gpt2":
+        return GPT2LMHeadModel(GPT2Config(**plain, n_embd=32, n_positions=512, resid_pdrop=0.0, embd_pdrop=0.0,
+                                          attn_pdrop=0.0))
+    if arch == "bloom":
+        return BloomForCausalLM(BloomConfig(**plain, hidden_size=32, hidden_dropout=0.0, attention_dropout=0.0))
     raise ValueError(arch)
 
 

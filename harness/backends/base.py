@@ -16,6 +16,9 @@ class Request:
     chat: Literal["auto", "on", "off"] = "auto"
     assistant_prefix: str = ""
     seed: int = 0
+    # (source, target) language of a translation request, from the document's `src`/`tgt` fields; None for
+    # other prompts. Backends may ignore it; LMS routes each request through its language pair's modules.
+    langs: tuple[str, str] | None = None
 
 
 @dataclass

@@ -129,6 +129,7 @@ def micro_batches(step_batch: list[int], grad_accum: int, world: int, rank: int)
 
 
 def collate(feats: list[dict], pad_id: int) -> dict:
+    """Right-padded tensors; any other per-example field (e.g. LMS's `route`) is stacked as a tensor."""
     width = max(len(f["input_ids"]) for f in feats)
     ids = torch.full((len(feats), width), pad_id, dtype=torch.long)
     seg = torch.zeros((len(feats), width), dtype=torch.long)
@@ -136,7 +137,8 @@ def collate(feats: list[dict], pad_id: int) -> dict:
     for r, f in enumerate(feats):
         n = len(f["input_ids"])
         ids[r, :n], seg[r, :n], attn[r, :n] = torch.tensor(f["input_ids"]), torch.tensor(f["segments"]), 1
-    return {"input_ids": ids, "segments": seg, "attention_mask": attn}
+    extra = {k: torch.tensor([f[k] for f in feats]) for k in feats[0] if k not in ("input_ids", "segments")}
+    return {"input_ids": ids, "segments": seg, "attention_mask": attn, **extra}
 
 
 def loss_positions(batch: dict) -> torch.Tensor:
@@ -169,6 +171,17 @@ def loss_fn(logits: torch.Tensor, batch: dict, lam: float, denom: dict | None = 
     return loss, {k: float(v.detach()) for k, v in parts.items()}
 
 
+def lm_objective(lam: float = 1.0):
+    """The default training objective: one forward, NLL(translation) + lam * NLL(rationale) (`loss_fn`).
+
+    An objective is called as `objective(forward, batch, positions, denom) -> (loss, parts)` where
+    `forward(input_ids, attention_mask)` runs the model and returns the logits at `positions`; `parts`
+    (floats) are logged per step. Methods with another loss pass their own (LMS: two routes + KL)."""
+    def objective(forward, batch: dict, positions: torch.Tensor, denom: dict):
+        return loss_fn(forward(batch["input_ids"], batch["attention_mask"]), batch, lam, denom, positions)
+    return objective
+
+
 def token_counts(acc, micro: list[dict], grad_accum: int) -> dict:
     """Loss denominators: target tokens of the whole optimizer step (all micro-batches, all processes)
     / (processes x grad_accum). `accelerator.backward` divides each micro-batch loss by grad_accum and
@@ -197,12 +210,13 @@ def _schedule(cfg: TrainConfig, total: int):
 
 
 def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, seed: int = 0, lam: float = 1.0,
-          device: str = "auto", desc: str = "train", save_to: Path | None = None):
+          device: str = "auto", desc: str = "train", save_to: Path | None = None, objective=None):
     """Train `model` in place; returns (the unwrapped model, whether this is the main process).
 
     Checkpoints and the loss curve go to `work_dir`. With `save_to`, the trained weights (full model,
     or the adapter of a peft model) and the tokenizer are saved there from the state dict gathered
-    across processes, which is what makes saving correct under FSDP as well as DDP and one process."""
+    across processes, which is what makes saving correct under FSDP as well as DDP and one process.
+    `objective` (default `lm_objective(lam)`) computes each micro-batch's loss from a forward function."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     from accelerate.utils import DataLoaderConfiguration, set_seed
@@ -218,6 +232,7 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     if empty:
         print(f"[train] warning: {empty} of {len(features)} examples have no target token within "
               f"train.max_length {cfg.max_length} and teach nothing; raise train.max_length to keep them")
+    objective = objective or lm_objective(lam)
     dev = pick_device(device)
     precision = resolve_precision(cfg, dev)
     AcceleratorState._reset_state(reset_partial_state=False)  # a second training in one process may change precision
@@ -274,18 +289,19 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     memory.enter_context(returned_memory(cfg.low_memory and dev.type == "cpu"))
     try:
         while step < total:
-            parts_sum = {"loss": 0.0, "translation": 0.0, "rationale": 0.0}
+            parts_sum: dict[str, float] = {"loss": 0.0}
             n_tokens = 0
             micro = [collate([features[i] for i in idx], pad) for idx in next(stream)]
             denom = token_counts(acc, micro, cfg.grad_accum)
             for batch in micro:
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
                 keep = loss_positions(batch)
+                def forward(input_ids, attention_mask, keep=keep):  # only the logits leave: one vocab-sized
+                    out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,  # tensor
+                                **({"logits_to_keep": keep} if slim else {}))  # less at the peak
+                    return out.logits if slim else out.logits[:, keep]
                 with acc.accumulate(model):
-                    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
-                                **({"logits_to_keep": keep} if slim else {}))
-                    loss, parts = loss_fn(out.logits if slim else out.logits[:, keep], batch, lam, denom, keep)
-                    del out  # the logits are not needed by backward: one vocab-sized tensor less at the peak
+                    loss, parts = objective(forward, batch, keep, denom)
                     bad = torch.tensor(float(not torch.isfinite(loss)), device=acc.device)
                     if acc.num_processes > 1:  # every process must stop, not only the one that saw it
                         bad = acc.reduce(bad, "sum")
@@ -300,12 +316,12 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
                     opt.zero_grad()
                 parts_sum["loss"] += float(loss.detach()) / cfg.grad_accum
                 for k, v in parts.items():
-                    parts_sum[k] += v / cfg.grad_accum
+                    parts_sum[k] = parts_sum.get(k, 0.0) + v / cfg.grad_accum
                 n_tokens += int(batch["attention_mask"].sum())
             step += 1
             if acc.num_processes > 1:  # log the global batch: the mean of the processes' losses, their tokens summed
                 t = acc.reduce(torch.tensor([*parts_sum.values(), n_tokens], dtype=torch.float64, device=acc.device))
-                parts_sum, n_tokens = dict(zip(parts_sum, (t[:3] / acc.num_processes).tolist())), int(t[3])
+                parts_sum, n_tokens = dict(zip(parts_sum, (t[:-1] / acc.num_processes).tolist())), int(t[-1])
             rec = {"step": step, **{k: round(v, 5) for k, v in parts_sum.items()},
                    "lr": sched.get_last_lr()[0], "tokens": n_tokens, "seconds": round(time.time() - t0, 2)}
             history.append(rec)
