@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 EVAL=(--tasks flores,safety --langs de-en,en-de,advbench,xstest_safe --limit 32 --threads 2 --seed 0)
 OUT=results/smollm2-135m-instruct
 harness run --method base "${EVAL[@]}" --output $OUT/base
-for m in radis sft lora; do
+for m in radis sft lora lms; do
   harness run --method $m --method-config methods/$m/recipes/cpu-30.yaml "${EVAL[@]}" --output $OUT/$m
 done
 harness leaderboard results/smollm2-135m-instruct  # the committed runs only, not scratch runs in results/runs/

@@ -250,3 +250,28 @@ def test_bad_config_is_one_line(tmp_path, tiny_model, data_dir, capsys):
                "--method-config", _recipe(tmp_path, "fuse_distillation: false\n")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "eval_route shared needs fuse_distillation" in err and "\n" not in err
+
+
+def test_gradient_checkpointing_recomputes_the_right_routes(tiny_model_factory):
+    """FD stacks both routes into one forward, so a recomputation in backward sees the same routes."""
+    grads = []
+    for checkpointing in (False, True):
+        model, tok = _load(tiny_model_factory("llama"))
+        table = RouteTable(["de", "en"])
+        torch.manual_seed(1)
+        router = attach(model, table, rank=4, std=0.1)
+        with torch.no_grad():
+            for layer in lms_layers(model).values():
+                layer.F.normal_(0, 0.05)
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+            model.enable_input_require_grads()
+        model.train()
+        batch = trainer.collate(_features(tok, table, PAIRS), tok.pad_token_id)
+        keep = trainer.loss_positions(batch)
+        loss, _ = fd_objective(router, True, 1.0)(_forward(model, keep), batch, keep, None)
+        loss.backward()
+        grads.append({n: (m.V.grad.clone(), m.F.grad.clone()) for n, m in lms_layers(model).items()})
+    for n in grads[0]:
+        for a, b in zip(grads[0][n], grads[1][n]):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
