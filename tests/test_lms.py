@@ -275,3 +275,14 @@ def test_gradient_checkpointing_recomputes_the_right_routes(tiny_model_factory):
     for n in grads[0]:
         for a, b in zip(grads[0][n], grads[1][n]):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_init_is_seeded(tiny_model_factory):
+    inits = []
+    for seed in (0, 0, 1):
+        model, _ = _load(tiny_model_factory("llama"))
+        attach(model, RouteTable(["de", "en"]), rank=4, std=0.01, seed=seed)
+        inits.append(torch.cat([m.V.flatten() for m in lms_layers(model).values()]))
+        assert all(not m.F.any() for m in lms_layers(model).values())  # F = 0
+    assert torch.equal(inits[0], inits[1]) and not torch.equal(inits[0], inits[2])
+    assert inits[0].std().item() == pytest.approx(0.01, rel=0.05)

@@ -87,12 +87,14 @@ def linear_shape(module: nn.Module) -> tuple[int, int]:
 class LMSLinear(nn.Module):
     """base(x) + (x·F[b]ᵀ)·V[a]ᵀ with V: (rows, out, d) ~ N(0, std²), F: (rows, d, in) = 0."""
 
-    def __init__(self, base: nn.Module, rows: int, rank: int, std: float, router: Router):
+    def __init__(self, base: nn.Module, rows: int, rank: int, std: float, router: Router,
+                 generator: torch.Generator | None = None):
         super().__init__()
         n_in, n_out = linear_shape(base)
         w = base.weight
         self.base = base
-        self.V = nn.Parameter(torch.randn(rows, n_out, rank, device=w.device, dtype=torch.float32).mul_(std).to(w.dtype))
+        v = torch.randn(rows, n_out, rank, generator=generator, dtype=torch.float32).mul_(std)  # drawn on the CPU:
+        self.V = nn.Parameter(v.to(device=w.device, dtype=w.dtype))  # the same init on every device
         self.F = nn.Parameter(torch.zeros(rows, rank, n_in, device=w.device, dtype=w.dtype))
         self.router = router  # a plain attribute (not a submodule): one router for all layers
 
@@ -129,14 +131,16 @@ def find_targets(model: nn.Module, mlp_name: str, names: list[str]) -> list[tupl
 
 
 def attach(model: nn.Module, table: RouteTable, rank: int, std: float, mlp_name: str = "mlp",
-           targets: list[str] | None = None, train_base: bool = False) -> Router:
-    """Wrap the MLP linears of `model` in place; freeze every base weight unless `train_base`. Returns the router."""
+           targets: list[str] | None = None, train_base: bool = False, seed: int = 0) -> Router:
+    """Wrap the MLP linears of `model` in place (V drawn from `seed`); freeze every base weight unless
+    `train_base`. Returns the router."""
     if not train_base:
         for p in model.parameters():
             p.requires_grad_(False)
     router = Router(table.shared)
+    gen = torch.Generator().manual_seed(seed)
     for _, parent, attr in find_targets(model, mlp_name, list(targets or [])):
-        setattr(parent, attr, LMSLinear(getattr(parent, attr), table.n_rows, rank, std, router))
+        setattr(parent, attr, LMSLinear(getattr(parent, attr), table.n_rows, rank, std, router, gen))
     return router
 
 

@@ -62,7 +62,7 @@ def train_lms(cfg, ctx: TrainContext, name: str = "lms") -> Artifact:
     # rows for the languages that have training examples (a configured pair left empty, e.g. is-en once FLORES
     # is excluded, gets none: its requests take the shared route instead of untrained random matrices)
     table = RouteTable.from_pairs(sorted({ex.pair for ex in prep.examples}), cfg.synthesis, cfg.language_key)
-    router = attach(model, table, cfg.rank, cfg.init_std, cfg.mlp_name, cfg.targets, cfg.train_base)
+    router = attach(model, table, cfg.rank, cfg.init_std, cfg.mlp_name, cfg.targets, cfg.train_base, seed=ctx.seed)
     if cfg.train.gradient_checkpointing and not cfg.train_base:
         model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need a grad path
     params = count_parameters(model, table)
