@@ -255,7 +255,7 @@ def test_bad_config_is_one_line(tmp_path, tiny_model, data_dir, capsys):
 def test_gradient_checkpointing_recomputes_the_right_routes(tiny_model_factory):
     """FD stacks both routes into one forward, so a recomputation in backward sees the same routes."""
     grads = []
-    for checkpointing in (False, True):
+    for checkpointing, switch in ((False, False), (True, False), (True, True)):
         model, tok = _load(tiny_model_factory("llama"))
         table = RouteTable(["de", "en"])
         torch.manual_seed(1)
@@ -270,11 +270,14 @@ def test_gradient_checkpointing_recomputes_the_right_routes(tiny_model_factory):
         batch = trainer.collate(_features(tok, table, PAIRS), tok.pad_token_id)
         keep = trainer.loss_positions(batch)
         loss, _ = fd_objective(router, True, 1.0)(_forward(model, keep), batch, keep, None)
+        if switch:  # a router changed before backward: the recomputation must notice (checkpointing is active)
+            router.set(torch.zeros(8, dtype=torch.long), torch.zeros(8, dtype=torch.long))
         loss.backward()
         grads.append({n: (m.V.grad.clone(), m.F.grad.clone()) for n, m in lms_layers(model).items()})
     for n in grads[0]:
         for a, b in zip(grads[0][n], grads[1][n]):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+    assert any(not torch.allclose(a, b) for n in grads[0] for a, b in zip(grads[1][n], grads[2][n]))
 
 
 def test_init_is_seeded(tiny_model_factory):
