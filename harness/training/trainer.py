@@ -284,6 +284,13 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True,
                disable=not acc.is_local_main_process)
+    def forward_at(keep: torch.Tensor):  # the objective's forward: logits at `keep` only, and nothing else of the
+        def forward(input_ids, attention_mask):  # output stays alive (one vocab-sized tensor less at the peak)
+            out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                        **({"logits_to_keep": keep} if slim else {}))
+            return out.logits if slim else out.logits[:, keep]
+        return forward
+
     t0 = time.time()
     memory = contextlib.ExitStack()
     memory.enter_context(returned_memory(cfg.low_memory and dev.type == "cpu"))
@@ -296,12 +303,8 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
             for batch in micro:
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
                 keep = loss_positions(batch)
-                def forward(input_ids, attention_mask, keep=keep):  # only the logits leave: one vocab-sized
-                    out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,  # tensor
-                                **({"logits_to_keep": keep} if slim else {}))  # less at the peak
-                    return out.logits if slim else out.logits[:, keep]
                 with acc.accumulate(model):
-                    loss, parts = objective(forward, batch, keep, denom)
+                    loss, parts = objective(forward_at(keep), batch, keep, denom)
                     bad = torch.tensor(float(not torch.isfinite(loss)), device=acc.device)
                     if acc.num_processes > 1:  # every process must stop, not only the one that saw it
                         bad = acc.reduce(bad, "sum")
