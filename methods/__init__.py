@@ -8,6 +8,7 @@ from harness.errors import HarnessError
 from harness.method import Method
 from methods.base import BaseMethod
 from methods.landermt import LANDeRMTMethod
+from methods.lms import LMSMethod
 from methods.lora import LoRAMethod
 from methods.radis import RaDisMethod
 from methods.sft import SFTMethod
@@ -29,6 +30,7 @@ register(LoRAMethod)
 register(RaDisMethod)
 register(XBridgeMethod)
 register(LANDeRMTMethod)
+register(LMSMethod)
 
 
 def method_dir(name: str) -> Path:

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 EVAL=(--tasks flores,safety --langs de-en,en-de,advbench,xstest_safe --limit 32 --threads 2 --seed 0)
 OUT=results/smollm2-135m-instruct
 harness run --method base "${EVAL[@]}" --output $OUT/base
-for m in radis sft lora; do
+for m in radis sft lora lms; do
   harness run --method $m --method-config methods/$m/recipes/cpu-30.yaml "${EVAL[@]}" --output $OUT/$m
 done
 # LANDeRMT trains on all ten ALMA directions (cs, de, is, ru, zh <-> en), 24 each: same 240 examples / 30 steps budget

@@ -88,8 +88,10 @@ def build_tokenizer(chat: bool = True):
 
 
 def build_tiny_model(arch: str, vocab_size: int):
-    from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config,
-                              Qwen2ForCausalLM)
+    """Gated MLPs (gate/up/down): llama, qwen2, gemma3. Plain up/down MLPs: gpt2 (Conv1D c_fc/c_proj), bloom
+    (nn.Linear dense_h_to_4h/dense_4h_to_h); dropout off so that a training step is deterministic."""
+    from transformers import (BloomConfig, BloomForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config,
+                              GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
     common = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, pad_token_id=0)
@@ -102,16 +104,14 @@ def build_tiny_model(arch: str, vocab_size: int):
         return Qwen2ForCausalLM(Qwen2Config(**common))
     if arch == "gemma3":
         return Gemma3ForCausalLM(Gemma3TextConfig(**common, head_dim=8, sliding_window=16))
-    if arch == "gpt2":  # plain (not gated) MLP, Conv1D projections c_fc/c_proj
-        from transformers import GPT2Config, GPT2LMHeadModel
-
+    if arch == "gpt2":  # plain (not gated) MLP, Conv1D projections c_fc/c_proj; no dropout (exact gradients)
         return GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=32, n_inner=64, n_layer=2, n_head=4,
-                                          n_positions=512, pad_token_id=0, bos_token_id=1, eos_token_id=3))
+                                          n_positions=512, pad_token_id=0, bos_token_id=1, eos_token_id=3,
+                                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
     if arch == "bloom":  # plain MLP, nn.Linear projections dense_h_to_4h/dense_4h_to_h
-        from transformers import BloomConfig, BloomForCausalLM
-
         return BloomForCausalLM(BloomConfig(vocab_size=vocab_size, hidden_size=32, n_layer=2, n_head=4,
-                                            pad_token_id=0, bos_token_id=1, eos_token_id=3))
+                                            pad_token_id=0, bos_token_id=1, eos_token_id=3,
+                                            hidden_dropout=0.0, attention_dropout=0.0))
     raise ValueError(arch)
 
 

@@ -3,7 +3,6 @@ bit-identical), padding invariance of the composed forward and of generation, da
 
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 import pytest

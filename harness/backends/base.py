@@ -16,7 +16,14 @@ class Request:
     chat: Literal["auto", "on", "off"] = "auto"
     assistant_prefix: str = ""
     seed: int = 0
-    pair: str = ""  # "src-tgt" when the document is a translation (FLORES docs carry src/tgt), else ""
+    # (source, target) language of a translation request, from the document's `src`/`tgt` fields; None for
+    # other prompts. Backends may ignore it; LMS routes each request through its language pair's modules.
+    langs: tuple[str, str] | None = None
+
+    @property
+    def pair(self) -> str:
+        """"src-tgt" of a translation request (LANDeRMT's route key), else ""."""
+        return f"{self.langs[0]}-{self.langs[1]}" if self.langs else ""
 
 
 @dataclass

@@ -22,7 +22,9 @@ PROMPT, TRANSLATION, RATIONALE = 0, 1, 2
 
 
 class Objective(Protocol):
-    parts: tuple[str, ...]  # names of the logged loss parts, e.g. ("translation", "rationale")
+    # names of the loss parts that are each averaged over their own units (one `counts` entry each); the
+    # dict `loss` returns is logged per step and may hold further diagnostics (e.g. LMS's "kl")
+    parts: tuple[str, ...]
 
     def collate(self, feats: list[dict], pad_id: int) -> dict[str, torch.Tensor]: ...
 
@@ -42,7 +44,10 @@ def collate(feats: list[dict], pad_id: int) -> dict:
     for r, f in enumerate(feats):
         n = len(f["input_ids"])
         ids[r, :n], seg[r, :n], attn[r, :n] = torch.tensor(f["input_ids"]), torch.tensor(f["segments"]), 1
-    return {"input_ids": ids, "segments": seg, "attention_mask": attn}
+    # any other per-example number or list of numbers (e.g. LMS's `route`) is stacked as a tensor
+    extra = {k: torch.tensor([f[k] for f in feats]) for k, v in feats[0].items()
+             if k not in ("input_ids", "segments") and not isinstance(v, str)}
+    return {"input_ids": ids, "segments": seg, "attention_mask": attn, **extra}
 
 
 def loss_positions(batch: dict) -> torch.Tensor:
@@ -115,12 +120,16 @@ class CausalLMObjective:
 
     def loss(self, model, batch, denom):
         keep = loss_positions(batch)
-        slim = self._slim(model)
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
-                    **({"logits_to_keep": keep} if slim else {}))
-        logits = out.logits if slim else out.logits[:, keep]
-        del out  # the logits are not needed by backward: one vocab-sized tensor less at the peak
+        logits = self.logits(model, batch["input_ids"], batch["attention_mask"], keep)
         return loss_fn(logits, batch, self.lam, denom, keep)
+
+    def logits(self, model, input_ids, attention_mask, keep: torch.Tensor) -> torch.Tensor:
+        """Logits at the positions `keep` only; nothing else of the model's output stays alive
+        (one vocab-sized tensor less at the peak: backward does not need the full logits)."""
+        slim = self._slim(model)
+        out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                    **({"logits_to_keep": keep} if slim else {}))
+        return out.logits if slim else out.logits[:, keep]
 
     def _slim(self, model) -> bool:
         """Whether the model computes logits at chosen positions only (`logits_to_keep`)."""

@@ -52,14 +52,16 @@ def prompt_messages(ctx: TrainContext):
     return (lambda ex: flores.messages(ex.doc(), [])), flores.cfg.prompt.chat
 
 
-def finish(prep: Prepared, method: str, kind: str, extra: dict | None = None) -> Artifact:
-    """Write the manifest (main process only, once every process is done; the others then read it)."""
+def finish(prep: Prepared, method: str, kind: str, extra: dict | None = None, report: dict | None = None) -> Artifact:
+    """Write the manifest (main process only, once every process is done; the others then read it).
+
+    `extra` goes to the manifest only; `report` joins the artifact's config, which results.json records."""
     from accelerate import PartialState
 
     state = PartialState()  # the trainer's (multi-process under `accelerate launch`), else a single process
     state.wait_for_everyone()
     if state.is_main_process:
-        config = {**prep.config, "training_data": prep.data_report}
+        config = {**prep.config, "training_data": prep.data_report, **(report or {})}
         art = save_artifact(prep.dir, method, kind, config, prep.config_hash, extra or {})
         print(f"[{method}] artifact saved: {prep.dir}")
     state.wait_for_everyone()

@@ -228,7 +228,7 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     memory.enter_context(returned_memory(cfg.low_memory and dev.type == "cpu"))
     try:
         while step < total:
-            parts_sum = dict.fromkeys(("loss", *objective.parts), 0.0)
+            parts_sum: dict[str, float] = {"loss": 0.0}
             n_tokens = 0
             idxs = next(stream)
             if route is not None:
@@ -253,7 +253,7 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
                     opt.zero_grad()
                 parts_sum["loss"] += float(loss.detach()) / cfg.grad_accum
                 for k, v in parts.items():
-                    parts_sum[k] += v / cfg.grad_accum
+                    parts_sum[k] = parts_sum.get(k, 0.0) + v / cfg.grad_accum
                 n_tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
             step += 1
             if acc.num_processes > 1:  # log the global batch: the mean of the processes' losses, their tokens summed
