@@ -21,7 +21,7 @@ from methods.lms.modules import RouteTable, attach, lms_layers, save_lms
 from methods.lms.train import FDObjective, fd_objective, symmetric_kl
 
 # (hidden, MLP width, layers, linears per layer) of the tiny models in conftest.py
-SHAPES = {"llama": (32, 64, 2, 3), "gpt2": (32, 128, 2, 2), "bloom": (32, 128, 2, 2)}
+SHAPES = {"llama": (32, 64, 2, 3), "gpt2": (32, 64, 2, 2), "bloom": (32, 128, 2, 2)}  # conftest: GPT-2 n_inner 64
 
 
 @pytest.fixture(autouse=True)
