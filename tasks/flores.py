@@ -12,7 +12,7 @@ from harness.languages import flores_code, name, short_code
 from harness.metrics.comet import Comet
 from harness.metrics.translation import corpus_bleu, corpus_chrf, is_off_target, sentence_chrf, spbleu
 from harness.task import Task
-from tasks._translation import clean_translation
+from tasks._translation import clean_translation, has_rationale_words
 
 # flores_plus renamed some configs relative to FLORES-200
 _HUB_NAMES = {"zho_Hans": "cmn_Hans", "zho_Hant": "cmn_Hant"}
@@ -83,7 +83,8 @@ class FloresTask(Task):
     def score(self, doc: dict, outputs: list[str]) -> dict:
         hyp = outputs[0]
         return {"reference": doc["reference"], "scores": {"chrf": sentence_chrf(hyp, doc["reference"]),
-                                                          "off_target": is_off_target(hyp, doc["tgt"])}}
+                                                          "off_target": is_off_target(hyp, doc["tgt"]),
+                                                          "rationale_leak": has_rationale_words(hyp)}}
 
     def aggregate(self, subset: str, records: list[dict]) -> dict:
         tgt = subset.partition("-")[2]
@@ -97,6 +98,11 @@ class FloresTask(Task):
             "off_target": sum(f is True for f in flags) / len(flags),
             "empty": sum(f is None for f in flags) / len(flags),
             "ref_off_target": sum(f is True for f in ref_flags) / len(ref_flags),  # detector noise floor
+            # extraction check: kept text with words of an explanation (tasks/_translation.py RATIONALE_WORDS),
+            # and the share that is unclean (such words, or nothing kept); ref_rationale_leak: the noise floor
+            "rationale_leak": sum(has_rationale_words(h) for h in hyps) / len(hyps),
+            "extraction_unclean": sum(has_rationale_words(h) or not h.strip() for h in hyps) / len(hyps),
+            "ref_rationale_leak": sum(has_rationale_words(r) for r in refs) / len(refs),
             "n": len(records),
             "signatures": {"bleu": bleu["signature"], "chrf": chrf["signature"]},
         }
@@ -134,7 +140,7 @@ class FloresTask(Task):
         for group, subsets in groups.items():
             if not subsets:
                 continue
-            for key in ("bleu", "chrf", "off_target", "spbleu", "comet"):
+            for key in ("bleu", "chrf", "off_target", "spbleu", "comet", "extraction_unclean"):
                 vals = [per_subset[s][key] for s in subsets if key in per_subset[s]]
                 if vals and len(vals) == len(subsets):
                     out[f"{key}" if group == "avg" else f"{key}_{group}"] = sum(vals) / len(vals)
