@@ -23,6 +23,7 @@ RATIONALE_WORDS = re.compile(
     r"|\b(explanation|erklärung|note|anmerkung|rationale)\s*[:：]|\bin this context\b",
     re.IGNORECASE,
 )
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？\"”“»])\s+")
 _QUOTES = [('"', '"'), ("“", "”"), ("«", "»"), ("„", "“"), ("「", "」"), ("'", "'")]
 
 
@@ -60,6 +61,17 @@ def clean_translation(text: str, tgt_name: str, keep: str = "first_paragraph") -
         if cut and out[:cut.start()].strip():
             out = out[:cut.start()].strip()
             steps.append("cut_rationale_marker")
+        # an unmarked explanation on the same line ("X. The original German sentence translates to …"): cut
+        # before the first sentence after the first one that has words of an explanation
+        for gap in _SENTENCE_END.finditer(out):
+            if has_rationale_words(out[gap.end():]):
+                nxt = _SENTENCE_END.search(out, gap.end())
+                if has_rationale_words(out[gap.end():nxt.start() if nxt else len(out)]):
+                    out = out[:gap.start()].strip()
+                    steps.append("cut_rationale_sentence")
+                    break
+            else:
+                break
     for a, b in _QUOTES:
         inner = out[len(a):-len(b)]
         if len(out) >= 2 and out.startswith(a) and out.endswith(b) and a not in inner and b not in inner:

@@ -163,3 +163,58 @@ def test_run_with_empty_rationales_says_so_with_the_fix(tiny_model, data_dir, tm
                 "--method-config", str(recipe), "--threads", "1"]) == 0
     again = capsys.readouterr().out
     assert "reusing artifact" in again and "100% empty" in again and "2/2 rationales are empty" in again
+
+
+# Raw outputs of the committed RaDis run (results/smollm2-135m-instruct/radis, cpu-30 recipe, `explain`
+# rationales) and of a `--budget small` run: the translation, a blank line, then the learned rationale.
+OBSERVED = [
+    ('We have just eaten a full meal, which is a full meal, and we are still waiting for the next one.\n\nThe '
+     'original German sentence translates to "Wir haben jetzt 4 Monate alte Mäuse, die Diabetes hatten und jetzt '
+     'keinen mehr haben" in English. The translation is "We have just eaten a full meal, which is',
+     "English", "We have just eaten a full meal, which is a full meal, and we are still waiting for the next one."),
+    ('The CEO of Jamie Siminoff said that he was not happy about the decision to leave his own company, which was '
+     'made by his own team.\n\nThe translation is:\n\nThe CEO of Jamie Siminoff said that he was not happy about '
+     'the decision', "English", "The CEO of Jamie Siminoff said that he was not happy about the decision to leave "
+     "his own company, which was made by his own team."),
+    ('In 2017, Siminoff was seen on television channel QVC.\n\nThe translation of the given English sentence is: '
+     '"In late 2017, Siminoff appeared on shopping television channel QVC."', "German",
+     "In 2017, Siminoff was seen on television channel QVC."),
+    ('He wurde ein WiFi-Bahn, er wurde ein Wieb, er wurde ein Wieb.\n\nDie Englisch-English-English-English-',
+     "German", "He wurde ein WiFi-Bahn, er wurde ein Wieb, er wurde ein Wieb."),
+    ('Danius said: "I\'m here to help you."\n\nThe translation is: "Danius sagte: "I\'m here to help you."\n\nThe '
+     'original German sentence is: "Danius sagte: "I\'m here to help you.', "English",
+     'Danius said: "I\'m here to help you."'),
+    ('German: "The CEO of Jamie Siminoff has been accused of having a malevolent influence, not for himself, but '
+     'for his own family\'s legacy."\n\nExplanation: The sentence is a bit unclear and requires a bit of '
+     'explanation.', "English", 'German: "The CEO of Jamie Siminoff has been accused of having a malevolent '
+     'influence, not for himself, but for his own family\'s legacy."'),
+    # the same rationale openings on the translation's own line (not seen in the committed run, which always
+    # put a blank line first): the explanation is cut at the sentence that starts it
+    ('He said, she was a WLAN-Gear. The original German sentence translates to: "Er sagte, dass er eine '
+     'WLAN-Türklingel gebaut habe."', "English", "He said, she was a WLAN-Gear."),
+    ('Two Lies, a Film, and a Star. The translation above is a simplified version of the original German sentence.',
+     "English", "Two Lies, a Film, and a Star."),
+    # a translation of several sentences without explanation words is kept whole, "Note" without a colon too
+    ('Er kam an.  Dann ging er wieder. "Gut", sagte sie.', "German", 'Er kam an.  Dann ging er wieder. "Gut", sagte sie.'),
+    ("He wrote a note to the committee. It was read aloud.", "English",
+     "He wrote a note to the committee. It was read aloud."),
+]
+
+
+@pytest.mark.parametrize("raw,tgt,expected", OBSERVED)
+def test_first_line_extracts_observed_radis_outputs(raw, tgt, expected):
+    from tasks._translation import has_rationale_words
+
+    out, _ = clean_translation(raw, tgt, "first_line")
+    assert out == expected and not has_rationale_words(out)
+
+
+def test_rationale_words_are_absent_from_flores_references_and_present_in_rationales(data_dir):
+    from tasks._translation import has_rationale_words
+
+    devtest = data_dir / "flores" / "flores200_dataset" / "devtest"
+    for code in ("eng_Latn", "deu_Latn"):
+        lines = (devtest / f"{code}.devtest").read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 1012 and not [x for x in lines if has_rationale_words(x)]
+    for raw, _, _ in OBSERVED[:3] + OBSERVED[4:8]:  # the explanation part of each observed output
+        assert has_rationale_words(raw)
