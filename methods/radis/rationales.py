@@ -74,8 +74,8 @@ def rationale_stats(records: list[dict]) -> dict:
             "finish": dict(sorted(finish.items()))}
 
 
-def stats_line(name: str, s: dict, mode: str) -> str:
-    return (f"[{name}] rationales ({mode}): {s['generated']} generated, {s['reused']} reused from {s['cache']}; "
+def stats_line(name: str, s: dict, mode: str, when: str = "") -> str:
+    return (f"[{name}] rationales{when} ({mode}): {s['generated']} generated, {s['reused']} reused from {s['cache']}; "
             f"{s['n']} used, {s['empty_rate']:.0%} empty, tokens mean {s['mean_tokens']:.1f} median "
             f"{s['median_tokens']:.0f}, finish {s['finish']}")
 
