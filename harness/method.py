@@ -24,10 +24,12 @@ class Artifact:
     config: dict = field(default_factory=dict)
     config_hash: str = ""
     hash: str = ""  # content hash of the trained files
+    report: dict = field(default_factory=dict)  # what training reports besides its config (RaDis: rationale stats)
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "path": str(self.path) if self.path else None,
-                "config_hash": self.config_hash, "hash": self.hash}
+        out = {"kind": self.kind, "path": str(self.path) if self.path else None,
+               "config_hash": self.config_hash, "hash": self.hash}
+        return {**out, "report": self.report} if self.report else out
 
 
 @dataclass

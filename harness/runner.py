@@ -153,10 +153,15 @@ def aggregate(task: Task, store: JsonlStore, limit: int | None) -> dict:
 
 
 def rescore(task: Task, store: JsonlStore) -> None:
-    """Recompute per-sample scores from saved outputs (no model calls); rewrites samples.jsonl atomically."""
+    """Recompute per-sample scores (no model calls); rewrites samples.jsonl atomically. Single-round tasks are
+    also cleaned again from the raw outputs, so a fixed extraction applies (in multi-round tasks a cleaned
+    output is part of the next round's prompt: it stays as generated)."""
     docs = {d["id"]: d for s in task.selected for d in task.docs(s)}
     for key, rec in store.records.items():
         if key in docs:
+            if task.n_rounds == 1 and len(rec.get("raw", [])) == len(rec["outputs"]):
+                cleaned = [task.clean(docs[key], raw) for raw in rec["raw"]]
+                rec["outputs"], rec["cleaning"] = [c[0] for c in cleaned], [c[1] for c in cleaned]
             rec.update(task.score(docs[key], rec["outputs"]))
     from harness.io import atomic_write_text
     import json

@@ -31,6 +31,15 @@ _PREAMBLE = re.compile(
 )
 # same-line start of an explanation after the translation (only used by keep="first_line")
 _RATIONALE = re.compile(r"\s+[(\[]?\**(note|explanation|rationale|erklärung|anmerkung)\**\s*[:：]", re.IGNORECASE)
+# words of an explanation ABOUT a translation, absent from FLORES references (0 of 1012 devtest lines in English
+# and German each): kept text that contains them still holds (part of) a rationale
+RATIONALE_WORDS = re.compile(
+    r"\btranslat(e|es|ed|ing|ion|ions)\b|\bübersetz\w*|\boriginal (german|english|text|sentence|phrase)\b"
+    r"|\b(the|this) (german|english) (word|phrase|sentence|text|term|expression)\b"
+    r"|\b(explanation|erklärung|note|anmerkung|rationale)\s*[:：]|\bin this context\b",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？\"”“»])\s+")
 _QUOTES = [('"', '"'), ("“", "”"), ("«", "»"), ("„", "“"), ("「", "」"), ("'", "'")]
 
 
@@ -68,6 +77,17 @@ def clean_translation(text: str, tgt_name: str, keep: str = "first_paragraph") -
         if cut and out[:cut.start()].strip():
             out = out[:cut.start()].strip()
             steps.append("cut_rationale_marker")
+        # an unmarked explanation on the same line ("X. The original German sentence translates to …"): cut
+        # before the first sentence after the first one that has words of an explanation
+        for gap in _SENTENCE_END.finditer(out):
+            if has_rationale_words(out[gap.end():]):
+                nxt = _SENTENCE_END.search(out, gap.end())
+                if has_rationale_words(out[gap.end():nxt.start() if nxt else len(out)]):
+                    out = out[:gap.start()].strip()
+                    steps.append("cut_rationale_sentence")
+                    break
+            else:
+                break
     for a, b in _QUOTES:
         inner = out[len(a):-len(b)]
         if len(out) >= 2 and out.startswith(a) and out.endswith(b) and a not in inner and b not in inner:
@@ -75,6 +95,11 @@ def clean_translation(text: str, tgt_name: str, keep: str = "first_paragraph") -
             steps.append("strip_quotes")
             break
     return out, steps
+
+
+def has_rationale_words(text: str) -> bool:
+    """True when `text` (a kept translation) contains words that explain a translation (RATIONALE_WORDS)."""
+    return bool(RATIONALE_WORDS.search(text))
 
 
 class TranslationTask(Task):
@@ -116,7 +141,8 @@ class TranslationTask(Task):
     def score(self, doc: dict, outputs: list[str]) -> dict:
         hyp, refs = outputs[0], doc.get("references") or [doc["reference"]]
         out = {"reference": doc["reference"], "scores": {"chrf": sentence_chrf(hyp, refs),
-                                                         "off_target": is_off_target(hyp, doc["tgt"])}}
+                                                         "off_target": is_off_target(hyp, doc["tgt"]),
+                                                         "rationale_leak": has_rationale_words(hyp)}}
         if len(refs) > 1:  # single-reference records keep their old shape
             out["references"] = refs
         return out
@@ -133,6 +159,11 @@ class TranslationTask(Task):
             "off_target": sum(f is True for f in flags) / len(flags),
             "empty": sum(f is None for f in flags) / len(flags),
             "ref_off_target": sum(f is True for f in ref_flags) / len(ref_flags),  # detector noise floor
+            # extraction check: kept text with words of an explanation (RATIONALE_WORDS), and the share that is
+            # unclean (such words, or nothing kept); ref_rationale_leak: the same check on the references
+            "rationale_leak": sum(has_rationale_words(h) for h in hyps) / len(hyps),
+            "extraction_unclean": sum(has_rationale_words(h) or not h.strip() for h in hyps) / len(hyps),
+            "ref_rationale_leak": sum(has_rationale_words(r) for r in refs[0]) / len(refs[0]),
             "n": len(records),
             "signatures": {"bleu": bleu["signature"], "chrf": chrf["signature"]},
             "metric_args": {"bleu": bleu["args"], "chrf": chrf["args"]},  # to rebuild the metric (leaderboard)
@@ -175,7 +206,7 @@ class TranslationTask(Task):
         for group, subsets in groups.items():
             if not subsets:
                 continue
-            for key in ("bleu", "chrf", "off_target", "spbleu", "comet"):
+            for key in ("bleu", "chrf", "off_target", "spbleu", "comet", "extraction_unclean"):
                 vals = [per_subset[s][key] for s in subsets if key in per_subset[s]]
                 if vals and len(vals) == len(subsets):
                     out[f"{key}" if group == "avg" else f"{key}_{group}"] = sum(vals) / len(vals)

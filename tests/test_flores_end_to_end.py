@@ -79,6 +79,16 @@ def test_score_recomputes_without_model(tiny_model, data_dir, tmp_path):
     assert run_cli("score", str(out), "--data-dir", str(data_dir)) == 0
     after = json.loads((out / "results.json").read_text())["tasks"]["flores"]["metrics"]
     assert before == after
+    # an output kept by an older extraction is cleaned again from the raw text: a fixed extraction applies
+    path = out / "flores" / "samples.jsonl"
+    recs = [json.loads(x) for x in path.read_text().splitlines()]
+    kept = [r["outputs"] for r in recs]
+    recs[0]["outputs"], recs[0]["cleaning"] = ["stale extraction"], [["old_step"]]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
+    assert run_cli("score", str(out), "--data-dir", str(data_dir)) == 0
+    again = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [r["outputs"] for r in again] == kept and "old_step" not in again[0]["cleaning"][0]
+    assert json.loads((out / "results.json").read_text())["tasks"]["flores"]["metrics"] == before
 
 
 @pytest.mark.parametrize("args,needle", [

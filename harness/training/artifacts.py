@@ -19,6 +19,7 @@ from harness.method import Artifact
 from harness.models import cache_dir
 
 MANIFEST = "artifact.json"
+_MANIFEST_FIELDS = {"method", "kind", "config", "config_hash", "hash"}  # the rest is the method's report
 _NOT_CONTENT = {MANIFEST, "loss.jsonl", "loss.png", "train_log.json"}
 
 
@@ -60,8 +61,9 @@ def load_artifact(folder: Path, verify: bool = True, config_hash: str | None = N
     if verify and content_hash(folder) != m["hash"]:
         raise HarnessError(f"{folder}: files changed since training (content hash mismatch); "
                            f"delete the folder to retrain")
+    report = {k: v for k, v in m.items() if k not in _MANIFEST_FIELDS}
     return Artifact(method=m["method"], kind=m["kind"], path=folder, config=m["config"],
-                    config_hash=m["config_hash"], hash=m["hash"])
+                    config_hash=m["config_hash"], hash=m["hash"], report=report)
 
 
 def save_artifact(folder: Path, method: str, kind: str, config: dict, cfg_hash: str, extra: dict) -> Artifact:
@@ -74,4 +76,5 @@ def save_artifact(folder: Path, method: str, kind: str, config: dict, cfg_hash: 
                                           "hash": digest, **extra})
     for name in ("checkpoint", "checkpoint.tmp", "checkpoint.old"):
         shutil.rmtree(folder / name, ignore_errors=True)
-    return Artifact(method=method, kind=kind, path=folder, config=config, config_hash=cfg_hash, hash=digest)
+    return Artifact(method=method, kind=kind, path=folder, config=config, config_hash=cfg_hash, hash=digest,
+                    report=dict(extra))

@@ -16,9 +16,12 @@ class RaDisConfig:
     data: TrainDataConfig = field(default_factory=TrainDataConfig)  # which parallel data, which directions
     train: TrainConfig = field(default_factory=TrainConfig)  # optimisation (SPECS [HARNESS]: lr 2e-5, cosine)
     lam: float = 1.0  # λ, weight of the rationale NLL; the paper's value is unknown, SPECS says [INFER] λ = 1
-    rationale_prompt: Literal["continue", "explain"] = "continue"  # continue: the model continues its own reply
-    # after the forced reference (SPECS main recipe); explain: SPECS variant B, a second user turn asks
-    # EXPLAIN_PROMPT and the answer is the rationale (joined to the reference by a blank line)
+    rationale_prompt: Literal["continue", "explain", "explain_words"] = "continue"  # how rationales are asked
+    # for (methods/radis/rationales.py PROMPTS, README.md). continue: the paper's form, the model continues its
+    # own reply after the forced reference; explain: SPECS variant B, a second user turn asks "Explain the
+    # translation above." and the answer is the rationale (joined to the reference by a blank line);
+    # explain_words: as explain, asking which words correspond and why. Small models end their turn after the
+    # reference (continue gives empty rationales): the small and CPU recipes use explain
     rationale_max_new_tokens: int = 512  # bound on each rationale (greedy decoding, SPECS [HARNESS])
     rationale_batch_size: int = 16  # generation batch for rationales
     eval_keep: Literal["first_paragraph", "first_line"] = "first_line"  # what the translation tasks keep of an

@@ -1,8 +1,10 @@
 """`radis`: Rationale Distillation (SPECS.md §5).
 
 1. `prepare`: load pairs, refuse train/test overlap, compute the cache key (reuse a finished artifact).
-2. Rationales: the FROZEN initial model continues the evaluation prompt whose assistant reply is
-   forced to start with the reference (methods/radis/rationales.py, cached, generated once).
+2. Rationales: the FROZEN initial model explains the reference (methods/radis/rationales.py, cached,
+   generated once): it continues its reply forced to start with the reference (`rationale_prompt:
+   continue`, the paper's form) or answers a second turn asking for an explanation (`explain`).
+   Their statistics (empty rate, lengths, finish reasons) are printed and stored in artifact.json.
 3. Target = reference ⊕ rationale. Tokens of the reference are segment "translation", tokens of the
    rationale are segment "rationale"; loss = NLL(translation) + λ·NLL(rationale), prompt masked.
 4. Full fine-tuning with the shared loop; the artifact is the full weights.
@@ -17,12 +19,17 @@ from harness.memory import returned_memory
 from harness.method import Artifact, TrainContext
 from harness.training import trainer
 from harness.training.pipeline import finish, prepare, prompt_messages
-from methods.radis.rationales import join, rationales
+from methods.radis.rationales import empty_warning, join, rationales, stats_line
 
 
 def train_radis(cfg, ctx: TrainContext, name: str = "radis") -> Artifact:
     prep = prepare(name, cfg, ctx)
     if prep.cached:
+        rat = prep.cached.report.get("rationales", {})
+        if "empty_rate" in rat:  # the rationale statistics are printed by every run, also a reusing one
+            print(stats_line(name, rat, prep.cached.config.get("rationale_prompt", "?"), " of this artifact's training"))
+            if rat.get("warning"):
+                print(rat["warning"])
         return prep.cached
 
     messages, chat = prompt_messages(ctx)
@@ -30,8 +37,10 @@ def train_radis(cfg, ctx: TrainContext, name: str = "radis") -> Artifact:
     with returned_memory(cfg.train.low_memory and pick_device(ctx.backend.device).type == "cpu"):
         rats, rat_stats = rationales(prep.examples, messages, chat, ctx, cfg.rationale_max_new_tokens,
                                      cfg.rationale_batch_size, cfg.rationale_prompt)
-    print(f"[{name}] rationales: {rat_stats['generated']} generated, {rat_stats['reused']} reused "
-          f"from {rat_stats['cache']}")
+    print(stats_line(name, rat_stats, cfg.rationale_prompt))
+    warning = empty_warning(rat_stats, cfg.rationale_prompt)
+    if warning:
+        print(warning)
 
     model, tok = trainer.load_for_training(ctx.model.path, ctx.backend)
     targets = [join(ex.reference, r, cfg.rationale_prompt) for ex, r in zip(prep.examples, rats)]
@@ -40,5 +49,5 @@ def train_radis(cfg, ctx: TrainContext, name: str = "radis") -> Artifact:
 
     trainer.train(model, tok, features, cfg.train, prep.dir, seed=ctx.seed, lam=cfg.lam,
                   device=ctx.backend.device, desc=f"{name} train", save_to=prep.dir)
-    empty = sum(not r.strip() for r in rats)
-    return finish(prep, name, "full", {"rationales": {**rat_stats, "empty": empty, "n": len(rats)}})
+    # rationale statistics are part of the output: artifact.json "rationales", results.json method.artifact.report
+    return finish(prep, name, "full", {"rationales": {**rat_stats, **({"warning": warning} if warning else {})}})
