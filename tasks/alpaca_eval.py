@@ -38,7 +38,7 @@ JUDGE_USER = ("Below are an instruction and two responses to it, identified as m
               "relevant. The order in which they are listed says nothing about their quality, and a longer "
               "response is not better for being longer. Reply with one character: m or M.")
 ORDERS = ("model_first", "baseline_first")  # model's answer as m / as M
-_VERDICT = re.compile(r"^[\s\"'`*(\[]*(?:(?:response|output|model)\s*)?([mM])(?![A-Za-z0-9])", re.I)
+_VERDICT = re.compile(r"^[\s\"'`*(\[]*(?:(?:response|output|model)\s*)?([mM])(?![A-Za-z0-9])", re.IGNORECASE)
 
 
 def parse_identifier(text: str) -> str | None:
