@@ -37,6 +37,13 @@ RANDOM_NOTE = ("two IFEval prompts (keys 1122, 1129) ask for a count of a non-le
                "state is the same, which tests/test_ifeval.py checks).")
 
 
+LANGDETECT_SEED = 0
+LANGDETECT_NOTE = ("the language checks (change_case:english_capital/english_lowercase, language:response_language) "
+                   "call langdetect, which samples at random and is unseeded in lm-eval, so lm-eval's verdict on "
+                   "borderline texts varies between runs; we set langdetect.DetectorFactory.seed = 0 (langdetect's "
+                   "documented way to get deterministic results) for the whole process.")
+
+
 def seed_for(key) -> str:
     return f"ifeval:{key}"
 
@@ -127,10 +134,12 @@ class IFEvalTask(Task):
     @staticmethod
     def registry() -> dict:
         try:
+            from langdetect import DetectorFactory
             from lm_eval.tasks.ifeval import instructions_registry
         except ImportError as e:
             raise HarnessError(f"ifeval needs lm-eval with nltk, langdetect and immutabledict installed ({e}); "
                                f"pip install 'lm-eval>=0.4.12' langdetect immutabledict nltk") from None
+        DetectorFactory.seed = LANGDETECT_SEED  # see LANGDETECT_NOTE
         return instructions_registry.INSTRUCTION_DICT
 
     # -- scoring ------------------------------------------------------------------------------
@@ -182,7 +191,8 @@ class IFEvalTask(Task):
 
         return {"reference": f"lm-eval {md.version('lm_eval')} lm_eval.tasks.ifeval (instructions_registry)",
                 "nltk_data": os.environ.get("NLTK_DATA"),
-                "lm_eval_max_gen_toks": 1280, "random_checkers": RANDOM_NOTE}
+                "lm_eval_max_gen_toks": 1280, "random_checkers": RANDOM_NOTE,
+                "langdetect": LANGDETECT_NOTE}
 
 
 def _mean(vals: list) -> float | None:

@@ -143,3 +143,20 @@ def test_trained_method_always_gets_drift_from_cached_base_answers(tiny_model, d
     assert (folder / "mtbench" / "samples.jsonl").read_bytes() == before and len(list(cached.iterdir())) == 1
     m2 = json.loads((tmp_path / "b" / "results.json").read_text())["tasks"]["mtbench"]["metrics"]["en"]
     assert m2["drift"]["ref"] == ref and m2["drift_nll"] == pytest.approx(m["drift_nll"])
+
+
+def test_bad_baseline_file_is_one_clear_error(tmp_path):
+    from harness.errors import HarnessError
+
+    root = tmp_path / "data" / "general" / "alpaca_eval"
+    (root / "cs336/data/alpaca_eval").mkdir(parents=True)
+    (root / "results/gpt4_1106_preview").mkdir(parents=True)
+    (root / "cs336/data/alpaca_eval/alpaca_eval.jsonl").write_text('{"instruction": "Say hi."}\n')
+    (root / "results/gpt4_1106_preview/model_outputs.json").write_text('[{"instruction": "Say hi."}]')
+    t = load_task("alpaca_eval", DataSource.resolve(str(tmp_path / "data"), allow_hub=False))
+    with pytest.raises(HarnessError, match="record 1 needs 'instruction' and 'output'"):
+        t.preflight()
+    (root / "results/gpt4_1106_preview/model_outputs.json").write_text('[{"instruction": "Other", "output": "x"}]')
+    t = load_task("alpaca_eval", DataSource.resolve(str(tmp_path / "data"), allow_hub=False))
+    with pytest.raises(HarnessError, match="no baseline output for 1 instruction"):
+        t.preflight()

@@ -129,3 +129,23 @@ def test_end_to_end_tiny_model(tiny_model, data_dir, tmp_path):
                                                                                 for r in refs]))
     assert res["summary"]["prompt_level_strict_acc"] == m["prompt_level_strict_acc"]
     assert "lm-eval" in res["metadata"]["reference"]
+
+
+def test_bad_input_file_is_one_clear_error(tmp_path, data_dir, monkeypatch):
+    from harness.errors import HarnessError
+    from tasks.ifeval import use_nltk_data
+
+    monkeypatch.delenv("NLTK_DATA", raising=False)
+    use_nltk_data(data_dir / "general" / "ifeval" / "nltk_data")  # this data dir has no nltk_data of its own
+
+    root = tmp_path / "data" / "general" / "ifeval"
+    root.mkdir(parents=True)
+    (root / "input_data.jsonl").write_text('{"key": 1, "prompt": "Hi", "instruction_id_list": ["punctuation:no_comma"]}\n')
+    t = load_task("ifeval", DataSource.resolve(str(tmp_path / "data"), allow_hub=False))
+    with pytest.raises(HarnessError, match="row 1 lacks field 'kwargs'"):
+        t.docs("en")
+    (root / "input_data.jsonl").write_text('{"key": 1, "prompt": "Hi", "instruction_id_list": ["no:such"], '
+                                           '"kwargs": [{}]}\n')
+    t = load_task("ifeval", DataSource.resolve(str(tmp_path / "data"), allow_hub=False))
+    with pytest.raises(HarnessError, match="'no:such' is not in lm-eval's registry"):
+        t.preflight()
