@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lmeval-include", default=None, metavar="DIR",
                      help="folder of extra lm-eval task YAMLs for --tasks lmeval:<task>")
     run.add_argument("--drift-ref", default=None,
-                     help="mtbench drift: the base model's answers (<base run>/mtbench/samples.jsonl or the run "
-                          "folder); default: the run's own answers for --method base, else the default base run")
+                     help="mtbench/alpaca_eval drift: the base model's answers (<base run>/<task>/samples.jsonl or "
+                          "the run folder); default: the run's own answers for --method base, else the base model's "
+                          "answers generated once and cached under $HARNESS_CACHE/base_answers")
     add_method_config(run)
     add_common(run)
     add_judge(run)

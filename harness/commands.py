@@ -117,9 +117,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = {}
     for task in tasks:
         results = evaluate(task, backend, ectx)
-        drift = plan_drift(args.drift_ref, out / task.name / "samples.jsonl", artifact.kind == "none",
-                           default_output(model_name, "base", args.limit) / task.name / "samples.jsonl")
-        results = post.after_generation(task, backend, ectx, drift) or results
+        drift, base = None, None
+        if getattr(task, "drift_capable", False):
+            drift = plan_drift(args.drift_ref, task.name, out / task.name / "samples.jsonl", artifact.kind == "none")
+            if drift is None:  # a trained method without --drift-ref: the base model's answers, cached
+                from harness.judges.base_answers import ensure_base_answers
+
+                cached = ensure_base_answers(task, ectx, setup.backend_cfg, backend.settings().get("dtype"))
+                drift, base = cached.plan, cached.base
+        results = post.after_generation(task, backend, ectx, drift, base) or results
     for lt in lm_tasks:
         results = lmeval.evaluate(lt, backend, ectx)
     print_run_table(results, [t.name for t in tasks])

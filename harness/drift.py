@@ -52,9 +52,11 @@ def drift(eval_model, base_model, base_tok, pairs: list[tuple[str, str]], eval_t
     same = eval_model is base_model
     tot_e = tot_b = tot_kl = 0.0
     n_tok = n_ans = 0
+    per_pair = []  # (Σ nll eval, Σ nll base, answer tokens) of every pair, in order; (0, 0, 0) when skipped
     for prompt, answer in pairs:
         p, a = _encode(base_tok, prompt, answer)
         if not a or not p:
+            per_pair.append((0.0, 0.0, 0))
             continue
         ids = p + a
         target = torch.tensor(a)
@@ -62,8 +64,10 @@ def drift(eval_model, base_model, base_tok, pairs: list[tuple[str, str]], eval_t
         lp_e = lp_b if same else _logprobs(eval_model, ids, len(p))
         if lp_e.shape[-1] != lp_b.shape[-1]:
             raise HarnessError(f"drift: vocabulary sizes differ ({lp_e.shape[-1]} vs {lp_b.shape[-1]})")
-        tot_b -= lp_b.gather(1, target[:, None]).sum().item()
-        tot_e -= lp_e.gather(1, target[:, None]).sum().item()
+        nll_b = -lp_b.gather(1, target[:, None]).sum().item()
+        nll_e = -lp_e.gather(1, target[:, None]).sum().item()
+        tot_b, tot_e = tot_b + nll_b, tot_e + nll_e
+        per_pair.append((nll_e, nll_b, len(a)))
         if not same:
             tot_kl += (lp_b.exp() * (lp_b - lp_e)).sum().item()
         n_tok += len(a)
@@ -74,5 +78,6 @@ def drift(eval_model, base_model, base_tok, pairs: list[tuple[str, str]], eval_t
         raise HarnessError("drift: the base answers are all empty")
     return {"nll_eval": tot_e / n_tok, "nll_base": tot_b / n_tok, "drift_nll": (tot_e - tot_b) / n_tok,
             "kl_base_eval": tot_kl / n_tok, "n_tokens": n_tok, "n_answers": n_ans, "same_model": same,
+            "per_pair": per_pair,
             "definition": "mean per-token NLL of the base model's answers under the evaluated model minus under "
                           "the base model (nats/token); KL(base||eval) at the same positions; harness/drift.py"}

@@ -17,17 +17,26 @@ that contains 0.
 Composites (percentage points of each metric's full scale, `scale` below; base = 0 by definition):
 
     translation gain     =  mean over translation columns c of  100 · s_c · Δ_c / scale_c
-    general-ability loss = −mean over general columns c     of  100 · s_c · Δ_c / scale_c
+    general-ability loss = −mean over families F present of ( mean over F's columns c present of 100 · s_c · Δ_c / scale_c )
 
 with s_c = +1 when higher is better and −1 otherwise. Positive gain = translates better, positive loss =
 worse at everything else. Translation columns: FLORES chrF++ and BLEU averages, and those of every translation
 test set defined by files in YAML (hook `translation`: WMT16, Multi30k, ...; same columns prefixed with the task
 name, multi-reference statistics when the samples carry several references) (the x-en/en-x splits
 and off-target rate are shown but not counted twice; COMET is shown with its Δ but has no interval and is
-not in the composite, because samples.jsonl does not keep per-segment COMET scores). General columns: MGSM accuracy, XL-Sum
-ROUGE-L, MT-Bench judge score, safety refusal (higher is better) and over-refusal (lower is better).
-A composite needs every one of its columns present in the section for that row; otherwise it is left
-blank. Its interval comes from the same bootstrap resamples (tasks resampled independently).
+not in the composite, because samples.jsonl does not keep per-segment COMET scores). The translation gain needs
+every translation column of the section for that row; otherwise it is left blank.
+
+General-ability families (column `family`): instruction following (IFEval prompt-level strict accuracy,
+AlpacaEval win rate when judged, MT-Bench judge score when judged), knowledge & commonsense (HellaSwag, ARC-E,
+ARC-C, PIQA acc_norm; WinoGrande, MMLU acc; TruthfulQA MC2), math (MGSM), summarization (XL-Sum ROUGE-L), safety
+(refusal on harmful prompts, over-refusal). The loss uses whichever general columns the row has with a Δ and an
+interval, averages them within their family and then the families with equal weight: at 135M the seven
+log-likelihood tasks barely move after translation fine-tuning while how the model talks does (LESSONS.md, "What
+moves at 135M"), so they count as one family instead of drowning IFEval 7:1. The table notes list, per row, the
+families and how many columns each had. Judge-free drift (MT-Bench, AlpacaEval; nats/token, kind `drift`) is shown
+with document-resampled intervals but is not in the loss: it has no full scale and measures change, not harm.
+Composite intervals come from the same bootstrap resamples (tasks resampled independently).
 """
 
 from __future__ import annotations
@@ -55,7 +64,7 @@ class Column:
     summary: str  # key in results.json tasks[task].summary; the column is shown when a run has it
     sample: str  # corpus: metric name in metrics[subset].signatures; mean: dotted path in a sample record
     higher_is_better: bool = True
-    kind: Literal["corpus", "mean", "summary"] = "mean"
+    kind: Literal["corpus", "mean", "summary", "drift"] = "mean"
     subsets: str = "*"  # fnmatch patterns over subsets, "|"-separated groups (mean of group means); {pivot}
     role: Literal["translation", "general", ""] = ""
     scale: float = 1.0  # full range of the metric (for composites)
@@ -63,6 +72,7 @@ class Column:
     # judge alternative: used instead of (summary, sample) when the row and its base both have this summary key
     judge_summary: str = ""
     judge_sample: str = ""
+    family: str = ""  # general columns: the ability family they measure (the loss composite weighs families equally)
 
 
 COLUMNS: list[Column] = [
@@ -74,15 +84,31 @@ COLUMNS: list[Column] = [
     Column("flores", "BLEU en-x", "bleu_pivot-x", "bleu", kind="corpus", subsets="{pivot}-*", scale=100),
     Column("flores", "COMET", "comet", "", kind="summary"),  # per-segment COMET is not in samples.jsonl
     Column("flores", "off-target", "off_target", "scores.off_target", higher_is_better=False, none=0.0),
-    Column("mgsm", "MGSM acc", "exact_match_flexible", "correct.flexible", role="general", none=0.0),
-    Column("xlsum", "XL-Sum ROUGE-L", "rougeL", "scores.rougeL", role="general", scale=100),
-    Column("mtbench", "MT-Bench", "score", "judgment.turns[*].score", role="general", scale=9),
-    Column("mtbench", "MT-Bench drift", "drift_nll", "", higher_is_better=False, kind="summary"),
+    Column("ifeval", "IFEval prompt strict", "prompt_level_strict_acc", "ifeval.prompt_level_strict", role="general",
+           family="instruction following"),
+    Column("alpaca_eval", "AlpacaEval win rate", "win_rate", "judgment.win", role="general",
+           family="instruction following"),
+    Column("mtbench", "MT-Bench", "score", "judgment.turns[*].score", role="general", scale=9,
+           family="instruction following"),
+    Column("hellaswag", "HellaSwag acc_norm", "acc_norm", "acc_norm", role="general", family="knowledge & commonsense"),
+    Column("arc_easy", "ARC-E acc_norm", "acc_norm", "acc_norm", role="general", family="knowledge & commonsense"),
+    Column("arc_challenge", "ARC-C acc_norm", "acc_norm", "acc_norm", role="general",
+           family="knowledge & commonsense"),
+    Column("piqa", "PIQA acc_norm", "acc_norm", "acc_norm", role="general", family="knowledge & commonsense"),
+    Column("winogrande", "WinoGrande acc", "acc", "acc", role="general", family="knowledge & commonsense"),
+    Column("mmlu", "MMLU acc", "acc", "acc", role="general", family="knowledge & commonsense"),
+    # the MC2 score (probability mass on the true answers) is stored as `acc` by tasks/multiple_choice.py
+    Column("truthfulqa_mc2", "TruthfulQA MC2", "acc", "acc", role="general", family="knowledge & commonsense"),
+    Column("mgsm", "MGSM acc", "exact_match_flexible", "correct.flexible", role="general", none=0.0, family="math"),
+    Column("xlsum", "XL-Sum ROUGE-L", "rougeL", "scores.rougeL", role="general", scale=100, family="summarization"),
     Column("safety", "refusal (harmful)", "refusal_harmful", "refusal", role="general",
            subsets="advbench|harmbench|xstest_unsafe|multijail_*",
-           judge_summary="judge_refusal_harmful", judge_sample="judgment.refusal"),
+           judge_summary="judge_refusal_harmful", judge_sample="judgment.refusal", family="safety"),
     Column("safety", "over-refusal", "over_refusal", "refusal", higher_is_better=False, subsets="xstest_safe",
-           role="general", judge_summary="judge_over_refusal", judge_sample="judgment.refusal"),
+           role="general", judge_summary="judge_over_refusal", judge_sample="judgment.refusal", family="safety"),
+    # judge-free drift (nats/token): shown with intervals, not in the composite (it measures change, not loss)
+    Column("mtbench", "MT-Bench drift", "drift_nll", "", higher_is_better=False, kind="drift"),
+    Column("alpaca_eval", "AlpacaEval drift", "drift_nll", "", higher_is_better=False, kind="drift"),
 ]
 COMPOSITES = {"translation gain": "translation", "general-ability loss": "general"}
 # Hooks of translation test sets defined in YAML only (tasks/translation.py): each such task gets the FLORES
@@ -269,6 +295,13 @@ def cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None:
 
 def _cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None:
     tr = row.tasks[col.task]
+    if col.kind == "drift":
+        from leaderboard.general import drift_cell
+
+        out = drift_cell(ev, col, row, base)
+        if out is not None:
+            return out
+        col = replace(col, kind="summary")  # a run without per-document drift sums: the value, no interval
     if col.kind == "summary":
         v = tr.entry["summary"][col.summary]
         b = base.tasks.get(col.task) if base and base is not row else None
@@ -351,8 +384,14 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
                 continue
             if rr.is_base:
                 rr.composites[name] = Cell(0.0, None, note="reference")
+            elif base is not None and role == "translation":
+                rr.composites[name] = composite(rr.cells, cols, 1.0)
             elif base is not None:
-                rr.composites[name] = composite(rr.cells, cols, 1.0 if role == "translation" else -1.0)
+                from leaderboard.general import family_composite
+
+                rr.composites[name] = family_composite(rr.cells, cols, -1.0)
+                if rr.composites[name].note:
+                    notes.append(f"{rr.label} on {rr.model}, {name}: {rr.composites[name].note}")
         for t, tr in row.tasks.items():
             if tr.samples_changed():
                 notes.append(f"{tr.run_dir}/{tr.entry.get('samples_file')}: changed since results.json was "

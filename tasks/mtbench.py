@@ -28,7 +28,7 @@ from functools import cached_property
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.io import read_json, sha256_text
+from harness.io import sha256_text
 from harness.task import GenerationConfig, Task, render_template
 
 FASTCHAT_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
@@ -200,16 +200,9 @@ class MTBenchTask(Task):
         }
 
     def _drift_metrics(self, records: list[dict]) -> dict:
-        path = self.run_dir / self.name / "drift.json" if self.run_dir else None
-        if path is None or not path.exists():
-            return {"drift": "not computed: no drift.json (computed by `harness run`; see --drift-ref)"}
-        data = read_json(path)
-        if "reason" in data:
-            return {"drift": f"not computed: {data['reason']}"}
-        if sorted(data.get("ids", [])) != sorted(r["id"] for r in records):
-            return {"drift": "not computed: drift.json covers other documents; rerun `harness run` with --drift-ref"}
-        return {"drift_nll": data["drift_nll"], "drift_kl": data.get("kl_base_eval"),
-                "drift": {k: v for k, v in data.items() if k != "ids"}}
+        from harness.judges.phase import drift_metrics
+
+        return drift_metrics(self.run_dir, self.name, records)
 
     def summarize(self, per_subset: dict[str, dict]) -> dict:
         out = {}

@@ -177,7 +177,7 @@ def test_cli_writes_files_and_errors_cleanly(runs, tmp_path, capsys):
 def test_column_spec_is_one_line_per_column_and_frontier():
     labels = [c.label for c in COLUMNS]
     assert len(labels) == len(set(labels))
-    assert all(c.kind in ("corpus", "mean", "summary") and c.scale > 0 for c in COLUMNS)
+    assert all(c.kind in ("corpus", "mean", "summary", "drift") and c.scale > 0 for c in COLUMNS)
     rec = {"judgment": {"turns": [{"score": 8}, {"score": None}, {"score": 5}]}, "correct": {"flexible": True}}
     assert get_path(rec, "judgment.turns[*].score") == 6.5 and get_path(rec, "correct.flexible") is True
     assert get_path(rec, "scores.rougeL") is None

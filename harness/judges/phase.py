@@ -1,4 +1,4 @@
-"""The post-generation phase of judge-using tasks: judging (now or later) and MT-Bench drift.
+"""The post-generation phase of judge-using tasks: judging (now or later) and judge-free drift (MT-Bench, AlpacaEval).
 
 `harness run` calls `PostPhase.after_generation` for each task after its samples are complete;
 `harness judge OUT` calls `judge_saved_run` on a finished run folder (no generation, no
@@ -60,7 +60,7 @@ class PostPhase:
         task.judge_settings = {**self.spec.describe(), "identity": self.judge.identity()}
         _rewrite(store)
 
-    def after_generation(self, task, backend, ectx, drift: DriftPlan | None = None) -> dict | None:
+    def after_generation(self, task, backend, ectx, drift: DriftPlan | None = None, base=None) -> dict | None:
         """Judge (and compute drift for) a task whose samples are complete; returns new results or None."""
         from harness.runner import aggregate, select_docs, write_results
 
@@ -71,31 +71,45 @@ class PostPhase:
         store = JsonlStore(ectx.out_dir / task.name / "samples.jsonl")
         ids = [d["id"] for d in select_docs(task, ectx.limit)]
         if getattr(task, "drift_capable", False) and drift is not None:
-            write_drift(task, store, ids, backend, ectx, drift, self.backend_cfg)
+            write_drift(task, store, ids, backend, ectx, drift, self.backend_cfg, base)
         self.judge_task(task, store, ids)
         return write_results(ectx, task, backend.settings(), aggregate(task, store, ectx.limit), time.time() - t0)
 
 
-def plan_drift(ref: str | None, own_samples: Path, evaluated_is_base: bool, auto_base_run: Path) -> DriftPlan:
-    """Resolve --drift-ref: an explicit samples.jsonl, else the run's own samples when the evaluated model is
-    the base model, else the default base run folder when it exists."""
+def plan_drift(ref: str | None, task_name: str, own_samples: Path, evaluated_is_base: bool) -> DriftPlan | None:
+    """Resolve --drift-ref: an explicit samples.jsonl (or run folder), else the run's own samples when the
+    evaluated model is the base model; None = use the cached base answers (harness.judges.base_answers)."""
     if ref:
         p = Path(ref)
         if p.is_dir():
-            p = p / "mtbench" / "samples.jsonl" if (p / "mtbench").is_dir() else p / "samples.jsonl"
+            p = p / task_name / "samples.jsonl" if (p / task_name).is_dir() else p / "samples.jsonl"
         if not p.exists():
-            raise HarnessError(f"--drift-ref {ref}: no such samples file (give <base run>/mtbench/samples.jsonl)")
+            raise HarnessError(f"--drift-ref {ref}: no such samples file (give <base run>/{task_name}/samples.jsonl)")
         return DriftPlan(p)
     if evaluated_is_base:
         return DriftPlan(own_samples)
-    if auto_base_run.exists():
-        return DriftPlan(auto_base_run)
-    return DriftPlan(None, f"no base-model answers: run `harness run --method base --tasks mtbench` with the same "
-                           f"--model/--limit (expected {auto_base_run}) or pass --drift-ref")
+    return None
 
 
-def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: DriftPlan, backend_cfg) -> None:
-    """Compute drift for the selected documents and write <out>/<task>/drift.json (or the reason it is absent)."""
+def drift_metrics(run_dir: Path | None, task_name: str, records: list[dict]) -> dict:
+    """The drift fields of a task's metrics, read from <run>/<task>/drift.json (or why there are none)."""
+    path = Path(run_dir) / task_name / "drift.json" if run_dir else None
+    if path is None or not path.exists():
+        return {"drift": "not computed: no drift.json (computed by `harness run`; see --drift-ref)"}
+    data = read_json(path)
+    if "reason" in data:
+        return {"drift": f"not computed: {data['reason']}"}
+    if sorted(data.get("ids", [])) != sorted(r["id"] for r in records):
+        return {"drift": "not computed: drift.json covers other documents; rerun `harness run` with --drift-ref"}
+    return {"drift_nll": data["drift_nll"], "drift_kl": data.get("kl_base_eval"),
+            "drift": {k: v for k, v in data.items() if k not in ("ids", "per_id")}}
+
+
+def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: DriftPlan, backend_cfg,
+                base=None) -> None:
+    """Compute drift for the selected documents and write <out>/<task>/drift.json (or the reason it is absent).
+    `base` = (model, tokenizer) of the base model when already loaded. drift.json keeps per-document sums
+    (`per_id`: [Σ nll eval, Σ nll base, answer tokens]) so the leaderboard can resample documents."""
     from tqdm.auto import tqdm
 
     from harness.drift import drift
@@ -116,9 +130,16 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
     if not common:
         atomic_write_json(path, {"reason": f"{plan.ref} has none of the {len(ids)} selected questions"})
         return
+    owners = [i for i in common for _ in ref_store.records[i]["prompts"]]
     pairs = [(p, a) for i in common for p, a in zip(ref_store.records[i]["prompts"], ref_store.records[i]["raw"])]
+    if not hasattr(backend, "model") or not hasattr(backend, "tok"):
+        atomic_write_json(path, {"reason": f"the evaluated backend ({type(backend).__name__}) exposes no "
+                                           f"transformers model to score the base answers with"})
+        return
     if ectx.method.get("artifact", {}).get("kind") == "none":  # the evaluated model is the base model
         base_model, base_tok = backend.model, backend.tok
+    elif base is not None:
+        base_model, base_tok = base
     else:
         from harness.backends.hf import load_model_and_tokenizer
 
@@ -131,8 +152,13 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
         return
     finally:
         bar.close()
+    per_id: dict[str, list[float]] = {}
+    for owner, (e, b, n) in zip(owners, result.pop("per_pair")):
+        acc = per_id.setdefault(owner, [0.0, 0.0, 0])
+        acc[0], acc[1], acc[2] = acc[0] + e, acc[1] + b, acc[2] + n
     result.update({"ref": str(plan.ref), "ref_sha256": sha256_file(plan.ref), "n_missing": len(ids) - len(common),
-                   "ids": ids, "base_model": ectx.model.get("name"), "base_weights_sha256": base_sha})
+                   "ids": ids, "base_model": ectx.model.get("name"), "base_weights_sha256": base_sha,
+                   "per_id": per_id})
     atomic_write_json(path, result)
 
 

@@ -1,0 +1,130 @@
+"""Leaderboard, general-ability side: IFEval and AlpacaEval columns, document-resampled drift intervals, and the
+family-weighted general-ability loss composite, on runs made by the real runner with a test-double backend
+(fixed outputs per document; nothing here is a real method or model)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.backends.base import Generation
+from harness.data import DataSource
+from harness.runner import EvalContext, evaluate, select_docs
+from harness.task import load_task
+from leaderboard import make_leaderboard, stats
+
+MODEL = {"name": "tiny-test", "weights_sha256": "b" * 64}
+
+
+class FixedBackend:
+    """Test double: the output for a request is answer(doc)."""
+
+    def __init__(self, docs: dict, answer):
+        self.docs, self.answer = docs, answer
+
+    def generate(self, requests, progress=None):
+        return [Generation(self.answer(self.docs[r.id.rsplit("#", 1)[0]]), "p", 3, 5, "stop") for r in requests]
+
+    def settings(self):
+        return {"backend": "fixed-test-double"}
+
+
+def _run(data_dir, out, method, task_name, answer, limit, drift=None):
+    task = load_task(task_name, DataSource.resolve(str(data_dir)))
+    docs = {d["id"]: d for d in select_docs(task, limit)}
+    if drift is not None:  # per-document drift sums as `harness run` writes them (synthetic values)
+        task.run_dir = out
+        per = {i: drift(k) for k, i in enumerate(docs)}
+        (out / task_name).mkdir(parents=True, exist_ok=True)
+        n = sum(v[2] for v in per.values())
+        (out / task_name / "drift.json").write_text(json.dumps({
+            "drift_nll": sum(v[0] - v[1] for v in per.values()) / n, "kl_base_eval": 0.0, "ids": list(docs),
+            "per_id": per}))
+    ctx = EvalContext(out_dir=out, model=MODEL, limit=limit,
+                      method={"name": method, "config": {}, "artifact": {"kind": "none", "config_hash": method[:4]}})
+    evaluate(task, FixedBackend(docs, answer), ctx)
+
+
+def _ifeval_answer(good: bool):
+    # a no-comma prompt is passed by a comma-free answer; everything else gets a generic answer
+    def answer(doc):
+        if good and doc["instruction_id_list"] == ["punctuation:no_comma"]:
+            return "A plain answer without any commas at all"
+        return "Hello, world." if doc["key"] % 2 else "hello world"
+    return answer
+
+
+@pytest.fixture(scope="module")
+def runs(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("general")
+    _run(data_dir, root / "base", "base", "ifeval", _ifeval_answer(True), 60)
+    _run(data_dir, root / "worse", "worse", "ifeval", _ifeval_answer(False), 60)
+    _run(data_dir, root / "base", "base", "alpaca_eval", lambda d: "ok", 20, drift=lambda k: [10.0, 10.0, 5])
+    _run(data_dir, root / "worse", "worse", "alpaca_eval", lambda d: "ok", 20,
+         drift=lambda k: [10.0 + k % 3, 10.0, 4 + k % 2])
+    return root
+
+
+def _samples(path):
+    return {json.loads(x)["id"]: json.loads(x) for x in path.read_text().splitlines()}
+
+
+def test_ifeval_column_drift_column_and_composite(runs, tmp_path):
+    tables, _ = make_leaderboard([runs], tmp_path, n_boot=300, seed=3)
+    rows = {r.label: r for r in tables[0].rows}
+    labels = [c.label for c in tables[0].columns]
+    assert "IFEval prompt strict" in labels and "AlpacaEval drift" in labels
+    assert "HellaSwag acc_norm" not in labels and "AlpacaEval win rate" not in labels  # absent tasks: no column
+
+    # IFEval Δ = difference of per-prompt strict means (independent recomputation from samples.jsonl)
+    b = _samples(runs / "base" / "ifeval" / "samples.jsonl")
+    w = _samples(runs / "worse" / "ifeval" / "samples.jsonl")
+    ids = sorted(b)
+    diff = np.array([float(w[i]["ifeval"]["prompt_level_strict"]) - float(b[i]["ifeval"]["prompt_level_strict"])
+                     for i in ids])
+    cell = rows["worse"].cells["IFEval prompt strict"]
+    assert diff.mean() < 0 and cell.delta == pytest.approx(diff.mean())
+    assert cell.lo < 0 and cell.hi <= 0  # the worse run never passes a prompt the base fails
+
+    # drift: Σ(eval − base) / Σ tokens, interval from document resamples (brute-force loop here)
+    d = json.loads((runs / "worse" / "alpaca_eval" / "drift.json").read_text())["per_id"]
+    aids = sorted(d)
+    num, den = [d[i][0] - d[i][1] for i in aids], [d[i][2] for i in aids]
+    drift_cell = rows["worse"].cells["AlpacaEval drift"]
+    assert drift_cell.value == pytest.approx(sum(num) / sum(den)) and drift_cell.delta == pytest.approx(drift_cell.value)
+    counts = stats.resample_counts(len(aids), 300, 3, "alpaca_eval", "en")
+    boot = [sum(c * x for c, x in zip(row, num)) / sum(c * x for c, x in zip(row, den)) for row in counts]
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    assert (drift_cell.lo, drift_cell.hi) == (pytest.approx(lo), pytest.approx(hi))
+    assert rows["base"].cells["AlpacaEval drift"].value == 0.0
+
+    # composite: the only general column with an interval is IFEval (drift is shown, not counted)
+    comp = rows["worse"].composites["general-ability loss"]
+    assert comp.value == pytest.approx(-100 * cell.delta) and comp.value > 0
+    assert (comp.lo, comp.hi) == (pytest.approx(-100 * cell.hi), pytest.approx(-100 * cell.lo))
+    assert "instruction following: 1" in comp.note
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "IFEval prompt strict" in md and "AlpacaEval drift" in md
+
+
+def test_family_composite_weighs_families_equally():
+    from leaderboard.build import COLUMNS, Cell
+    from leaderboard.general import family_composite
+
+    cols = [c for c in COLUMNS if c.role == "general"]
+    rng = np.random.default_rng(0)
+
+    def c(delta):
+        return Cell(0.5, delta, boot=delta + rng.normal(0, 0.01, 200))
+
+    cells = {"IFEval prompt strict": c(-0.10), "HellaSwag acc_norm": c(0.0), "ARC-E acc_norm": c(-0.02),
+             "PIQA acc_norm": c(0.0), "MMLU acc": c(0.01)}
+    comp = family_composite(cells, cols, -1.0)
+    mc = np.mean([0.0, -2.0, 0.0, 1.0])  # pp, the knowledge family's mean Δ
+    assert comp.value == pytest.approx(-np.mean([-10.0, mc]))  # two families, equal weight
+    expected_boot = -np.mean([100 * cells["IFEval prompt strict"].boot,
+                              np.mean([100 * cells[k].boot for k in list(cells)[1:]], axis=0)], axis=0)
+    assert np.allclose(comp.boot, expected_boot)
+    assert family_composite({}, cols, -1.0).value is None
