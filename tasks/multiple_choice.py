@@ -20,7 +20,6 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -78,13 +77,13 @@ class MultipleChoiceTask(Task):
     def docs(self, subset: str) -> list[dict]:
         return [dict(d, subset=subset) for d in self._docs()]
 
-    @lru_cache(maxsize=None)
     def _docs(self) -> tuple[dict, ...]:
-        reader = getattr(self, f"_read_{self.options.format}")
-        docs = reader()
-        if not docs:
-            raise HarnessError(f"task {self.name}: the dataset has no documents")
-        return tuple(docs)
+        if getattr(self, "_cache", None) is None:
+            docs = getattr(self, f"_read_{self.options.format}")()
+            if not docs:
+                raise HarnessError(f"task {self.name}: the dataset has no documents")
+            self._cache = tuple(docs)
+        return self._cache
 
     def _local(self) -> Path | None:
         ds = self.cfg.dataset

@@ -14,7 +14,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from harness.backends.loglik import LoglikScorer, encode_pair, shared_prefix_len, truncate
+from harness.backends.loglik import (
+    LoglikScorer,
+    encode_pair,
+    shared_prefix_len,
+    truncate,
+)
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.task import load_task
@@ -171,7 +176,7 @@ def test_vllm_prompt_logprobs_mapping(tiny):
     [(ids, n)] = loglik_prompts(tok, [[("Question: x\nAnswer:", " yes")]], 2048)
     ctx, cont = encode_pair(tok, "Question: x\nAnswer:", " yes")
     assert ids == ctx + cont and n == len(cont)
-    lp = lambda v, rank: SimpleNamespace(logprob=v, rank=rank)  # noqa: E731
+    lp = lambda v, rank: SimpleNamespace(logprob=v, rank=rank)
     prompt = [5, 6, 7, 8]
     plp = [None, {6: lp(-1.0, 1)}, {7: lp(-2.0, 3), 9: lp(-0.5, 1)}, {8: lp(-0.25, 1)}]
     assert loglik_from_prompt_logprobs(prompt, 2, plp) == (-2.25, False)

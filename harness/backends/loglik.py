@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclass
@@ -128,7 +127,7 @@ class LoglikScorer:
         rows = [(gi, c, k) for gi, g in enumerate(groups) for c, k in g]
         tails = [(c + k)[:-1][prefixes[gi]:] for gi, c, k in rows]
         width = max(len(t) for t in tails)
-        tail_logp = None
+        logits = None
         if width:
             ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -146,21 +145,23 @@ class LoglikScorer:
                                     past_key_values=cache, use_cache=True).logits
             else:
                 logits = self.model(input_ids=ids, attention_mask=mask).logits
-            tail_logp = F.log_softmax(logits.float(), dim=-1)
         out: list[list[LoglikResult]] = [[] for _ in groups]
         for r, (gi, c, k) in enumerate(rows):
             p = prefixes[gi]
-            lps, greedy = [], True
-            for j, tid in enumerate(k):
-                at = len(c) - 1 + j  # input position whose logits predict token k[j]
-                dist = prefix_logits[gi] if at == p - 1 else tail_logp[r, at - p]
-                lps.append(dist[tid])
-                greedy = greedy and int(dist.argmax()) == tid
-            out[gi].append(LoglikResult(float(torch.stack(lps).sum()), greedy, len(k)))
+            first = len(c) - 1  # input position whose logits predict k[0]
+            parts = [prefix_logits[gi][None]] if first == p - 1 else []
+            lo = max(first - p, 0)
+            if lo < len(k) + first - p:  # the continuation's other positions lie in the tail
+                parts.append(logits[r, lo:len(k) + first - p].float())
+            dist = torch.cat(parts)  # [len(k), vocab] raw logits, only the positions needed
+            target = torch.tensor(k, device=dist.device)[:, None]
+            logp = dist.gather(1, target)[:, 0] - torch.logsumexp(dist, -1)
+            greedy = bool((dist.argmax(-1) == target[:, 0]).all())
+            out[gi].append(LoglikResult(float(logp.sum()), greedy, len(k)))
         return out
 
     def _prefix(self, prefixes: list[list[int]]):
-        """Run the shared prefixes left-padded; returns (last-position log-probs, KV cache, mask)."""
+        """Run the shared prefixes left-padded; returns (last-position logits in float32, KV cache, mask)."""
         width = max(len(p) for p in prefixes)
         ids = torch.full((len(prefixes), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prefixes), width), dtype=torch.long)
@@ -172,7 +173,7 @@ class LoglikScorer:
         kw = {"logits_to_keep": 1} if _accepts(self.model, "logits_to_keep") else {}
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                          use_cache=True, **kw)
-        return F.log_softmax(out.logits[:, -1, :].float(), dim=-1), out.past_key_values, mask
+        return out.logits[:, -1, :].float(), out.past_key_values, mask
 
 
 def _accepts(model, name: str) -> bool:
