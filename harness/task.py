@@ -172,7 +172,7 @@ def mean_metrics(per_subset: dict[str, dict]) -> dict:
 
 
 def task_names() -> list[str]:
-    return sorted(p.stem for p in TASKS_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in TASKS_DIR.glob("*.yaml") if p.stem != "groups")  # groups.yaml: task groups
 
 
 def task_groups() -> dict[str, dict]:

@@ -199,3 +199,14 @@ def test_vllm_loglik_like_transformers(tiny_model, data_dir):
     vl = VLLMBackend(tiny_model, VLLMConfig(dtype="float32", gpu_memory_utilization=0.3))
     for a, b in zip(hf.loglikelihood(groups), vl.loglikelihood(groups)):
         assert [r.logprob for r in a] == pytest.approx([r.logprob for r in b], rel=1e-3, abs=1e-2)
+
+
+def test_group_expands_next_to_tasks(data_dir):
+    from harness.commands import load_tasks
+    from harness.task import expand_groups
+
+    names = [n for n, _ in expand_groups(["flores", "general"])]
+    assert names[0] == "flores" and {"hellaswag", "mmlu", "truthfulqa_mc2"} <= set(names)
+    tasks = load_tasks(["flores", "general"], DataSource(data_dir, allow_hub=False), [])
+    limits = {t.name: getattr(t, "doc_limit", None) for t in tasks}
+    assert limits["flores"] is None and limits["hellaswag"] == 500 and limits["truthfulqa_mc2"] is None
