@@ -45,23 +45,26 @@ def main() -> None:
     data = DataSource.resolve(None, allow_hub=False)
     print(f"model {args.model} dtype {args.dtype} batch {args.batch_size} threads {torch.get_num_threads()} "
           f"items/task {args.n}")
-    print(f"{'task':16s} {'ours s':>8s} {'lm-eval s':>10s} {'ratio':>6s}  {'acc ours/lm-eval':>18s} "
+    print(f"{'task':16s} {'ours s':>8s} {'lm-eval s':>10s} {'ratio':>6s}  {'cpu ours':>7s} {'cpu ref':>7s} "
+          f"{'ratio':>6s}  {'acc ours/lm-eval':>18s} "
           f"{'acc_norm ours/lm-eval':>22s} {'max |dLL|':>9s}")
-    total_ours = total_ref = 0.0
+    total_ours = total_ref = cpu_ours = cpu_ref = 0.0
     for name in args.tasks.split(","):
         task = load_task(name, data)
         docs = task.docs("en")[: args.n]
         groups = [task.requests(d) for d in docs]
         flat = [pair for g in groups for pair in g]
-        t_ours, t_ref = [], []
+        t_ours, t_ref, c_ours, c_ref = [], [], [], []
         for _ in range(args.repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             res = ours.loglikelihood(groups)
             t_ours.append(time.perf_counter() - t0)
+            c_ours.append(time.process_time() - c0)
             insts = [Instance(request_type="loglikelihood", doc={}, arguments=pair, idx=i) for i, pair in enumerate(flat)]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ref = lm.loglikelihood(insts, disable_tqdm=True)
             t_ref.append(time.perf_counter() - t0)
+            c_ref.append(time.process_time() - c0)
         ref_groups, i = [], 0
         for g in groups:
             ref_groups.append(ref[i:i + len(g)])
@@ -74,10 +77,14 @@ def main() -> None:
             return 100 * sum(m[k] for m in ms) / len(ms) if k in ms[0] else float("nan")
 
         so, sr = statistics.median(t_ours), statistics.median(t_ref)
+        co, cr = statistics.median(c_ours), statistics.median(c_ref)
         total_ours, total_ref = total_ours + so, total_ref + sr
-        print(f"{name:16s} {so:8.1f} {sr:10.1f} {so / sr:6.2f}  {mean(m_ours, 'acc'):8.1f}/{mean(m_ref, 'acc'):<8.1f} "
+        cpu_ours, cpu_ref = cpu_ours + co, cpu_ref + cr
+        print(f"{name:16s} {so:8.1f} {sr:10.1f} {so / sr:6.2f}  {co:7.1f} {cr:7.1f} {co / cr:6.2f}  "
+              f"{mean(m_ours, 'acc'):8.1f}/{mean(m_ref, 'acc'):<8.1f} "
               f"{mean(m_ours, 'acc_norm'):11.1f}/{mean(m_ref, 'acc_norm'):<10.1f} {dll:9.2e}")
-    print(f"{'total':16s} {total_ours:8.1f} {total_ref:10.1f} {total_ours / total_ref:6.2f}")
+    print(f"{'total':16s} {total_ours:8.1f} {total_ref:10.1f} {total_ours / total_ref:6.2f}  "
+          f"{cpu_ours:7.1f} {cpu_ref:7.1f} {cpu_ours / cpu_ref:6.2f}")
 
 
 if __name__ == "__main__":
