@@ -85,6 +85,9 @@ def shared_prefix_len(rows: list[tuple[list[int], list[int]]]) -> int:
     return n
 
 
+MIN_FILL = 0.75  # a tail joins the current chunk when it is at least this fraction of the chunk's longest
+
+
 class LoglikScorer:
     """Scores groups of (context, continuation) pairs with a transformers causal LM."""
 
@@ -126,25 +129,8 @@ class LoglikScorer:
                 prefixes = [0] * len(groups)
         rows = [(gi, c, k) for gi, g in enumerate(groups) for c, k in g]
         tails = [(c + k)[:-1][prefixes[gi]:] for gi, c, k in rows]
-        width = max(len(t) for t in tails)
-        logits = None
-        if width:
-            ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, t in enumerate(tails):
-                ids[r, :len(t)] = torch.tensor(t, dtype=torch.long)
-                mask[r, :len(t)] = 1
-            ids, mask = ids.to(self.device), mask.to(self.device)
-            if any(prefixes):
-                sel = torch.tensor([gi for gi, _, _ in rows], device=self.device)
-                cache.batch_select_indices(sel) if hasattr(cache, "batch_select_indices") else cache.reorder_cache(sel)
-                full_mask = torch.cat([prefix_mask[sel], mask], dim=1)
-                start = prefix_mask[sel].sum(-1, keepdim=True)
-                pos = start + torch.arange(width, device=self.device)[None, :]
-                logits = self.model(input_ids=ids, attention_mask=full_mask, position_ids=pos,
-                                    past_key_values=cache, use_cache=True).logits
-            else:
-                logits = self.model(input_ids=ids, attention_mask=mask).logits
+        shared = (cache, prefix_mask) if any(prefixes) else None
+        logits = self._tails(tails, [gi for gi, _, _ in rows], shared)
         out: list[list[LoglikResult]] = [[] for _ in groups]
         for r, (gi, c, k) in enumerate(rows):
             p = prefixes[gi]
@@ -152,12 +138,44 @@ class LoglikScorer:
             parts = [prefix_logits[gi][None]] if first == p - 1 else []
             lo = max(first - p, 0)
             if lo < len(k) + first - p:  # the continuation's other positions lie in the tail
-                parts.append(logits[r, lo:len(k) + first - p].float())
+                parts.append(logits[r][lo:len(k) + first - p].float())
             dist = torch.cat(parts)  # [len(k), vocab] raw logits, only the positions needed
             target = torch.tensor(k, device=dist.device)[:, None]
             logp = dist.gather(1, target)[:, 0] - torch.logsumexp(dist, -1)
             greedy = bool((dist.argmax(-1) == target[:, 0]).all())
             out[gi].append(LoglikResult(float(logp.sum()), greedy, len(k)))
+        return out
+
+    def _tails(self, tails: list[list[int]], group_of: list[int], shared) -> list[torch.Tensor | None]:
+        """Logits of every tail position (None for an empty tail). Tails run right-padded on top of their
+        group's prefix cache, longest first, in chunks of similar length (less padding)."""
+        out: list[torch.Tensor | None] = [None] * len(tails)
+        order = [r for r in sorted(range(len(tails)), key=lambda r: -len(tails[r])) if tails[r]]
+        chunks: list[list[int]] = []
+        for r in order:
+            if chunks and len(tails[r]) >= MIN_FILL * len(tails[chunks[-1][0]]):
+                chunks[-1].append(r)
+            else:
+                chunks.append([r])
+        for chunk in chunks:
+            width = len(tails[chunk[0]])
+            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for j, r in enumerate(chunk):
+                ids[j, :len(tails[r])] = torch.tensor(tails[r], dtype=torch.long)
+                mask[j, :len(tails[r])] = 1
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            if shared is not None:
+                cache, prefix_mask = shared
+                sel = torch.tensor([group_of[r] for r in chunk], device=self.device)
+                pmask = prefix_mask[sel]
+                pos = pmask.sum(-1, keepdim=True) + torch.arange(width, device=self.device)[None, :]
+                logits = self.model(input_ids=ids, attention_mask=torch.cat([pmask, mask], dim=1), position_ids=pos,
+                                    past_key_values=_select(cache, sel), use_cache=True).logits
+            else:
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
+            for j, r in enumerate(chunk):
+                out[r] = logits[j, :len(tails[r])]
         return out
 
     def _prefix(self, prefixes: list[list[int]]):
@@ -174,6 +192,16 @@ class LoglikScorer:
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                          use_cache=True, **kw)
         return out.logits[:, -1, :].float(), out.past_key_values, mask
+
+
+def _select(cache, sel: torch.Tensor):
+    """A new cache holding rows `sel` (repeats allowed) of a plain growing cache; the original is untouched."""
+    from transformers.cache_utils import DynamicCache
+
+    new = DynamicCache()
+    for i, layer in enumerate(cache.layers):
+        new.update(layer.keys[sel], layer.values[sel], i)
+    return new
 
 
 def _accepts(model, name: str) -> bool:
