@@ -4,8 +4,10 @@ Same contract as the transformers backend: `generate(list[Request]) -> list[Gene
 Prompts are rendered and tokenised by the harness (`harness.prompting.render`, same BOS rule as
 `HFBackend`) and handed to vLLM as token ids, so both backends see identical prompts. A peft
 adapter artifact is served as a LoRA request on the base model; tensor and data parallel sizes are
-passed through to `vllm.LLM`. The pure parts (sampling kwargs, stop handling, result mapping) are
-plain functions, unit-tested without vLLM.
+passed through to `vllm.LLM`. Log-likelihoods (multiple-choice tasks) come from `prompt_logprobs=1` on the
+prompt context + continuation, tokenised as the transformers backend does (lm-eval's `_encode_pair`). The pure
+parts (sampling kwargs, stop handling, result mapping, log-likelihood prompts and sums) are plain functions,
+unit-tested without vLLM.
 """
 
 from __future__ import annotations
