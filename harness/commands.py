@@ -19,14 +19,17 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def load_tasks(names: list[str], data: DataSource, langs: list[str]) -> list:
-    from harness.task import load_task
+    from harness.task import expand_groups, load_task
 
     if not names:
         raise HarnessError("--tasks: give at least one task (see `harness ls tasks`)")
+    expanded = expand_groups([n for n in names if not n.startswith("lmeval:")])  # lmeval: runs via harness.lmeval
+    names = [n for n, _ in expanded]
     if len(set(names)) != len(names):
         raise HarnessError(f"--tasks: {names} lists a task twice")
-    names = [n for n in names if not n.startswith("lmeval:")]  # those run through harness.lmeval
     tasks = [load_task(n, data) for n in names]
+    for task, (_, doc_limit) in zip(tasks, expanded):
+        task.doc_limit = doc_limit  # a group's default subset size, used when --limit is not given
     if langs:
         used = set()
         for task in tasks:
@@ -107,6 +110,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             data_parallel_size=args.data_parallel_size, trust_remote_code=args.trust_remote_code, seed=args.seed))
     else:
         backend = method.backend(artifact, model, setup.backend_cfg)
+    from harness.runner import check_backends
+
+    check_backends(tasks, backend)  # a log-likelihood task on a backend that cannot score stops here
     ectx = EvalContext(out_dir=out, seed=args.seed, limit=args.limit, chunk_size=args.chunk_size,
                        method={"name": method.name, "config": artifact.config, "artifact": artifact.describe()},
                        model=model.identity())
@@ -141,6 +147,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for name in task_names():
             cfg, _ = load_task_config(name)
             print(f"{name:10s} {len(cfg.languages):3d} languages  {' '.join(cfg.description.split())[:90]}")
+        from harness.task import task_groups
+
+        for name, group in task_groups().items():
+            members = ", ".join(f"{m} ({n or 'all'})" for m, n in group["members"].items())
+            print(f"{name:10s} group: {members}")
     elif args.what == "models":
         from harness.models import list_models
 
@@ -157,11 +168,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.task import load_task, task_names
+    from harness.task import expand_groups, load_task, task_names
     from harness.validate import validate_task
 
     data = DataSource.resolve(args.data_dir)
-    names = _split(args.tasks) or task_names()
+    names = [n for n, _ in expand_groups(_split(args.tasks))] or task_names()
     failures = 0
     for name in names:
         for line, ok in validate_task(load_task(name, data)):
@@ -199,6 +210,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         task.select(entry["config"]["selected"])
         task.options = from_dict(type(task.options), entry["config"]["options"], f"{out}/results.json: {name}.options")
         task.run_dir = out  # judge-using tasks read drift.json from the run folder
+        task.doc_limit = entry.get("doc_limit")
         store = JsonlStore(out / entry["samples_file"])
         t0 = time.time()
         rescore(task, store)

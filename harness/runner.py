@@ -56,6 +56,8 @@ class EvalContext:
 
 
 def select_docs(task: Task, limit: int | None) -> list[dict]:
+    """The documents evaluated: the first `limit` of each subset (else the task's group default, else all)."""
+    limit = limit or getattr(task, "doc_limit", None)
     docs = []
     for subset in task.selected:
         sub = task.docs(subset)
@@ -80,7 +82,24 @@ def _check_fingerprint(task_dir: Path, fp: dict) -> None:
         atomic_write_json(path, fp)
 
 
+def check_backends(tasks: list[Task], backend) -> None:
+    """Stop before any work when a log-likelihood task meets a backend that cannot score log-likelihoods."""
+    for task in tasks:
+        if is_loglik(task) and not callable(getattr(backend, "loglikelihood", None)):
+            name = getattr(backend, "name", type(backend).__name__)
+            raise HarnessError(f"task {task.name}: needs log-likelihood scoring, which backend {name!r} cannot do; "
+                               f"run it with a method whose backend is the transformers or vLLM backend")
+
+
+def is_loglik(task: Task) -> bool:
+    return getattr(task, "kind", "generate") == "loglik"
+
+
 def generate_samples(task: Task, backend: Backend, ctx: EvalContext) -> JsonlStore:
+    if is_loglik(task):
+        from harness.scoring import score_samples
+
+        return score_samples(task, backend, ctx)
     task_dir = ctx.out_dir / task.name
     _check_fingerprint(task_dir, ctx.fingerprint(task, backend.settings()))
     remove_stale_tmp(ctx.out_dir), remove_stale_tmp(task_dir)  # from a run killed mid atomic write
@@ -142,8 +161,8 @@ def aggregate(task: Task, store: JsonlStore, limit: int | None) -> dict:
         by_subset.setdefault(d["subset"], []).append(store.records[d["id"]])
     per_subset = {s: task.aggregate(s, recs) for s, recs in by_subset.items()}
     records = [r for recs in by_subset.values() for r in recs]
-    n_length = sum(f == "length" for r in records for f in r["finish"])
-    n_gens = sum(len(r["finish"]) for r in records)
+    n_length = sum(f == "length" for r in records for f in r.get("finish", []))
+    n_gens = sum(len(r.get("finish", [])) for r in records)
     return {
         "metrics": per_subset,
         "summary": task.summarize(per_subset),
@@ -159,6 +178,9 @@ def rescore(task: Task, store: JsonlStore) -> None:
     docs = {d["id"]: d for s in task.selected for d in task.docs(s)}
     for key, rec in store.records.items():
         if key in docs:
+            if is_loglik(task):
+                rec.update(task.score(docs[key], rec["loglik"]))
+                continue
             if task.n_rounds == 1 and len(rec.get("raw", [])) == len(rec["outputs"]):
                 cleaned = [task.clean(docs[key], raw) for raw in rec["raw"]]
                 rec["outputs"], rec["cleaning"] = [c[0] for c in cleaned], [c[1] for c in cleaned]
@@ -192,6 +214,7 @@ def write_results(ctx: EvalContext, task: Task, backend_settings: dict, agg: dic
         "backend": backend_settings,
         **agg,
         "metadata": task.metadata(),
+        "doc_limit": getattr(task, "doc_limit", None),  # the group's default, used when --limit is not given
         "samples_file": f"{task.name}/samples.jsonl",
         "samples_sha256": sha256_file(samples_path) if samples_path.exists() else None,
         "seconds": round(seconds, 2),

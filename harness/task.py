@@ -173,7 +173,25 @@ def mean_metrics(per_subset: dict[str, dict]) -> dict:
 
 
 def task_names() -> list[str]:
-    return sorted(p.stem for p in TASKS_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in TASKS_DIR.glob("*.yaml") if p.stem != "groups")  # groups.yaml: task groups
+
+
+def task_groups() -> dict[str, dict]:
+    """Groups from tasks/groups.yaml: name -> {"description": str, "members": {task: default doc limit}}."""
+    path = TASKS_DIR / "groups.yaml"
+    return load_yaml(path) if path.exists() else {}
+
+
+def expand_groups(names: list[str]) -> list[tuple[str, int | None]]:
+    """--tasks names with group names replaced by their members: (task, default doc limit or None)."""
+    groups = task_groups()
+    out: list[tuple[str, int | None]] = []
+    for name in names:
+        if name in groups:
+            out += [(member, limit) for member, limit in groups[name]["members"].items()]
+        else:
+            out.append((name, None))
+    return out
 
 
 def load_task_config(name_or_path: str) -> tuple[TaskConfig, Path]:

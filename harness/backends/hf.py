@@ -147,6 +147,12 @@ class HFBackend:
                 "batch_size": self.cfg.batch_size, "threads": torch.get_num_threads(),
                 "scheduler": "continuous" if self.continuous else "static"}
 
+    def loglikelihood(self, groups: list[list[tuple[str, str]]], progress: tqdm | None = None) -> list:
+        """Per group (one document's requests), a `LoglikResult` per (context, continuation) pair."""
+        from harness.backends.loglik import LoglikScorer
+
+        return LoglikScorer(self.model, self.tok, self.cfg.batch_size).score(groups, progress)
+
     def stops_for(self, req: Request) -> list[str]:
         chat = uses_chat(self.tok, req.chat)
         return list(req.gen.stop) + ([] if chat else list(req.gen.stop_plain))

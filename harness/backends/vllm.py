@@ -4,8 +4,10 @@ Same contract as the transformers backend: `generate(list[Request]) -> list[Gene
 Prompts are rendered and tokenised by the harness (`harness.prompting.render`, same BOS rule as
 `HFBackend`) and handed to vLLM as token ids, so both backends see identical prompts. A peft
 adapter artifact is served as a LoRA request on the base model; tensor and data parallel sizes are
-passed through to `vllm.LLM`. The pure parts (sampling kwargs, stop handling, result mapping) are
-plain functions, unit-tested without vLLM.
+passed through to `vllm.LLM`. Log-likelihoods (multiple-choice tasks) come from `prompt_logprobs=1` on the
+prompt context + continuation, tokenised as the transformers backend does (lm-eval's `_encode_pair`). The pure
+parts (sampling kwargs, stop handling, result mapping, log-likelihood prompts and sums) are plain functions,
+unit-tested without vLLM.
 """
 
 from __future__ import annotations
@@ -136,6 +138,25 @@ class VLLMBackend:
             progress.update(len(requests))
         return [map_output(o, p, s) for o, p, s in zip(outputs, prompts, stops)]
 
+    def loglikelihood(self, groups: list[list[tuple[str, str]]], progress=None) -> list:
+        """Per group, a `LoglikResult` per (context, continuation) pair, from `prompt_logprobs`."""
+        from harness.backends.loglik import LoglikResult
+
+        max_len = self.llm.llm_engine.model_config.max_model_len
+        prompts = loglik_prompts(self.tok, groups, max_len - 2)  # the prompt plus one generated token must fit
+        params = self._sampling(max_tokens=1, temperature=0.0, prompt_logprobs=1)
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids, _ in prompts], sampling_params=params,
+                                    lora_request=self._lora, use_tqdm=False)
+        flat = [LoglikResult(*loglik_from_prompt_logprobs(ids, n, o.prompt_logprobs), n)
+                for (ids, n), o in zip(prompts, outputs)]
+        out, i = [], 0
+        for g in groups:
+            out.append(flat[i:i + len(g)])
+            i += len(g)
+        if progress is not None:
+            progress.update(len(groups))
+        return out
+
 
 def backend_for_artifact(artifact, model, cfg: VLLMConfig) -> VLLMBackend:
     """vLLM backend for a method artifact: base weights, full weights, or base + LoRA adapter."""
@@ -147,3 +168,37 @@ def backend_for_artifact(artifact, model, cfg: VLLMConfig) -> VLLMBackend:
         return VLLMBackend(model.path, cfg, adapter=artifact.path)
     raise HarnessError(f"--backend vllm: artifacts of kind {artifact.kind!r} are not supported; "
                        f"use --backend transformers")
+
+
+# -- log-likelihood scoring (prompt_logprobs) ------------------------------------------------------
+def loglik_prompts(tokenizer, groups: list[list[tuple[str, str]]], max_length: int) -> list[tuple[list[int], int]]:
+    """One (prompt token ids, continuation length) per pair, tokenised exactly as the transformers backend
+    (lm-eval's `_encode_pair` + left truncation). vLLM scores the whole prompt; the continuation is its tail."""
+    from harness.backends.loglik import encode_pair, truncate
+
+    out = []
+    for group in groups:
+        for context, continuation in group:
+            ctx, cont = truncate(*encode_pair(tokenizer, context, continuation), max_length)
+            out.append((ctx + cont, len(cont)))
+    return out
+
+
+def loglik_from_prompt_logprobs(prompt_ids: list[int], n_cont: int, prompt_logprobs: list) -> tuple[float, bool]:
+    """(sum of the continuation tokens' log-probs, all of them greedy) from vLLM's `prompt_logprobs`: per
+    prompt position None (the first) or a dict token id -> Logprob(logprob, rank), which always holds the
+    actual token; with `prompt_logprobs=1` it also holds the top-1 token (rank 1)."""
+    total, greedy = 0.0, True
+    for pos in range(len(prompt_ids) - n_cont, len(prompt_ids)):
+        entry = prompt_logprobs[pos]
+        tid = prompt_ids[pos]
+        if entry is None or tid not in entry:
+            raise HarnessError(f"vllm: prompt_logprobs lack the token at position {pos}; cannot score")
+        lp = entry[tid]
+        total += float(getattr(lp, "logprob", lp))
+        rank = getattr(lp, "rank", None)
+        if rank is None:  # a plain float map: greedy when no other token has a higher log-prob
+            rank = 1 + sum(float(getattr(v, "logprob", v)) > float(getattr(lp, "logprob", lp))
+                           for k, v in entry.items() if k != tid)
+        greedy = greedy and rank == 1
+    return total, greedy
