@@ -102,7 +102,7 @@ def generate_samples(task: Task, backend: Backend, ctx: EvalContext) -> JsonlSto
             for round_idx in range(task.n_rounds):
                 reqs = [
                     Request(id=f"{d['id']}#{round_idx}", messages=task.messages(d, cleaned[i]),
-                            gen=task.generation(d, round_idx), chat=task.cfg.prompt.chat, seed=ctx.seed)
+                            gen=task.generation(d, round_idx), chat=task.cfg.prompt.chat, seed=ctx.seed, doc=d)
                     for i, d in enumerate(chunk)
                 ]
                 for i, g in enumerate(backend.generate(reqs, progress=bar)):

@@ -9,6 +9,7 @@ from harness.method import Method
 from methods.base import BaseMethod
 from methods.lora import LoRAMethod
 from methods.radis import RaDisMethod
+from methods.relay import RelayMethod
 from methods.sft import SFTMethod
 
 REGISTRY: dict[str, type[Method]] = {}
@@ -25,6 +26,7 @@ register(BaseMethod)
 register(SFTMethod)
 register(LoRAMethod)
 register(RaDisMethod)
+register(RelayMethod)
 
 
 def method_dir(name: str) -> Path:

@@ -16,6 +16,7 @@ class Request:
     chat: Literal["auto", "on", "off"] = "auto"
     assistant_prefix: str = ""
     seed: int = 0
+    doc: dict | None = None  # the task document, for backends that build their own inputs (relay)
 
 
 @dataclass
