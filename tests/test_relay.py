@@ -230,3 +230,16 @@ def test_unservable_runs_stop_before_any_work(pair, data_dir, tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and needle in err[0], err
     assert not (tmp_path / "cache" / "artifacts").exists() and not (tmp_path / "out").exists()
+
+
+def test_general_tasks_need_a_composition_that_targets_the_model(pair, data_dir, tmp_path, capsys):
+    gemma, llama = pair
+    recipe = tmp_path / "r.yaml"  # llama -> gemma only: no single model is --model (llama) on the target side
+    recipe.write_text(f"relays:\n  - pairs: [en-de]\n    source: '{{model}}'\n    target: {gemma}\n"
+                      "data:\n  pairs: [en-de]\n  max_per_pair: 4\ntrain:\n  max_steps: 1\n  batch_size: 2\n")
+    rc = main(["run", "--method", "relay", "--tasks", "flores,safety", "--langs", "en-de,advbench", "--limit", "2",
+               "--model", str(llama), "--output", str(tmp_path / "out"), "--data-dir", str(data_dir),
+               "--method-config", str(recipe)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--tasks safety: not applicable to relay" in err[0], err
+    assert not (tmp_path / "cache" / "artifacts").exists()
