@@ -27,7 +27,7 @@ def _cache(tmp_path, monkeypatch):
 
 def _other_tokenizer():
     """A second, unrelated tokenizer: different vocabulary, size and special tokens, BOS added."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tk = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -36,6 +36,8 @@ def _other_tokenizer():
     tk.train_from_iterator(_training_lines()[::3], trainers.BpeTrainer(
         vocab_size=300, special_tokens=["<unk>", "<bos>", "<eos>", "<pad>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    # BOS comes from the post-processor while add_bos_token stays False, as in transformers 5's Gemma tokenizer
+    tk.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<bos>", eos_token="<eos>",
                                    pad_token="<pad>")
 
@@ -134,6 +136,8 @@ def test_left_padded_batch_equals_one_at_a_time(pair, direction):
     torch.nn.init.normal_(relay.map.proj.weight, std=0.5)  # a map whose outputs matter
     encs = [encode(stok, ttok, cfg, d, "Hello there.") for d in DOCS]
     assert len({len(e.source_ids) for e in encs}) == 3  # padding really happens on the source side
+    gemma_side = [e.source_ids for e in encs] if direction == "gemma->llama" else [e.prefix_ids for e in encs]
+    assert all(ids[:1] == [1] for ids in gemma_side)  # the Gemma-side tokenizer's BOS comes first
     with torch.no_grad():
         emb, attn, pos, _ = relay.target_inputs(encs, ttok.pad_token_id)
         batched = relay.target(inputs_embeds=emb, attention_mask=attn, position_ids=pos).logits
@@ -243,3 +247,11 @@ def test_general_tasks_need_a_composition_that_targets_the_model(pair, data_dir,
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--tasks safety: not applicable to relay" in err[0], err
     assert not (tmp_path / "cache" / "artifacts").exists()
+
+
+def test_adds_bos_follows_the_tokenizer_not_only_its_flag():
+    from harness.prompting import adds_bos
+
+    tok = _other_tokenizer()
+    assert getattr(tok, "add_bos_token", False) is False and adds_bos(tok)
+    assert not adds_bos(build_tokenizer(chat=True))  # no BOS in its processing: none added

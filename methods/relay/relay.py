@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from harness.prompting import adds_bos
+
 IGNORE = -100
 
 
@@ -157,7 +159,7 @@ def token_ids(tok, text: str, bos: bool) -> list[int]:
     (the same rule as the transformers backend)."""
     ids = tok(text, add_special_tokens=False)["input_ids"]
     b = tok.bos_token_id
-    if bos and b is not None and getattr(tok, "add_bos_token", False) and ids[:1] != [b]:
+    if bos and b is not None and adds_bos(tok) and ids[:1] != [b]:
         ids = [b] + ids
     return ids
 
