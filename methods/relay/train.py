@@ -96,6 +96,9 @@ def train_relay(cfg, ctx: TrainContext, name: str = "relay") -> Artifact:
         if not mine:
             raise HarnessError(f"relay.relays[{i}]: no training pairs for {comp.pairs} after filtering")
         out = folder / f"relay{i}"
+        if (out / "relay.json").exists():  # written last: this composition finished before an interruption
+            print(f"[{name}] relays[{i}] already trained: {out}")
+            continue
         out.mkdir(parents=True, exist_ok=True)
         source, source_tok = load_lm(src_m.path, ctx.backend.trust_remote_code)
         target, target_tok = load_lm(tgt_m.path, ctx.backend.trust_remote_code)
@@ -122,6 +125,11 @@ def train_relay(cfg, ctx: TrainContext, name: str = "relay") -> Artifact:
     art = save_artifact(folder, name, "composite", config, key, {"relays": identities})
     print(f"[{name}] artifact saved: {folder}")
     return art
+
+
+# Rows per target forward pass inside a micro-batch: memory only (a Gemma 3 target has a 262k vocabulary, so
+# the logits of 8 rows take GBs); gradients are summed token-weighted, so the step's loss is unchanged.
+FORWARD_ROWS = 2
 
 
 def fit(relay: Relay, feats: list, pad_id: int, cfg, out: Path, seed: int, device: str, desc: str) -> None:
@@ -169,13 +177,16 @@ def fit(relay: Relay, feats: list, pad_id: int, cfg, out: Path, seed: int, devic
             micro = trainer.micro_batches(next(epochs), cfg.grad_accum, 1, 0)
             counts = [sum(len(feats[j].target_ids) for j in idx) for idx in micro]
             loss_sum = 0.0
-            for idx, n_step in zip(micro, [sum(counts)] * len(micro)):
-                with autocast:
-                    loss, n = relay.loss([feats[j] for j in idx], pad_id)
-                if not torch.isfinite(loss):
-                    raise HarnessError(f"relay training loss is {float(loss)} at step {step + 1}: lower train.lr")
-                (loss * n / max(1, n_step)).backward()  # the step's loss = mean over all its target tokens
-                loss_sum += float(loss.detach()) * n / max(1, n_step)
+            n_step = sum(counts)
+            for idx in micro:
+                for c in range(0, len(idx), FORWARD_ROWS):
+                    with autocast:
+                        loss, n = relay.loss([feats[j] for j in idx[c:c + FORWARD_ROWS]], pad_id)
+                    if not torch.isfinite(loss):
+                        raise HarnessError(f"relay training loss is {float(loss)} at step {step + 1}: lower train.lr")
+                    (loss * n / max(1, n_step)).backward()  # the step's loss = mean over all its target tokens
+                    loss_sum += float(loss.detach()) * n / max(1, n_step)
+                    del loss
             if cfg.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
