@@ -197,7 +197,7 @@ def test_harness_run_end_to_end_with_reuse_and_safety_unchanged(pair, data_dir, 
     art = res["method"]["artifact"]
     assert art["kind"] == "composite" and (tmp_path / "cache" / "artifacts" / "relay").is_dir()
     assert res["tasks"]["flores"]["backend"]["backend"] == "relay"
-    assert res["tasks"]["safety"]["metadata"]["relay"]["unchanged_by_construction"] is True
+    assert res["tasks"]["safety"]["backend"]["general"]["unchanged_by_construction"] is True
     flores = [json.loads(x) for x in (tmp_path / "a" / "flores" / "samples.jsonl").read_text().splitlines()]
     assert len(flores) == 2 and all("soft tokens" in r["prompts"][0] for r in flores)
     # a second run reuses the artifact and regenerates the same outputs

@@ -4,8 +4,8 @@ What a relay run can serve (checked before any work by `check_run`):
 * `flores`, every selected direction served by a composition: the relay itself.
 * other generation tasks (safety, mgsm, gsm8k, xlsum): the *general model*, i.e. the target LLM of the
   composition whose target is `--model`. With frozen LLMs it is the base model itself (weights hash
-  equal), so those results are marked "unchanged by construction"; with `target_lora` it carries the
-  adapter and is measured for real.
+  equal), so those results are marked "unchanged by construction" (results.json
+  `tasks.<task>.backend.general`); with `target_lora` it carries the adapter and is measured for real.
 * refused with one line: `--backend vllm` (cannot load a composite), `lmeval:*` tasks (lm-eval's HFLM
   wraps one HF model), `mtbench` (its drift phase scores answers with the evaluated model's weights,
   and a relay has no single set), non-translation tasks when no composition targets `--model`.
@@ -59,22 +59,6 @@ class RelayMethod(Method):
 
     def train(self, cfg: RelayConfig, ctx: TrainContext) -> Artifact:
         return train_relay(cfg, ctx, self.name)
-
-    def prepare_task(self, task, artifact: Artifact) -> None:
-        """Non-translation tasks say which model answered them and whether that is the base model itself."""
-        if task.name in TRANSLATION_TASKS:
-            return
-        lora = artifact.config.get("target_lora") is not None
-        note = {"served_by": "general model (the target LLM of the composition whose target is --model)",
-                "unchanged_by_construction": not lora,
-                "why": ("its weights are the base model's (frozen LLMs; sha256 checked when the backend loads), "
-                        "so these results equal --method base on the same samples") if not lora else
-                       "the target LLM carries the trained LoRA adapter: measured for real"}
-        own = task.metadata
-
-        def metadata() -> dict:
-            return {**own(), "relay": note}
-        task.metadata = metadata
 
     def backend(self, artifact: Artifact, model, cfg):
         from harness.config import from_dict
