@@ -129,7 +129,11 @@ def load_backend(artifact, model, cfg: BackendConfig, relay_cfg) -> RelayBackend
             target = PeftModel.from_pretrained(target, str(folder / "adapter")).merge_and_unload()
         relay = build_relay(relay_cfg, source, source_tok, target)
         relay.map.load_state_dict(load_file(str(folder / "map.safetensors")))
-        relay.to(device=device, dtype=dtype).eval()
+        # only the map is cast: `.to(dtype)` on the LLMs would also cast buffers that transformers keeps in float32
+        # (rotary inv_freq), and the general model would no longer be the base model
+        relay.to(device)
+        relay.map.to(dtype=dtype)
+        relay.eval()
         gen = RelayGenerator(relay, source_tok, target_tok, cfg, relay_cfg, comp.pairs)
         for p in comp.pairs:
             generators[p] = gen
