@@ -94,6 +94,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     lm_tasks = lmeval.load([n for n in _split(args.tasks) if lmeval.is_lmeval(n)], args.lmeval_include)
     setup = prepare_training(args)
     method, tasks, model, model_name = setup.method, setup.tasks, setup.model, setup.model_name
+    # before any work: the method refuses tasks/phases/backends it cannot serve (vLLM cannot load a method's
+    # own composite backend, so `--backend vllm` never bypasses `Method.backend`)
+    method.check_run(setup.cfg, tasks, lm_tasks, getattr(args, "backend", "transformers"), model)
     use_comet(tasks, args.comet_model)
     out = writable_dir(args.output or default_output(model_name, method.name, args.limit), "--output")
     artifact = method.train(setup.cfg, setup.ctx)

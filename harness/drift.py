@@ -21,12 +21,13 @@ from __future__ import annotations
 import torch
 
 from harness.errors import HarnessError
+from harness.prompting import adds_bos
 
 
 def _encode(tok, prompt: str, answer: str) -> tuple[list[int], list[int]]:
     p = tok(prompt, add_special_tokens=False)["input_ids"]
     bos = tok.bos_token_id
-    if bos is not None and getattr(tok, "add_bos_token", False) and p[:1] != [bos]:
+    if bos is not None and adds_bos(tok) and p[:1] != [bos]:
         p = [bos] + p
     a = tok(answer, add_special_tokens=False)["input_ids"]
     return p, a

@@ -53,6 +53,17 @@ class Method:
     def train(self, cfg: Any, ctx: TrainContext) -> Artifact:
         raise NotImplementedError
 
+    def check_run(self, cfg: Any, tasks: list, lm_tasks: list, backend_kind: str, model: ResolvedModel) -> None:
+        """Refuse, before any training or generation, a run this method cannot serve (one-line HarnessError).
+
+        Default: a method with its own `backend()` (a composite of several models, say) cannot be served by
+        vLLM, whose backend only knows base weights, full weights and LoRA adapters."""
+        if backend_kind == "vllm" and type(self).backend is not Method.backend:
+            from harness.errors import HarnessError
+
+            raise HarnessError(f"--backend vllm: method {self.name} generates through its own backend "
+                               f"({type(self).__module__}), which vLLM cannot load; use --backend transformers")
+
     def prepare_task(self, task, artifact: Artifact) -> None:
         """Adjust how a task reads this artifact's outputs before evaluation (default: nothing).
 

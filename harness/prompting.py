@@ -17,6 +17,21 @@ def uses_chat(tokenizer, mode: ChatMode) -> bool:
     return has if mode == "auto" else mode == "on"
 
 
+def adds_bos(tokenizer) -> bool:
+    """Whether the model expects its BOS token first: the tokenizer says so (`add_bos_token`), or its own
+    special-token processing puts BOS first (transformers 5 Gemma tokenizers report add_bos_token=False
+    but add <bos> in their post-processor; without it Gemma 3 degenerates into repetitions)."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return False
+    if getattr(tokenizer, "add_bos_token", False):
+        return True
+    try:
+        return tokenizer("a")["input_ids"][:1] == [bos]
+    except Exception:  # noqa: BLE001 - a tokenizer that cannot encode with special tokens adds none
+        return False
+
+
 def render(tokenizer, messages: list[dict], mode: ChatMode, assistant_prefix: str = "") -> str:
     """The prompt string for generation: chat template with the generation prompt, or plain text.
 

@@ -11,6 +11,7 @@ from methods.landermt import LANDeRMTMethod
 from methods.lms import LMSMethod
 from methods.lora import LoRAMethod
 from methods.radis import RaDisMethod
+from methods.relay import RelayMethod
 from methods.sft import SFTMethod
 from methods.xbridge import XBridgeMethod
 
@@ -31,6 +32,7 @@ register(RaDisMethod)
 register(XBridgeMethod)
 register(LANDeRMTMethod)
 register(LMSMethod)
+register(RelayMethod)
 
 
 def method_dir(name: str) -> Path:

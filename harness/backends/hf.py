@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from harness.backends.base import Generation, Request, cut_at_stop
 from harness.errors import HarnessError
-from harness.prompting import render, uses_chat
+from harness.prompting import adds_bos, render, uses_chat
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -161,7 +161,7 @@ class HFBackend:
         prompts = [render(self.tok, r.messages, r.chat, r.assistant_prefix) for r in requests]
         encoded = [self.tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
         bos = self.tok.bos_token_id
-        if bos is not None and getattr(self.tok, "add_bos_token", False):
+        if bos is not None and adds_bos(self.tok):
             encoded = [ids if ids[:1] == [bos] else [bos] + ids for ids in encoded]
         rows = [_Row(i, encoded[i], r, self.stops_for(r)) for i, r in enumerate(requests)]
         # longest prompts first: rows admitted together have similar lengths (little padding)

@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.backends.base import Generation, Request, cut_at_stop
 from harness.errors import HarnessError
-from harness.prompting import render, uses_chat
+from harness.prompting import adds_bos, render, uses_chat
 
 
 @dataclass
@@ -66,7 +66,7 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
     """Token ids exactly as `HFBackend` builds them (no special tokens, BOS only if the tokenizer adds one)."""
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id
-    if bos is not None and getattr(tokenizer, "add_bos_token", False) and ids[:1] != [bos]:
+    if bos is not None and adds_bos(tokenizer) and ids[:1] != [bos]:
         ids = [bos] + ids
     return ids
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from harness.errors import HarnessError
 from harness.io import atomic_write_text, read_json
 from harness.memory import release_memory, returned_memory
-from harness.prompting import render_training_pair
+from harness.prompting import adds_bos, render_training_pair
 from harness.training.objective import (PROMPT, RATIONALE, TRANSLATION, CausalLMObjective, Objective,  # noqa: F401
                                         collate, loss_fn, loss_positions, token_counts, token_counts_of)
 from harness.training.outputs import plot_loss, recover_checkpoint, save_checkpoint
@@ -81,7 +81,7 @@ def encode(tok, messages: list[dict], target: str, chat: str, max_length: int, s
     """
     prompt, completion = render_training_pair(tok, messages, target, chat)
     p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-    if tok.bos_token_id is not None and getattr(tok, "add_bos_token", False) and p_ids[:1] != [tok.bos_token_id]:
+    if tok.bos_token_id is not None and adds_bos(tok) and p_ids[:1] != [tok.bos_token_id]:
         p_ids = [tok.bos_token_id] + p_ids
     enc = tok(completion, add_special_tokens=False, return_offsets_mapping=True)
     c_ids = enc["input_ids"]

@@ -1,0 +1,69 @@
+"""`relay`: Relay Decoding (arXiv 2405.02933) — a source LLM and a target LLM joined by a trained map.
+
+What a relay run can serve (checked before any work by `check_run`):
+* `flores`, every selected direction served by a composition: the relay itself.
+* other generation tasks (safety, mgsm, gsm8k, xlsum): the *general model*, i.e. the target LLM of the
+  composition whose target is `--model`. With frozen LLMs it is the base model itself (weights hash
+  equal), so those results are marked "unchanged by construction" (results.json
+  `tasks.<task>.backend.general`); with `target_lora` it carries the adapter and is measured for real.
+* refused with one line: `--backend vllm` (cannot load a composite), `lmeval:*` tasks (lm-eval's HFLM
+  wraps one HF model), `mtbench` (its drift phase scores answers with the evaluated model's weights,
+  and a relay has no single set), non-translation tasks when no composition targets `--model`.
+"""
+
+from __future__ import annotations
+
+from harness.errors import HarnessError
+from harness.method import Artifact, Method, TrainContext
+from methods.relay.config import RelayConfig
+from methods.relay.train import resolve, train_relay
+
+TRANSLATION_TASKS = {"flores"}  # tasks whose documents carry source/src/tgt and are served by the relay itself
+REFUSED = {"mtbench": "its drift phase scores the answers with the evaluated model's HF weights and a relay is "
+                      "two LLMs joined by a map; run mtbench with --method base (with frozen LLMs the relay's "
+                      "general model is the base model)"}
+
+
+def general_composition(cfg: RelayConfig, model) -> int | None:
+    """Index of the first composition whose target LLM has --model's weights (None if none)."""
+    base = model.identity().get("weights_sha256")
+    for i, comp in enumerate(cfg.relays):
+        if comp.target == "{model}" or resolve(comp.target, model).identity().get("weights_sha256") == base:
+            return i
+    return None
+
+
+class RelayMethod(Method):
+    name = "relay"
+    Config = RelayConfig
+    description = "Relay Decoding: frozen source LLM -> trained linear (or cross-attention) map -> target LLM"
+
+    def check_run(self, cfg: RelayConfig, tasks: list, lm_tasks: list, backend_kind: str, model) -> None:
+        super().check_run(cfg, tasks, lm_tasks, backend_kind, model)
+        if lm_tasks:
+            raise HarnessError(f"--tasks {lm_tasks[0].name}: not applicable to relay: lm-eval's HFLM wraps one HF "
+                               f"model and a relay is two LLMs joined by a map; run it with --method base")
+        served = [p for comp in cfg.relays for p in comp.pairs]
+        for task in tasks:
+            if task.name in REFUSED:
+                raise HarnessError(f"--tasks {task.name}: not applicable to relay: {REFUSED[task.name]}")
+            if task.name in TRANSLATION_TASKS:
+                missing = [s for s in task.selected if s not in served]
+                if missing:
+                    raise HarnessError(f"--tasks {task.name}: direction {missing[0]} is served by no relay composition "
+                                       f"(served: {', '.join(served)}); select them with --langs or add a "
+                                       f"composition to relays")
+            elif general_composition(cfg, model) is None:
+                raise HarnessError(f"--tasks {task.name}: not applicable to relay: no composition's target LLM is "
+                                   f"--model, so no single model answers non-translation prompts")
+
+    def train(self, cfg: RelayConfig, ctx: TrainContext) -> Artifact:
+        return train_relay(cfg, ctx, self.name)
+
+    def backend(self, artifact: Artifact, model, cfg):
+        from harness.config import from_dict
+        from methods.relay.backend import load_backend
+
+        relay_cfg = from_dict(RelayConfig, {k: v for k, v in artifact.config.items() if k != "training_data"},
+                              f"{artifact.path}/artifact.json")
+        return load_backend(artifact, model, cfg, relay_cfg)

@@ -1,0 +1,150 @@
+"""The composite backend of `relay`: one request contract, several LLMs behind it.
+
+* Translation requests (the request's task document has `source`, `src`, `tgt` and its direction is
+  served by a composition) go to that composition: the source LLM reads the source prompt, the map
+  turns its states into soft tokens, the target LLM decodes from `[BOS ; soft tokens ; target prompt]`
+  with the transformers backend's KV-cache loop (stop strings, EOS, sampling, batching as usual).
+* Every other request (safety, MGSM, ...) goes to the *general model*: the target LLM of the first
+  composition whose target is the run's `--model` (with its LoRA merged in the "+ target fine-tuning"
+  variant). Its prompts are rendered exactly like `--method base` renders them.
+  `methods/relay/__init__.py` refuses, before any work, runs whose tasks this backend cannot serve.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from harness.backends.base import Generation, Request, cut_at_stop
+from harness.backends.hf import BackendConfig, HFBackend, _Row, pick_device, pick_dtype
+from harness.errors import HarnessError
+from harness.io import read_json
+from methods.relay.relay import encode
+from methods.relay.train import build_relay, load_lm
+
+
+class RelayGenerator(HFBackend):
+    """One composition: the transformers backend of the target LLM, prefilled with relay embeddings."""
+
+    name = "relay"
+
+    def __init__(self, relay, source_tok, target_tok, cfg: BackendConfig, relay_cfg, pairs: list[str]):
+        super().__init__(relay.target, target_tok, cfg)
+        self.relay, self.source_tok, self.relay_cfg, self.pairs = relay, source_tok, relay_cfg, pairs
+        if self.source_tok.pad_token_id is None:
+            self.source_tok.pad_token = self.source_tok.eos_token
+
+    def stops_for(self, req: Request) -> list[str]:
+        return list(req.gen.stop) + list(req.gen.stop_plain)  # the target reads plain text, never a chat template
+
+    def generate(self, requests: list[Request], progress=None) -> list[Generation]:
+        encoded = [encode(self.source_tok, self.tok, self.relay_cfg, r.doc) for r in requests]
+        rows = []
+        for i, (r, e) in enumerate(zip(requests, encoded)):
+            row = _Row(i, e.prefix_ids + e.prompt_ids, r, self.stops_for(r))
+            row.enc = e
+            rows.append(row)
+        todo = sorted((row for row in rows if row.req.gen.max_new_tokens > 0),
+                      key=lambda row: -(len(row.enc.source_ids) + len(row.prompt)))
+        self._decode(deque(todo), progress)
+        out = []
+        for row in rows:
+            text = self.tok.decode(row.tokens, skip_special_tokens=True)
+            text, hit = cut_at_stop(text, row.stops)
+            finish = "stop" if hit and row.finish == "length" else row.finish
+            d = row.req.doc
+            shown = (f"[source LLM] {self.relay_cfg.source_prompt.format(**d)}\n"
+                     f"[target LLM] <{self._n_soft(row.enc)} soft tokens>{self.relay_cfg.target_prompt.format(**d)}")
+            out.append(Generation(text, shown, len(row.enc.source_ids) + len(row.prompt), len(row.tokens), finish))
+        return out
+
+    def _n_soft(self, enc) -> int:
+        return self.relay_cfg.xattn_queries if self.relay_cfg.map == "xattn" else len(enc.source_ids)
+
+    def _prefill(self, rows):
+        embeds, attn, pos, _ = self.relay.target_inputs([row.enc for row in rows], self.tok.pad_token_id)
+        out = self.model(inputs_embeds=embeds.to(self.dtype), attention_mask=attn, position_ids=pos,
+                         use_cache=True, **self._last_logits_only)
+        return out.past_key_values, attn, out.logits[:, -1, :]
+
+
+class RelayBackend:
+    """Routes each request to the composition serving its direction, or to the general model."""
+
+    name = "relay"
+
+    def __init__(self, generators: dict[str, RelayGenerator], general: HFBackend | None, general_info: dict,
+                 describe: list[dict]):
+        self.generators, self.general, self.general_info, self.describe = generators, general, general_info, describe
+
+    def route(self, req: Request):
+        d = req.doc or {}
+        if {"source", "src", "tgt"} <= set(d):
+            pair = f"{d['src']}-{d['tgt']}"
+            if pair not in self.generators:
+                raise HarnessError(f"relay: no composition serves {pair} (served: {', '.join(self.generators)})")
+            return self.generators[pair]
+        if self.general is None:
+            raise HarnessError(f"relay: request {req.id} is not a translation and {self.general_info['reason']}")
+        return self.general
+
+    def generate(self, requests: list[Request], progress=None) -> list[Generation]:
+        groups: dict[int, tuple[object, list[int]]] = {}
+        for i, r in enumerate(requests):
+            b = self.route(r)
+            groups.setdefault(id(b), (b, []))[1].append(i)
+        out: list[Generation | None] = [None] * len(requests)
+        for b, idx in groups.values():
+            for i, g in zip(idx, b.generate([requests[i] for i in idx], progress)):
+                out[i] = g
+        return out
+
+    def settings(self) -> dict:
+        any_gen = next(iter(self.generators.values()))
+        return {**any_gen.settings(), "backend": "relay", "relays": self.describe, "general": self.general_info}
+
+
+def load_backend(artifact, model, cfg: BackendConfig, relay_cfg) -> RelayBackend:
+    """Rebuild every composition from the artifact (frozen LLMs + saved map [+ adapter])."""
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    from methods.relay.train import resolve
+
+    device = pick_device(cfg.device)
+    dtype = pick_dtype(cfg.dtype, device)
+    base_sha = model.identity().get("weights_sha256")
+    generators: dict[str, RelayGenerator] = {}
+    general, general_info, describe = None, None, []
+    for i, comp in enumerate(relay_cfg.relays):
+        folder = artifact.path / f"relay{i}"
+        saved = read_json(folder / "relay.json")
+        src_m, tgt_m = resolve(comp.source, model), resolve(comp.target, model)
+        for side, m in (("source", src_m), ("target", tgt_m)):
+            if m.identity()["weights_sha256"] != saved[side]["weights_sha256"]:
+                raise HarnessError(f"{folder}/relay.json: the {side} LLM {getattr(comp, side)} now resolves to other "
+                                   f"weights than the map was trained with; retrain (delete {artifact.path})")
+        source, source_tok = load_lm(src_m.path, cfg.trust_remote_code, dtype)
+        target, target_tok = load_lm(tgt_m.path, cfg.trust_remote_code, dtype)
+        if (folder / "adapter").is_dir():
+            target = PeftModel.from_pretrained(target, str(folder / "adapter")).merge_and_unload()
+        relay = build_relay(relay_cfg, source, source_tok, target)
+        relay.map.load_state_dict(load_file(str(folder / "map.safetensors")))
+        # only the map is cast: `.to(dtype)` on the LLMs would also cast buffers that transformers keeps in float32
+        # (rotary inv_freq), and the general model would no longer be the base model
+        relay.to(device)
+        relay.map.to(dtype=dtype)
+        relay.eval()
+        gen = RelayGenerator(relay, source_tok, target_tok, cfg, relay_cfg, comp.pairs)
+        for p in comp.pairs:
+            generators[p] = gen
+        describe.append({"pairs": comp.pairs, "source": saved["source"]["name"], "target": saved["target"]["name"],
+                         "lora": (folder / "adapter").is_dir()})
+        if general is None and saved["target"]["weights_sha256"] == base_sha:
+            lora = (folder / "adapter").is_dir()
+            general = HFBackend(target, target_tok, cfg)
+            general_info = {"model": saved["target"]["name"], "composition": i, "target_lora": lora,
+                            "unchanged_by_construction": not lora}
+    if general is None:
+        general_info = {"reason": "no composition's target LLM is the run's --model, so no single model answers "
+                                  "non-translation prompts"}
+    return RelayBackend(generators, general, general_info, describe)
