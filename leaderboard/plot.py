@@ -32,7 +32,7 @@ def pareto_png(table: Table, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    fig, ax = plt.subplots(figsize=(9.5, 5), dpi=120)
     pts, labels, errs = [], [], []
     models = sorted({r.model for r in table.rows})
     for r in table.rows:
@@ -44,15 +44,18 @@ def pareto_png(table: Table, path: Path) -> None:
         errs.append(((lo.value - lo.lo, lo.hi - lo.value) if lo.lo is not None else (0, 0),
                      (g.value - g.lo, g.hi - g.value) if g.lo is not None else (0, 0)))
     if pts:
+        # points carry a number (stacked where points coincide) and the legend, outside the axes, names them:
+        # method labels next to the points collide as soon as several methods land close together
         for i, ((x, y), lab, (ex, ey)) in enumerate(zip(pts, labels, errs)):
-            ax.errorbar([x], [y], xerr=[[ex[0]], [ex[1]]], yerr=[[ey[0]], [ey[1]]], fmt="o", capsize=3)
-            k = len(near_before(pts, i))  # labels of points (almost) on top of each other are stacked
-            ax.annotate(lab, (x, y), textcoords="offset points", xytext=(6, 6 + 12 * k), fontsize=9)
+            ax.errorbar([x], [y], xerr=[[ex[0]], [ex[1]]], yerr=[[ey[0]], [ey[1]]], fmt="o", capsize=3,
+                        label=f"{i + 1}  {lab}")
+            k = len(near_before(pts, i))
+            ax.annotate(str(i + 1), (x, y), textcoords="offset points", xytext=(5, 4 + 10 * k), fontsize=8)
         front = frontier(pts)
         ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", color="gray", label="Pareto frontier")
         ax.axhline(0, color="lightgray", lw=0.8)
         ax.axvline(0, color="lightgray", lw=0.8)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
         ax.margins(x=0.2, y=0.15)
     else:
         missing = LOSS if not any(LOSS in r.composites for r in table.rows) else GAIN
