@@ -5,6 +5,7 @@ family-weighted general-ability loss composite, on runs made by the real runner 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -90,13 +91,15 @@ def test_ifeval_column_drift_column_and_composite(runs, tmp_path):
 
     # drift: Σ(eval − base) / Σ tokens, interval from document resamples (brute-force loop here)
     d = json.loads((runs / "worse" / "alpaca_eval" / "drift.json").read_text())["per_id"]
-    aids = sorted(d)
+    # document order ("x/2" before "x/10"), the order the leaderboard's resample indices refer to (sacrebleu's)
+    aids = sorted(d, key=lambda i: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", i)])
     num, den = [d[i][0] - d[i][1] for i in aids], [d[i][2] for i in aids]
     drift_cell = rows["worse"].cells["AlpacaEval drift"]
     assert drift_cell.value == pytest.approx(sum(num) / sum(den)) and drift_cell.delta == pytest.approx(drift_cell.value)
     counts = stats.resample_counts(len(aids), 300, 3, "alpaca_eval", "en")
     boot = [sum(c * x for c, x in zip(row, num)) / sum(c * x for c, x in zip(row, den)) for row in counts]
-    lo, hi = np.percentile(boot, [2.5, 97.5])
+    srt = np.sort(boot)  # sacrebleu's interval convention: the sorted values at k and n - k - 1, k = n // 40
+    lo, hi = srt[len(srt) // 40], srt[len(srt) - len(srt) // 40 - 1]
     assert (drift_cell.lo, drift_cell.hi) == (pytest.approx(lo), pytest.approx(hi))
     assert rows["base"].cells["AlpacaEval drift"].value == 0.0
 
