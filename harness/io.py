@@ -80,6 +80,18 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Every non-blank line of a JSONL data file; a malformed line is a one-line error naming file and line."""
+    rows = []
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines()):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise HarnessError(f"{path}: line {i + 1} is not valid JSON") from None
+    return rows
+
+
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     try:

@@ -28,6 +28,7 @@ from functools import cached_property
 from harness.data import load_hub_dataset
 from harness.errors import HarnessError
 from harness.io import sha256_text
+from harness.judges.base import judge_of
 from harness.task import Task
 
 JUDGE_SYSTEM = ("You compare two AI assistants' responses to the same instruction and pick the one a careful "
@@ -171,16 +172,10 @@ class AlpacaEvalTask(Task):
                      "mean_chars": _mean([r["n_chars"] for r in records]),
                      "mean_words": _mean([r["n_words"] for r in records]),
                      "baseline_mean_chars": _mean(base_chars)}
-        judged = [r for r in records if r.get("judgment")]
-        judges = sorted({r["judgment"]["judge"] for r in judged})
-        if not judged:
-            out["judge"] = "not judged"
-        elif len(judges) > 1 or len(judged) < len(records):
-            out["judge"] = (f"not judged: samples carry mixed judgments ({len(judged)}/{len(records)} judged by "
-                            f"{', '.join(judges)}); rerun `harness judge` with one judge")
-        else:
+        judge, judged = judge_of(records)
+        if judged:
             out.update(self._win_metrics(judged))
-            out["judge"] = judges[0]
+        out["judge"] = judge
         from harness.judges.phase import drift_metrics
 
         out.update(drift_metrics(self.run_dir, self.name, records))

@@ -19,7 +19,6 @@ continuation). The checkers need nltk's `punkt_tab`: NLTK_DATA defaults to `<dat
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from harness.data import load_hub_dataset
 from harness.errors import HarnessError
+from harness.io import read_jsonl
 from harness.task import Task
 
 RANDOM_NOTE = ("two IFEval prompts (keys 1122, 1129) ask for a count of a non-letter ('#', '!') in "
@@ -90,13 +90,7 @@ class IFEvalTask(Task):
         local = self.cfg.dataset.local
         path = self.data.local(local, self.options.input_file) if local else None
         if path is not None:
-            rows = []
-            for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        raise HarnessError(f"{path}: line {i + 1} is not valid JSON") from None
+            rows = read_jsonl(path)
         elif self.cfg.dataset.hub and self.data.allow_hub:
             rows = [dict(r) for r in load_hub_dataset(self.cfg.dataset.hub, f"task {self.name}",
                                                       split=self.cfg.dataset.split)]

@@ -28,7 +28,8 @@ from functools import cached_property
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.io import sha256_text
+from harness.io import read_jsonl, sha256_text
+from harness.judges.base import judge_of
 from harness.task import GenerationConfig, Task, render_template
 
 FASTCHAT_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
@@ -61,15 +62,7 @@ class MTBenchTask(Task):
 
     # -- data ---------------------------------------------------------------------------------
     def _jsonl(self, rel: str) -> list[dict]:
-        path = self.data.require_local(f"task {self.name}", rel)
-        rows = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise HarnessError(f"{path}: line {i + 1} is not valid JSON") from None
-        return rows
+        return read_jsonl(self.data.require_local(f"task {self.name}", rel))
 
     @cached_property
     def questions(self) -> list[dict]:
@@ -166,16 +159,10 @@ class MTBenchTask(Task):
 
     def aggregate(self, subset: str, records: list[dict]) -> dict:
         out: dict = {"n": len(records), "mean_new_tokens": _mean([n for r in records for n in r["n_new_tokens"]])}
-        judged = [r for r in records if r.get("judgment")]
-        judges = sorted({r["judgment"]["judge"] for r in judged})
-        if not judged:
-            out["judge"] = "not judged"
-        elif len(judges) > 1 or len(judged) < len(records):
-            out["judge"] = (f"not judged: samples carry mixed judgments ({len(judged)}/{len(records)} judged by "
-                            f"{', '.join(judges)}); rerun `harness judge` with one judge")
-        else:
+        judge, judged = judge_of(records)
+        if judged:
             out.update(self._judge_metrics(judged))
-            out["judge"] = judges[0]
+        out["judge"] = judge
         out.update(self._drift_metrics(records))
         return out
 

@@ -31,6 +31,19 @@ _XSTEST_PATTERN = re.compile(r"([123])_(full_compliance|full_refusal|partial_ref
                              r"(full_compliance|full_refusal|partial_refusal)", re.I)
 
 
+def judge_of(records: list[dict]) -> tuple[str, list[dict]]:
+    """(judge id, the judged records) when every record was judged by one judge; otherwise ("not judged" or
+    why the judgments cannot be aggregated, []). Shared by the judged tasks' `aggregate`."""
+    judged = [r for r in records if r.get("judgment")]
+    judges = sorted({r["judgment"]["judge"] for r in judged})
+    if not judged:
+        return "not judged", []
+    if len(judges) > 1 or len(judged) < len(records):
+        return (f"not judged: samples carry mixed judgments ({len(judged)}/{len(records)} judged by "
+                f"{', '.join(judges)}); rerun `harness judge` with one judge"), []
+    return judges[0], judged
+
+
 def parse_rating(text: str) -> float | None:
     """FastChat's single-answer rating: first `[[x]]`, else first `[x]`; None when absent or not a number."""
     match = RATING_PATTERN.search(text) or RATING_PATTERN_BACKUP.search(text)
