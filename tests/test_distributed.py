@@ -197,8 +197,8 @@ def test_radis_under_two_processes_generates_rationales_once(tiny_model, data_di
             "--method-config", str(recipe), "--threads", "1", "--device", "cpu"]
     proc = _launch_two(args, _env(tmp_path / "cache", data_dir), tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("rationales: 8 generated, 0 reused") == 1, proc.stdout
-    assert proc.stdout.count("rationales: 0 generated, 8 reused") == 1, proc.stdout
+    assert proc.stdout.count("rationales (continue): 8 generated, 0 reused") == 1, proc.stdout
+    assert proc.stdout.count("rationales (continue): 0 generated, 8 reused") == 1, proc.stdout
     assert proc.stdout.count("artifact saved") == 1
     (cache_file,) = list((tmp_path / "cache" / "rationales").iterdir())
     keys = [json.loads(x)["key"] for x in cache_file.read_text().splitlines()]

@@ -143,7 +143,7 @@ def test_multi_reference_scores_equal_sacrebleu(two_ref_task, tiny_model, tmp_pa
     # informative hypotheses: a mix of words of both references, then `harness score` (no model)
     hyps = [" ".join(a.split()[: len(a.split()) // 2] + b.split()[len(b.split()) // 2:]) for a, b in zip(r1, r2)]
     for s, h in zip(samples, hyps):
-        s["outputs"] = [h]
+        s["raw"], s["outputs"] = [h], [h]  # `score` cleans single-round outputs again from the raw text
     (out / "mytest" / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
     assert main(["score", str(out)]) == 0  # the YAML is found through the config saved in results.json
     m = json.loads((out / "results.json").read_text())["tasks"]["mytest"]["metrics"]["de-en"]
