@@ -122,9 +122,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# transformers 5.x deprecates the `past_key_values`/`cache_params` keywords (renamed `cache`) and
+# `gradient_checkpointing_enable`; our generation loop keeps the old names because the COMET environment runs on
+# transformers 4.57, which lacks the new ones. The warnings say nothing a user can act on: not shown on every run.
+_DEPRECATIONS = r"(`past_key_values`|`cache_params`|`gradient_checkpointing_enable`).*deprecated"
+
+
+def quiet_third_party_deprecations() -> None:
+    if getattr(quiet_third_party_deprecations, "done", False):  # main() runs many times inside the tests
+        return
+    quiet_third_party_deprecations.done = True
+    import logging
+    import re
+    import warnings
+
+    warnings.filterwarnings("ignore", message=_DEPRECATIONS, category=FutureWarning)
+    # the same notice through transformers' own logger (`logger.warning_once` in transformers.utils.generic)
+    logging.getLogger("transformers.utils.generic").addFilter(
+        lambda record: not re.match(_DEPRECATIONS, str(record.msg)))
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_third_party_deprecations()
     from harness import commands
 
     parser = build_parser()

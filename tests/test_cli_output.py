@@ -1,0 +1,31 @@
+"""What a run prints: no third-party deprecation notices on every run (harness.cli.quiet_third_party_deprecations)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_a_run_prints_no_transformers_deprecation_notices(tiny_model, data_dir, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HARNESS_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--method", "base", "--tasks", "flores",
+                           "--langs", "de-en", "--limit", "2", "--model", str(tiny_model), "--data-dir",
+                           str(data_dir), "--output", str(tmp_path / "out"), "--threads", "1"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "results.json").exists()
+    assert "deprecated" not in proc.stderr + proc.stdout, proc.stderr[-2000:]
+
+
+def test_the_filter_drops_only_the_known_notices():
+    import re
+
+    from harness.cli import _DEPRECATIONS
+
+    assert re.match(_DEPRECATIONS, "`past_key_values` is deprecated and will be removed in version 5.40.0")
+    assert re.match(_DEPRECATIONS, "`past_key_values`/`cache_params` are deprecated. Use `cache` instead.")
+    assert not re.match(_DEPRECATIONS, "`torch_dtype` is deprecated! Use `dtype` instead!")
