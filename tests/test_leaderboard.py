@@ -13,10 +13,10 @@ import json
 import shutil
 
 import pytest
+from echo_backend import EchoBackend
 from sacrebleu.metrics import CHRF
 from sacrebleu.significance import _paired_bs_test, estimate_ci
 
-from harness.backends.base import Generation
 from harness.cli import main
 from harness.data import DataSource
 from harness.runner import EvalContext, evaluate
@@ -28,24 +28,6 @@ from leaderboard.plot import frontier
 MODEL = {"name": "tiny-test", "weights_sha256": "a" * 64}
 
 
-class EchoBackend:
-    """Test double: answers each request with `transform(reference, index)` of its document."""
-
-    def __init__(self, docs: dict, transform):
-        self.docs, self.transform = docs, transform
-
-    def generate(self, requests, progress=None):
-        out = []
-        for r in requests:
-            doc = self.docs[r.id.rsplit("#", 1)[0]]
-            i = int(doc["id"].rsplit("/", 1)[1])
-            out.append(Generation(self.transform(doc["reference"], i), "prompt", 3, 5, "stop"))
-        return out
-
-    def settings(self):
-        return {"backend": "echo-test-double"}
-
-
 def fake_run(data_dir, out, method, transform, langs=("de-en", "en-de"), limit=12, model=MODEL):
     task = load_task("flores", DataSource.resolve(str(data_dir)))
     task.select(list(langs))
@@ -53,7 +35,7 @@ def fake_run(data_dir, out, method, transform, langs=("de-en", "en-de"), limit=1
     ctx = EvalContext(out_dir=out, method={"name": method, "config": {"m": method},
                                            "artifact": {"kind": "none", "config_hash": method[:4] if method != "base" else ""}},
                       model=model, limit=limit)
-    evaluate(task, EchoBackend(docs, transform), ctx)
+    evaluate(task, EchoBackend(docs, lambda doc, i: transform(doc["reference"], i)), ctx)
     return out
 
 

@@ -16,10 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from echo_backend import EchoBackend
 from sacrebleu.metrics import BLEU, CHRF
-from sacrebleu.significance import PairedTest, _bootstrap_resample, _compute_p_value, estimate_ci
+from sacrebleu.significance import (
+    PairedTest,
+    _bootstrap_resample,
+    _compute_p_value,
+    estimate_ci,
+)
 
-from harness.backends.base import Generation
 from harness.data import DataSource
 from harness.runner import EvalContext, evaluate
 from harness.task import load_task
@@ -34,24 +39,6 @@ SUBSETS = [f"en-{t}" for t in TARGETS if t != "en"] + ["de-en"]
 # the tokenizer sacrebleu's documentation recommends per target language (13a otherwise)
 TOKENIZE = {"ja": "ja-mecab", "ko": "ko-mecab", "zh": "zh", "th": "char"}
 MODEL = {"name": "tiny-test", "weights_sha256": "b" * 64}
-
-
-class EchoBackend:
-    """Test double: answers each request with `transform(doc, index)`."""
-
-    def __init__(self, docs: dict, transform):
-        self.docs, self.transform = docs, transform
-
-    def generate(self, requests, progress=None):
-        out = []
-        for r in requests:
-            doc = self.docs[r.id.rsplit("#", 1)[0]]
-            i = int(doc["id"].rsplit("/", 1)[1])
-            out.append(Generation(self.transform(doc, i), "prompt", 3, 5, "stop"))
-        return out
-
-    def settings(self):
-        return {"backend": "echo-test-double"}
 
 
 def base_hyp(doc, i):  # a prefix of the reference, the source now and then (off-target)

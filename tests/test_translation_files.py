@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from echo_backend import EchoBackend
 from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.significance import _paired_bs_test
 
-from harness.backends.base import Generation
 from harness.cli import main
 from harness.data import DataSource
 from harness.errors import HarnessError
@@ -161,20 +161,6 @@ def test_multi_reference_scores_equal_sacrebleu(two_ref_task, tiny_model, tmp_pa
         CHRF(word_order=2).sentence_score(hyps[1], [r1[1], r2[1]]).score)
 
 
-class EchoBackend:
-    """Test double: answers each request with `transform(references)` of its document."""
-
-    def __init__(self, docs: dict, transform):
-        self.docs, self.transform = docs, transform
-
-    def generate(self, requests, progress=None):
-        return [Generation(self.transform(self.docs[r.id.rsplit("#", 1)[0]]["references"]), "p", 3, 5, "stop")
-                for r in requests]
-
-    def settings(self):
-        return {"backend": "echo-test-double"}
-
-
 def test_leaderboard_on_two_reference_task(two_ref_task, tmp_path):
     root = tmp_path / "runs"
     hyps = {}
@@ -185,7 +171,7 @@ def test_leaderboard_on_two_reference_task(two_ref_task, tmp_path):
         ctx = EvalContext(out_dir=root / method, model={"name": "tiny", "weights_sha256": "a" * 64},
                           method={"name": method, "config": {"m": method},
                                   "artifact": {"kind": "none", "config_hash": "" if method == "base" else "b1"}})
-        evaluate(task, EchoBackend(docs, pick), ctx)
+        evaluate(task, EchoBackend(docs, lambda doc, i: pick(doc["references"])), ctx)
         hyps[method] = [pick(docs[f"de-en/{i}"]["references"]) for i in range(6)]
     r1, r2 = zip(*(d["references"] for d in docs.values()))
     tables, _ = make_leaderboard([root], tmp_path / "lb", n_boot=50, seed=1)

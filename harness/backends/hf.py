@@ -167,13 +167,13 @@ class HFBackend:
         # longest prompts first: rows admitted together have similar lengths (little padding)
         todo = sorted((row for row in rows if row.req.gen.max_new_tokens > 0), key=lambda row: -len(row.prompt))
         self._decode(deque(todo), progress)
-        out = []
-        for row in rows:
-            text = self.tok.decode(row.tokens, skip_special_tokens=True)
-            text, hit = cut_at_stop(text, row.stops)
-            finish = "stop" if hit and row.finish == "length" else row.finish
-            out.append(Generation(text, prompts[row.index], len(row.prompt), len(row.tokens), finish))
-        return out
+        return [self._finished(row, prompts[row.index], len(row.prompt)) for row in rows]
+
+    def _finished(self, row: _Row, shown_prompt: str, n_prompt_tokens: int) -> Generation:
+        """A decoded row as a Generation: text cut at the first stop string (then finish "stop")."""
+        text, hit = cut_at_stop(self.tok.decode(row.tokens, skip_special_tokens=True), row.stops)
+        finish = "stop" if hit and row.finish == "length" else row.finish
+        return Generation(text, shown_prompt, n_prompt_tokens, len(row.tokens), finish)
 
     @torch.inference_mode()
     def _decode(self, pending: deque[_Row], progress) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from harness.backends.base import Generation, Request, cut_at_stop
+from harness.backends.base import Generation, Request
 from harness.backends.hf import BackendConfig, HFBackend, _Row, pick_device, pick_dtype
 from harness.errors import HarnessError
 from harness.io import read_json
@@ -48,13 +48,10 @@ class RelayGenerator(HFBackend):
         self._decode(deque(todo), progress)
         out = []
         for row in rows:
-            text = self.tok.decode(row.tokens, skip_special_tokens=True)
-            text, hit = cut_at_stop(text, row.stops)
-            finish = "stop" if hit and row.finish == "length" else row.finish
             d = row.req.doc
             shown = (f"[source LLM] {self.relay_cfg.source_prompt.format(**d)}\n"
                      f"[target LLM] <{self._n_soft(row.enc)} soft tokens>{self.relay_cfg.target_prompt.format(**d)}")
-            out.append(Generation(text, shown, len(row.enc.source_ids) + len(row.prompt), len(row.tokens), finish))
+            out.append(self._finished(row, shown, len(row.enc.source_ids) + len(row.prompt)))
         return out
 
     def _n_soft(self, enc) -> int:
