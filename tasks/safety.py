@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Literal
 
 from harness.errors import HarnessError
-from harness.refusal import get_classifier
+from harness.metrics.refusal import get_classifier
 from harness.task import Task
 
 # paul-rottger/exaggerated-safety evaluation/classify_completions_gpt.py (whitespace of the line joins collapsed)
