@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.refusal import CLASSIFIERS, get_classifier  # noqa: E402
-from harness.refusal_eval import (DESIGN_MODELS, FLORES_CODES, XSTEST_MODELS, agreement,  # noqa: E402
-                                  annotator_agreement, flores_false_refusals, is_refusal_label, load_xstest)
+from harness.metrics.refusal import CLASSIFIERS, get_classifier  # noqa: E402
+from harness.metrics.refusal_eval import (DESIGN_MODELS, FLORES_CODES, XSTEST_MODELS, agreement,  # noqa: E402
+                                          annotator_agreement, flores_false_refusals, is_refusal_label, load_xstest)
 
 
 def main() -> None:

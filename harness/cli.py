@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from harness.errors import HarnessError
 
 EPILOG = "Data directory: --data-dir, else $HARNESS_DATA_DIR, else ./data or ../shared/data. Cache: $HARNESS_CACHE."
-
-
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -158,10 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished samples are saved; rerun the same command to resume", file=sys.stderr)
         return 130
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
 
 
 if __name__ == "__main__":

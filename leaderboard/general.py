@@ -24,7 +24,7 @@ def _drift_sums(tr: TaskRun, ids: list[str]) -> tuple[np.ndarray, np.ndarray] | 
 
 
 def drift_cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None:
-    """Drift = Σ(NLL eval − NLL base) / Σ tokens over the documents (harness/drift.py), resampled by document with
+    """Drift = Σ(NLL eval − NLL base) / Σ tokens over the documents (harness/metrics/drift.py), resampled by document with
     the task's shared resamples; Δ versus the base row (whose drift is 0 by construction)."""
     tr = row.tasks[col.task]
     btr = base.tasks.get(col.task) if base is not None and base is not row else None

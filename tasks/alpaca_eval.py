@@ -14,7 +14,7 @@ is unjudged (counted, never scored). win_rate = mean win over judged instruction
 ×100). Not length-controlled, and the judge is whatever you configure: the numbers are comparable between runs
 with the same judge id and prompt hash (both recorded), not with the public AlpacaEval leaderboard.
 
-Drift: as MT-Bench (harness/drift.py), from `<out>/alpaca_eval/drift.json` written by `harness run`.
+Drift: as MT-Bench (harness/metrics/drift.py), from `<out>/alpaca_eval/drift.json` written by `harness run`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ median of the parsed ratings is the turn's score. The MT-Bench score is the mean
 Judgments happen after generation (`harness run --judge ...`) or later on the saved answers
 (`harness judge OUT --judge ...`); each sample record gets a `judgment` field, the judge's raw
 texts are cached in `<out>/mtbench/judgments.jsonl`. Without a judge the answers are saved and
-results say "not judged". Drift (judge-free, see harness/drift.py) is read from
+results say "not judged". Drift (judge-free, see harness/metrics/drift.py) is read from
 `<out>/mtbench/drift.json` written by `harness run`.
 """
 

@@ -10,7 +10,7 @@ import torch
 
 from harness.cli import main
 from harness.data import DataSource
-from harness.drift import drift
+from harness.metrics.drift import drift
 from harness.task import load_task
 from test_judges import serve_judge
 

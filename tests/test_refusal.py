@@ -16,8 +16,8 @@ from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.judges import JudgeSpec
 from harness.judges.phase import judge_saved_run
-from harness.refusal import CLASSIFIERS, get_classifier
-from harness.refusal_eval import XSTEST_MODELS, agreement, flores_false_refusals, load_xstest
+from harness.metrics.refusal import CLASSIFIERS, get_classifier
+from harness.metrics.refusal_eval import XSTEST_MODELS, agreement, flores_false_refusals, load_xstest
 from harness.runner import EvalContext, evaluate
 from harness.task import load_task
 from leaderboard import make_leaderboard

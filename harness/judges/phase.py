@@ -112,7 +112,7 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
     (`per_id`: [Σ nll eval, Σ nll base, answer tokens]) so the leaderboard can resample documents."""
     from tqdm.auto import tqdm
 
-    from harness.drift import drift
+    from harness.metrics.drift import drift
 
     path = ectx.out_dir / task.name / "drift.json"
     if plan.ref is None:

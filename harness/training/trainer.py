@@ -145,6 +145,124 @@ def _schedule(cfg: TrainConfig, total: int):
     return f
 
 
+# -- the sections of `train`, in the order it calls them -----------------------------------------------------------
+def _check_examples(features: list[dict], cfg: TrainConfig) -> None:
+    """Refuse an empty data set or one where no example keeps a target token; warn about the ones that don't."""
+    if not features:
+        raise HarnessError("training: no examples")
+    empty = sum(all(s == PROMPT for s in f["segments"]) for f in features) if "segments" in features[0] else 0
+    if empty == len(features):
+        raise HarnessError(f"training: all {empty} examples are prompt only within train.max_length "
+                           f"{cfg.max_length} (nothing to learn); raise train.max_length")
+    if empty:
+        print(f"[train] warning: {empty} of {len(features)} examples have no target token within "
+              f"train.max_length {cfg.max_length} and teach nothing; raise train.max_length to keep them")
+
+
+def _prepare_model(model, cfg: TrainConfig, precision: str) -> None:
+    """Weights in the training dtype, gradient checkpointing if asked, training mode."""
+    model.to(torch.bfloat16 if precision == "bf16" else torch.float32)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()  # HF models (a custom objective's module provides its own)
+    model.train()
+
+
+def _optimizer(model, cfg: TrainConfig, dev: torch.device) -> tuple[list, torch.optim.Optimizer]:
+    """AdamW over the trainable parameters (also returned: gradient clipping needs them)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    # fused: one kernel per parameter and no parameter-sized temporaries (the for-loop AdamW allocates
+    # several per tensor, e.g. ~0.2 GB at the step for a 49k-row embedding)
+    fused = dev.type in ("cpu", "cuda") and all(p.dtype in (torch.float32, torch.bfloat16) for p in params)
+    return params, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+
+
+def total_steps(cfg: TrainConfig, n_examples: int, processes: int) -> int:
+    """Optimizer steps of the run: `max_steps`, else `epochs` passes over global batches."""
+    per_epoch = math.ceil(n_examples / (cfg.batch_size * cfg.grad_accum * processes))
+    return cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
+
+
+def _resume(acc, ckpt: Path, loss_file: Path, total: int) -> tuple[int, list[dict]]:
+    """The step to start from and the loss history so far (from `ckpt`, else 0 and []); rewrites `loss_file`
+    to that history, dropping records of steps after the checkpoint."""
+    step, history = 0, []
+    if acc.is_main_process:
+        recover_checkpoint(ckpt)
+    acc.wait_for_everyone()
+    if (ckpt / "state.json").exists():
+        acc.load_state(str(ckpt))
+        step = read_json(ckpt / "state.json")["step"]
+        if loss_file.exists():
+            history = [r for r in map(json.loads, loss_file.read_text().splitlines()) if r["step"] <= step]
+        acc.print(f"resuming from {ckpt} at step {step}/{total}")
+    if acc.is_main_process:
+        atomic_write_text(loss_file, "".join(json.dumps(r) + "\n" for r in history))
+    return step, history
+
+
+def _step_stream(features: list[dict], cfg: TrainConfig, seed: int, acc):
+    """This process's micro-batches of each optimizer step, epoch after epoch (a tail too small to split is
+    dropped)."""
+    world, g = acc.num_processes, cfg.grad_accum
+    for epoch in itertools.count():
+        for b in batches(features, cfg, seed, epoch, world):
+            if len(b) >= world * g:
+                yield micro_batches(b, g, world, acc.process_index)
+
+
+def _optimizer_step(acc, model, opt, sched, params: list, objective: Objective, micro: list[dict], cfg: TrainConfig,
+                    step: int, work_dir: Path) -> tuple[dict[str, float], int]:
+    """One optimizer step over this process's collated micro-batches; returns the loss parts (averaged over the
+    micro-batches and, with several processes, over processes) and the step's token count (summed)."""
+    parts_sum: dict[str, float] = {"loss": 0.0}
+    n_tokens = 0
+    denom = token_counts_of(objective, acc, micro, cfg.grad_accum)
+    for batch in micro:
+        batch = {k: v.to(acc.device) for k, v in batch.items()}
+        with acc.accumulate(model):
+            loss, parts = objective.loss(model, batch, denom)
+            bad = torch.tensor(float(not torch.isfinite(loss)), device=acc.device)
+            if acc.num_processes > 1:  # every process must stop, not only the one that saw it
+                bad = acc.reduce(bad, "sum")
+            if bad > 0:  # stop before a NaN/inf update corrupts the weights
+                raise HarnessError(f"training loss is {float(loss.detach())} at step {step + 1}: lower train.lr or use "
+                                   f"train.precision fp32; checkpoints already saved in {work_dir} are kept")
+            acc.backward(loss)
+            if acc.sync_gradients and cfg.max_grad_norm > 0:
+                acc.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+        parts_sum["loss"] += float(loss.detach()) / cfg.grad_accum
+        for k, v in parts.items():
+            parts_sum[k] = parts_sum.get(k, 0.0) + v / cfg.grad_accum
+        n_tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
+    if acc.num_processes > 1:  # log the global batch: the mean of the processes' losses, their tokens summed
+        t = acc.reduce(torch.tensor([*parts_sum.values(), n_tokens], dtype=torch.float64, device=acc.device))
+        parts_sum, n_tokens = dict(zip(parts_sum, (t[:-1] / acc.num_processes).tolist())), int(t[-1])
+    return parts_sum, n_tokens
+
+
+def _log_step(acc, loss_file: Path, step: int, parts_sum: dict[str, float], n_tokens: int, lr: float,
+              t0: float) -> dict:
+    """The step's record (losses, lr, tokens, elapsed seconds), appended to `loss_file` by the main process."""
+    rec = {"step": step, **{k: round(v, 5) for k, v in parts_sum.items()},
+           "lr": lr, "tokens": n_tokens, "seconds": round(time.time() - t0, 2)}
+    if acc.is_main_process:
+        with open(loss_file, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+    return rec
+
+
+def _save_weights(acc, model, unwrapped, tok, save_to: Path) -> None:
+    """Save the trained weights from the state dict gathered across processes (FSDP shards too) + the tokenizer."""
+    state = acc.get_state_dict(model)  # every rank takes part (FSDP gathers shards); main saves
+    if acc.is_main_process:
+        unwrapped.save_pretrained(save_to, state_dict=state)
+        tok.save_pretrained(save_to)
+    acc.wait_for_everyone()
+
+
 def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, seed: int = 0, lam: float = 1.0,
           device: str = "auto", desc: str = "train", save_to: Path | None = None, objective: Objective | None = None,
           route=None):
@@ -164,16 +282,10 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
 
     from harness.backends.hf import pick_device
 
-    if not features:
-        raise HarnessError("training: no examples")
+    _check_examples(features, cfg)
     objective = objective or CausalLMObjective(lam)
-    empty = sum(all(s == PROMPT for s in f["segments"]) for f in features) if "segments" in features[0] else 0
-    if empty == len(features):
-        raise HarnessError(f"training: all {empty} examples are prompt only within train.max_length "
-                           f"{cfg.max_length} (nothing to learn); raise train.max_length")
-    if empty:
-        print(f"[train] warning: {empty} of {len(features)} examples have no target token within "
-              f"train.max_length {cfg.max_length} and teach nothing; raise train.max_length to keep them")
+
+    # -- set-up: device, precision, accelerator, optimizer, schedule -----------------------------------------------
     dev = pick_device(device)
     precision = resolve_precision(cfg, dev)
     AcceleratorState._reset_state(reset_partial_state=False)  # a second training in one process may change precision
@@ -185,41 +297,18 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
                       mixed_precision="bf16" if precision == "bf16-mixed" else "no",
                       dataloader_config=DataLoaderConfiguration(split_batches=True))
     set_seed(seed)
-    model.to(torch.bfloat16 if precision == "bf16" else torch.float32)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()  # HF models (a custom objective's module provides its own)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    # fused: one kernel per parameter and no parameter-sized temporaries (the for-loop AdamW allocates
-    # several per tensor, e.g. ~0.2 GB at the step for a 49k-row embedding)
-    fused = dev.type in ("cpu", "cuda") and all(p.dtype in (torch.float32, torch.bfloat16) for p in params)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
-    per_epoch = math.ceil(len(features) / (cfg.batch_size * cfg.grad_accum * acc.num_processes))
-    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
+    _prepare_model(model, cfg, precision)
+    params, opt = _optimizer(model, cfg, dev)
+    total = total_steps(cfg, len(features), acc.num_processes)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, total))
     model, opt, sched = acc.prepare(model, opt, sched)
 
+    # -- resume from the last checkpoint, if any -------------------------------------------------------------------
     ckpt, loss_file = work_dir / "checkpoint", work_dir / "loss.jsonl"
-    step, history = 0, []
-    if acc.is_main_process:
-        recover_checkpoint(ckpt)
-    acc.wait_for_everyone()
-    if (ckpt / "state.json").exists():
-        acc.load_state(str(ckpt))
-        step = read_json(ckpt / "state.json")["step"]
-        if loss_file.exists():
-            history = [r for r in map(json.loads, loss_file.read_text().splitlines()) if r["step"] <= step]
-        acc.print(f"resuming from {ckpt} at step {step}/{total}")
-    if acc.is_main_process:
-        atomic_write_text(loss_file, "".join(json.dumps(r) + "\n" for r in history))
+    step, history = _resume(acc, ckpt, loss_file, total)
 
-    def steps():  # this process's micro-batches of each optimizer step (a tail too small to split is dropped)
-        world, g = acc.num_processes, cfg.grad_accum
-        for epoch in itertools.count():
-            for b in batches(features, cfg, seed, epoch, world):
-                if len(b) >= world * g:
-                    yield micro_batches(b, g, world, acc.process_index)
-    stream = itertools.islice(steps(), step, None)
+    # -- the loop: one optimizer step per global batch ------------------------------------------------------------
+    stream = itertools.islice(_step_stream(features, cfg, seed, acc), step, None)
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     bar = tqdm(total=total, initial=step, desc=desc, unit="step", dynamic_ncols=True,
                disable=not acc.is_local_main_process)
@@ -228,43 +317,14 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     memory.enter_context(returned_memory(cfg.low_memory and dev.type == "cpu"))
     try:
         while step < total:
-            parts_sum: dict[str, float] = {"loss": 0.0}
-            n_tokens = 0
             idxs = next(stream)
             if route is not None:
                 route(features[idxs[0][0]].get("group"))
             micro = [objective.collate([features[i] for i in idx], pad) for idx in idxs]
-            denom = token_counts_of(objective, acc, micro, cfg.grad_accum)
-            for batch in micro:
-                batch = {k: v.to(acc.device) for k, v in batch.items()}
-                with acc.accumulate(model):
-                    loss, parts = objective.loss(model, batch, denom)
-                    bad = torch.tensor(float(not torch.isfinite(loss)), device=acc.device)
-                    if acc.num_processes > 1:  # every process must stop, not only the one that saw it
-                        bad = acc.reduce(bad, "sum")
-                    if bad > 0:  # stop before a NaN/inf update corrupts the weights
-                        raise HarnessError(f"training loss is {float(loss.detach())} at step {step + 1}: lower train.lr or use "
-                                           f"train.precision fp32; checkpoints already saved in {work_dir} are kept")
-                    acc.backward(loss)
-                    if acc.sync_gradients and cfg.max_grad_norm > 0:
-                        acc.clip_grad_norm_(params, cfg.max_grad_norm)
-                    opt.step()
-                    sched.step()
-                    opt.zero_grad()
-                parts_sum["loss"] += float(loss.detach()) / cfg.grad_accum
-                for k, v in parts.items():
-                    parts_sum[k] = parts_sum.get(k, 0.0) + v / cfg.grad_accum
-                n_tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
+            parts_sum, n_tokens = _optimizer_step(acc, model, opt, sched, params, objective, micro, cfg, step, work_dir)
             step += 1
-            if acc.num_processes > 1:  # log the global batch: the mean of the processes' losses, their tokens summed
-                t = acc.reduce(torch.tensor([*parts_sum.values(), n_tokens], dtype=torch.float64, device=acc.device))
-                parts_sum, n_tokens = dict(zip(parts_sum, (t[:-1] / acc.num_processes).tolist())), int(t[-1])
-            rec = {"step": step, **{k: round(v, 5) for k, v in parts_sum.items()},
-                   "lr": sched.get_last_lr()[0], "tokens": n_tokens, "seconds": round(time.time() - t0, 2)}
+            rec = _log_step(acc, loss_file, step, parts_sum, n_tokens, sched.get_last_lr()[0], t0)
             history.append(rec)
-            if acc.is_main_process:
-                with open(loss_file, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(rec) + "\n")
             bar.set_postfix(loss=f"{rec['loss']:.3f}")
             bar.update(1)
             if cfg.save_every and step % cfg.save_every == 0 and step < total:
@@ -272,6 +332,8 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     finally:  # the error message must not land inside the progress bar line
         bar.close()
         memory.close()
+
+    # -- finish: loss curve, free the optimizer, save the gathered weights -----------------------------------------
     if acc.is_main_process:
         plot_loss(history, work_dir / "loss.png")
     acc.wait_for_everyone()
@@ -279,11 +341,7 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     opt, sched = acc.free_memory(opt, sched)  # the AdamW state (2x the weights) is not needed to save
     release_memory()
     if save_to is not None:
-        state = acc.get_state_dict(model)  # every rank takes part (FSDP gathers shards); main saves
-        if acc.is_main_process:
-            unwrapped.save_pretrained(save_to, state_dict=state)
-            tok.save_pretrained(save_to)
-        acc.wait_for_everyone()
+        _save_weights(acc, model, unwrapped, tok, save_to)
     return unwrapped, acc.is_main_process
 
 

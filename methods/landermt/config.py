@@ -1,7 +1,7 @@
-"""Configuration of `landermt` (LANDeRMT, Zhu et al., ACL 2024; SPECS.md §3).
+"""Configuration of `landermt` (LANDeRMT, Zhu et al., ACL 2024).
 
-The paper's code is not public and its thresholds are unverified: every value marked [INFER] or
-[HARNESS] below is our choice, documented in methods/landermt/README.md.
+The paper's code is not public and its thresholds are unknown: every value marked [choice] below is ours,
+a named entry of methods/landermt/README.md, "Choices where the paper is silent".
 """
 
 from __future__ import annotations
@@ -22,26 +22,26 @@ class LANDeRMTConfig:
     # which parallel data; each direction (src-tgt) is one route with its own specific neurons and gates
     data: TrainDataConfig = field(default_factory=lambda: TrainDataConfig(pairs=list(ALMA_PAIRS)))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4))  # optimisation of the selected
-    # neurons and gates (a selective update tolerates a higher lr than full fine-tuning [INFER])
+    # neurons and gates (a selective update tolerates a higher lr than full fine-tuning [choice: optimisation])
     # (1) representation analysis: per pair, the top_layers layers whose output moves the mean hidden state most
-    top_layers: int = 4  # K [INFER: K≈4-8 of 30 layers]
+    top_layers: int = 4  # K [choice: number of layers K]
     ra_samples: int = 32  # N training examples per pair for the layer analysis
     # (2) Taylor awareness |activation × dL/dactivation| of every FFN neuron in the chosen layers
     te_samples: int = 32  # training examples per pair for the awareness scores (forward + backward, no step)
     analysis_batch_size: int = 4  # examples per forward/backward pass of the analysis
-    # (3) split (NA-MNMT rule, SPECS "usable default"): general = top general_ratio of neurons by awareness
+    # (3) split (NA-MNMT's rule) [choice: split thresholds]: general = top general_ratio of neurons by awareness
     # summed over pairs; a remaining neuron is specific to every pair whose awareness exceeds
     # specific_threshold × its largest awareness over the pairs
     general_ratio: float = 0.7  # ρ
     specific_threshold: float = 0.9
     normalise_scores: bool = True  # divide each pair's scores by their mean within the layer before the split, so
-    # that a pair with a larger loss does not claim every neuron [HARNESS]
+    # that a pair with a larger loss does not claim every neuron [choice: score normalisation]
     # (4) conditional awareness-based routing: g = sigmoid(w_p·x + b_p), one gate per pair and layer, mixes the
     # general (weight scale·g) and the pair's specific neurons (weight scale·(1 - g)).
-    # output: scale their outputs (SPECS [HARNESS] reading); input: scale their input x (eq. 7 as extracted)
+    # output: scale their outputs (ours); input: scale their input x (the equation as read) [choice: gate form]
     gating: Literal["output", "input"] = "output"
     gate_scale: float = 2.0  # 2 with the zero-initialised gate (g = 0.5) leaves the model unchanged at step 0
-    # [HARNESS]; 1 = the literal formula (both neuron groups start at half strength)
+    # [choice: gate scale]; 1 = the literal formula (both neuron groups start at half strength)
 
     def validate(self, where: str) -> None:
         from harness.errors import HarnessError

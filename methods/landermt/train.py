@@ -1,4 +1,4 @@
-"""`landermt`: LANDeRMT (SPECS.md §3), top to bottom.
+"""`landermt`: LANDeRMT (Zhu et al., ACL 2024; methods/landermt/README.md), top to bottom.
 
 0. `prepare`: load the pairs (all ALMA directions by default, FLORES excluded), refuse train/test overlap,
    compute the cache key; reuse a finished artifact. Each direction (e.g. de-en) is one route.

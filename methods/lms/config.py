@@ -1,4 +1,8 @@
-"""Configuration of `lms`: Language-Specific Matrix Synthesis + Fuse Distillation (Xu et al., EMNLP 2023; SPECS.md §4)."""
+"""Configuration of `lms`: Language-Specific Matrix Synthesis + Fuse Distillation (Xu et al., EMNLP 2023).
+
+Fields marked [choice] are ours where the paper is silent or does not apply to an LLM: named entries of
+methods/lms/README.md, "Choices where the paper is silent".
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ class LMSConfig:
     synthesis: Literal["pair", "language"] = "pair"  # pair: ΔW = V[src]·F[tgt] (paper default for MT);
     # language: ΔW = V[l]·F[l] with l chosen by `language_key`
     language_key: Literal["src", "tgt"] = "tgt"  # language-wise only: which language of the pair keys both matrices.
-    # [HARNESS] tgt: a decoder-only layer serves the generated language (the paper's code keys on src; SPECS §4 ⚠)
+    # tgt: a decoder-only layer serves the generated language (the paper's code keys on src) [choice: language key]
     init_std: float = 0.01  # V ~ N(0, init_std²) (paper/code: std 0.01); F = 0, so every route starts as the base model
     fuse_distillation: bool = True  # FD: a second forward through the shared route + symmetric KL; false = plain LMS
     fd_weight: float = 1.0  # weight of the symmetric KL (paper: 1); loss = (CE_pair + CE_shared)/2 + fd_weight·KL

@@ -1,4 +1,5 @@
-"""`lms`: Language-Specific Matrix Synthesis + Fuse Distillation on a causal LM (SPECS.md §4).
+"""`lms`: Language-Specific Matrix Synthesis + Fuse Distillation on a causal LM (Xu et al., EMNLP 2023;
+methods/lms/README.md).
 
 1. `prepare`: load the pairs (all ALMA directions by default), refuse train/test overlap, compute the cache key.
 2. Wrap every MLP linear: y = W·x + V[a]·F[b]·x (methods/lms/modules.py). The route (a, b) of an example is

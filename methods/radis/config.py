@@ -1,4 +1,8 @@
-"""Configuration of `radis` (Rationale Distillation, Wu et al., ACL Findings 2025; SPECS.md §5)."""
+"""Configuration of `radis` (Rationale Distillation, Wu et al., ACL Findings 2025).
+
+Fields marked [choice] are ours where the paper is silent: named entries of methods/radis/README.md,
+"Choices where the paper is silent".
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,15 @@ class RaDisConfig:
     """Full fine-tuning on reference ⊕ self-generated rationale, loss = NLL(translation) + λ·NLL(rationale)."""
 
     data: TrainDataConfig = field(default_factory=TrainDataConfig)  # which parallel data, which directions
-    train: TrainConfig = field(default_factory=TrainConfig)  # optimisation (SPECS [HARNESS]: lr 2e-5, cosine)
-    lam: float = 1.0  # λ, weight of the rationale NLL; the paper's value is unknown, SPECS says [INFER] λ = 1
+    train: TrainConfig = field(default_factory=TrainConfig)  # optimisation: lr 2e-5, cosine [choice: optimisation]
+    lam: float = 1.0  # λ, weight of the rationale NLL [choice: λ]
     rationale_prompt: Literal["continue", "explain", "explain_words"] = "continue"  # how rationales are asked
-    # for (methods/radis/rationales.py PROMPTS, README.md). continue: the paper's form, the model continues its
-    # own reply after the forced reference; explain: SPECS variant B, a second user turn asks "Explain the
+    # for (methods/radis/rationales.py PROMPTS, README.md). continue: our reading of the paper, the model continues its
+    # own reply after the forced reference; explain: a second user turn asks "Explain the
     # translation above." and the answer is the rationale (joined to the reference by a blank line);
     # explain_words: as explain, asking which words correspond and why. Small models end their turn after the
-    # reference (continue gives empty rationales): the small and CPU recipes use explain
-    rationale_max_new_tokens: int = 512  # bound on each rationale (greedy decoding, SPECS [HARNESS])
+    # reference (continue gives empty rationales): the small and CPU recipes use explain [choice: rationale prompt]
+    rationale_max_new_tokens: int = 512  # bound on each rationale, greedy [choice: rationale decoding]
     rationale_batch_size: int = 16  # generation batch for rationales
     eval_keep: Literal["first_paragraph", "first_line"] = "first_line"  # what the translation tasks keep of an
     # output; first_line also cuts a rationale that follows after one newline or a same-line "Note:" marker

@@ -1,11 +1,11 @@
 """Rationales from the FROZEN initial model, generated once and cached.
 
 Prompt variants (`RaDisConfig.rationale_prompt`, see methods/radis/README.md):
-- `continue` (the paper's form, SPECS main recipe): the evaluation chat prompt with the reference
+- `continue` (our reading of the paper's form): the evaluation chat prompt with the reference
   translation forced as the beginning of the assistant's reply (`Request.assistant_prefix`); the model
   continues (greedy, bounded) with its own text, for a 7B chat model typically an explanation.
-- `explain` (SPECS variant B): the reference is the assistant's first reply and a second user turn asks
-  EXPLAIN_PROMPT; the answer is the rationale.
+- `explain` (ours, for models that end their turn after the reference): the reference is the assistant's
+  first reply and a second user turn asks EXPLAIN_PROMPT; the answer is the rationale.
 - `explain_words`: as `explain` with a more specific question (EXPLAIN_WORDS_PROMPT).
 Nothing is scored or filtered (as in the paper); `rationale_stats` summarises what was generated.
 

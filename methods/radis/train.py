@@ -1,4 +1,4 @@
-"""`radis`: Rationale Distillation (SPECS.md §5).
+"""`radis`: Rationale Distillation (Wu et al., ACL Findings 2025; methods/radis/README.md).
 
 1. `prepare`: load pairs, refuse train/test overlap, compute the cache key (reuse a finished artifact).
 2. Rationales: the FROZEN initial model explains the reference (methods/radis/rationales.py, cached,

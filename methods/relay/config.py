@@ -1,8 +1,9 @@
-"""Configuration of `relay` (Relay Decoding, arXiv 2405.02933; ../shared/methods/SPECS.md §1).
+"""Configuration of `relay` (Relay Decoding, Fu et al., arXiv 2405.02933).
 
-Fields marked [INFER]/[HARNESS] are choices the paper does not state; they are config so that they can
-be ablated. Model names: a registry name (`harness ls models`), a local folder or a hub id; the string
-`{model}` stands for the run's `--model` (the anchor the leaderboard compares the relay with).
+Fields marked [choice] are ours where the paper is silent (named entries of methods/relay/README.md,
+"Choices where the paper is silent"); they are config so that they can be ablated. Model names: a registry
+name (`harness ls models`), a local folder or a hub id; the string `{model}` stands for the run's `--model`
+(the anchor the leaderboard compares the relay with).
 """
 
 from __future__ import annotations
@@ -46,16 +47,20 @@ class RelayConfig:
 
     relays: list[Composition] = field(default_factory=_default_relays)  # one map per composition
     data: TrainDataConfig = field(default_factory=TrainDataConfig)  # parallel data; each relay uses its pairs
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, batch_size=8, max_length=256))  # [HARNESS]
+    # [choice: optimisation]
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4, batch_size=8, max_length=256))
     map: Literal["linear", "xattn"] = "linear"  # linear (paper) or learned queries cross-attending (appendix)
     xattn_queries: int = 32  # xattn: number of soft tokens
     xattn_heads: int = 4  # xattn: attention heads (must divide the target hidden size)
-    layer: int = -1  # which entry of the source model's `hidden_states` is mapped (-1 = last) [INFER]
-    # the source model's input (plain text, its tokenizer's BOS added) [BRIEF]; the whole sequence is mapped [INFER]
+    layer: int = -1  # which entry of the source model's `hidden_states` is mapped (-1 = last) [choice: layer]
+    # the source model's input (plain text, its tokenizer's BOS added); the whole sequence is mapped
+    # [choice: source prompt]
     source_prompt: str = "####[{src_name}]: {source} ####[English]:"
-    target_prompt: str = "####[{tgt_name}]:"  # plain text after the soft tokens, names the target language [INFER]
-    normalize_source: bool = True  # RMS-normalise source states before the map (parameter-free) [HARNESS]
-    loss_on_eos: bool = True  # the target's EOS is a training target (so generation learns to stop) [INFER]
+    # plain text after the soft tokens, names the target language [choice: target prompt]
+    target_prompt: str = "####[{tgt_name}]:"
+    # RMS-normalise source states before the map (parameter-free) [choice: source normalisation]
+    normalize_source: bool = True
+    loss_on_eos: bool = True  # the target's EOS is a training target (so generation learns to stop) [choice: EOS]
     target_lora: TargetLoRA | None = None  # set to enable the "+ target fine-tuning" variant
 
     def validate(self, where: str) -> None:

@@ -1,8 +1,9 @@
 """Configuration of `xbridge`: NMT encoder -> frozen LLM -> NMT decoder, three training stages.
 
-Provenance of the defaults is in `../shared/methods/SPECS.md` §2 ([CODE] = the official repository
-ictnlp/XBridge, [PAPER] = the paper's text, [HARNESS] = our choice). Where the code and the paper
-disagree (loss weights, map widths) the code is the default and the paper a documented option.
+Provenance tags: [CODE] = the official repository ictnlp/XBridge, [PAPER] = the paper's text, [choice] = ours
+where both are silent (named entries of methods/xbridge/README.md, "Choices where the paper is silent"). Where
+the code and the paper disagree (loss weights, map widths) the code is the default and the paper a documented
+option (README, "Where the official code and the paper disagree").
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Stage1Data:
 class Stage23Data:
     """Instruction data for stages 2 and 3: (query q in language l, English response, response in l).
 
-    `flores_dev` [HARNESS, small offline runs]: q = a FLORES dev sentence in l, the English response is
+    `flores_dev` (small offline runs) [choice: stage-2/3 data offline]: q = a FLORES dev sentence in l, the English response is
     its English dev line and the l-response the dev line of `response_language` (default: l itself);
     a translation-shaped instruction set, a proxy for the paper's math/summarisation data.
     `hub`: any hub dataset with the three fields named below (e.g. the paper's MultilingualMath from
@@ -98,7 +99,7 @@ class XBridgeConfig:
     # paper = every intermediate width d_llm ("all intermediate dimensions are aligned with the LLM hidden size")
     loss_weights: Literal["code", "paper"] = "code"  # see LOSS_WEIGHTS
     ot: Literal["relaxed", "entropic"] = "relaxed"  # relaxed = the official closed form (one-sided, RWMD);
-    # entropic = Sinkhorn OT between the two norm-weighted sequences (POT, `ot_reg`, `ot_iters`) [HARNESS]
+    # entropic = Sinkhorn OT between the two norm-weighted sequences (POT, `ot_reg`, `ot_iters`) [choice: OT]
     ot_reg: float = 0.1  # entropic: regularisation of the Sinkhorn problem
     ot_iters: int = 100  # entropic: Sinkhorn iterations
     hidden_layer: int = -2  # LLM hidden_states index feeding Map_dec: -2 = output of layer L-1 [CODE]

@@ -56,7 +56,7 @@ def load_parts(nmt_path, llm_path, backend_cfg, dtype=torch.float32):
     from harness.backends.hf import load_tokenizer
 
     nmt = M2M100ForConditionalGeneration.from_pretrained(nmt_path, dtype=dtype)
-    nmt.tie_weights()  # lm_head re-tied to the shared embeddings (SPECS §2 pitfall 6)
+    nmt.tie_weights()  # lm_head re-tied to the shared embeddings (as the official code does after loading)
     llm = AutoModelForCausalLM.from_pretrained(llm_path, dtype=dtype, trust_remote_code=backend_cfg.trust_remote_code)
     nmt_tok, llm_tok = load_tokenizer(nmt_path), load_tokenizer(llm_path, backend_cfg.trust_remote_code)
     if llm_tok.pad_token_id is None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-from harness.refusal import RefusalClassifier, normalise_apostrophes
+from harness.metrics.refusal import RefusalClassifier, normalise_apostrophes
 
 VERSION = "1"
 HEAD_SENTENCES = 2
@@ -131,6 +131,6 @@ def classifier(multilingual: bool = True) -> RefusalClassifier:
     rules = {"openers": OPENERS, "head": HEAD, "exceptions": EXCEPTIONS, "head_sentences": HEAD_SENTENCES,
              "head_chars": HEAD_CHARS, "multilingual": MULTILINGUAL if multilingual else {}}
     return RefusalClassifier("rules" + ("+multilingual" if multilingual else ""), VERSION,
-                             "harness/refusal_rules.py: openers at the start, first-person refusal phrases in the "
+                             "harness/metrics/refusal_rules.py: openers at the start, first-person refusal phrases in the "
                              "first sentences, knowledge-limit exceptions, precise multilingual phrases",
                              rules, match, ("en", *MULTILINGUAL) if multilingual else ("en",))

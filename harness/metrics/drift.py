@@ -81,4 +81,4 @@ def drift(eval_model, base_model, base_tok, pairs: list[tuple[str, str]], eval_t
             "kl_base_eval": tot_kl / n_tok, "n_tokens": n_tok, "n_answers": n_ans, "same_model": same,
             "per_pair": per_pair,
             "definition": "mean per-token NLL of the base model's answers under the evaluated model minus under "
-                          "the base model (nats/token); KL(base||eval) at the same positions; harness/drift.py"}
+                          "the base model (nats/token); KL(base||eval) at the same positions; harness/metrics/drift.py"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.refusal import RefusalClassifier
+from harness.metrics.refusal import RefusalClassifier
 
 XSTEST_MODELS = ("gpt4", "llama2new", "mistralinstruct", "mistralguard")
 DESIGN_MODELS = ("gpt4", "llama2new")  # the `rules` classifier was written reading errors on these only
