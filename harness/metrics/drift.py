@@ -77,8 +77,10 @@ def drift(eval_model, base_model, base_tok, pairs: list[tuple[str, str]], eval_t
             progress.update(1)
     if n_tok == 0:
         raise HarnessError("drift: the base answers are all empty")
+    # the definition text is written into results.json; it keeps the module's old path (harness/drift.py) so that
+    # records before and after the move to harness/metrics/ stay identical
     return {"nll_eval": tot_e / n_tok, "nll_base": tot_b / n_tok, "drift_nll": (tot_e - tot_b) / n_tok,
             "kl_base_eval": tot_kl / n_tok, "n_tokens": n_tok, "n_answers": n_ans, "same_model": same,
             "per_pair": per_pair,
             "definition": "mean per-token NLL of the base model's answers under the evaluated model minus under "
-                          "the base model (nats/token); KL(base||eval) at the same positions; harness/metrics/drift.py"}
+                          "the base model (nats/token); KL(base||eval) at the same positions; harness/drift.py"}

@@ -130,7 +130,9 @@ def classifier(multilingual: bool = True) -> RefusalClassifier:
 
     rules = {"openers": OPENERS, "head": HEAD, "exceptions": EXCEPTIONS, "head_sentences": HEAD_SENTENCES,
              "head_chars": HEAD_CHARS, "multilingual": MULTILINGUAL if multilingual else {}}
+    # the description is part of the task metadata, hence of the leaderboard's comparability key: it keeps the
+    # module's old path (harness/refusal_rules.py) so that runs before and after the move stay comparable
     return RefusalClassifier("rules" + ("+multilingual" if multilingual else ""), VERSION,
-                             "harness/metrics/refusal_rules.py: openers at the start, first-person refusal phrases in the "
+                             "harness/refusal_rules.py: openers at the start, first-person refusal phrases in the "
                              "first sentences, knowledge-limit exceptions, precise multilingual phrases",
                              rules, match, ("en", *MULTILINGUAL) if multilingual else ("en",))
