@@ -186,39 +186,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from harness.config import from_dict
-    from harness.io import JsonlStore, read_json, remove_stale_tmp
     from harness.metrics.comet import Comet
     from harness.report import print_run_table
-    from harness.runner import EvalContext, aggregate, rescore, write_results
-    from harness.task import load_task, task_from_saved_config, task_names
+    from harness.rundir.write import reopen
+    from harness.runner import aggregate, rescore
 
-    out = existing_dir(args.output, "harness score:")
-    results = read_json(out / "results.json")
-    for folder in (out, *(out / name for name in results["tasks"])):
-        remove_stale_tmp(folder)  # from a run killed mid atomic write
+    run = reopen(args.output, "harness score:")
     data = DataSource.resolve(args.data_dir)
-    ctx = EvalContext(out_dir=out, method=results["method"], model=results["model"], seed=results["seed"],
-                      limit=results["limit"])
     comet = Comet.configure(args.comet_model)
-    for name, entry in results["tasks"].items():
-        if name.startswith("lmeval:"):  # scored by lm-eval itself; nothing to recompute here
-            continue
-        if name in task_names():
-            task = load_task(name, data)
-        else:  # a task YAML given to `run` by path: rebuilt from the config saved in results.json
-            task = task_from_saved_config(entry["config"], data, f"{out}/results.json: tasks.{name}.config")
+    for name in run.task_names():  # lmeval: entries were scored by lm-eval itself; nothing to recompute here
+        task = run.task(name, data)  # as the run evaluated it: options and the group's document limit restored
         if hasattr(task, "use_comet"):
             task.use_comet(comet)
-        task.select(entry["config"]["selected"])
-        task.options = from_dict(type(task.options), entry["config"]["options"], f"{out}/results.json: {name}.options")
-        task.run_dir = out  # judge-using tasks read drift.json from the run folder
-        task.doc_limit = entry.get("doc_limit")
-        store = JsonlStore(out / entry["samples_file"])
+        store = run.store(task)
         t0 = time.time()
         rescore(task, store)
-        results = write_results(ctx, task, entry["backend"], aggregate(task, store, ctx.limit), time.time() - t0)
-    print_run_table(results, [n for n in results["tasks"] if not n.startswith("lmeval:")])
+        run.save(task, aggregate(task, store, run.ctx.limit), time.time() - t0)
+    print_run_table(run.results, [n for n in run.results["tasks"] if not n.startswith("lmeval:")])
     return 0
 
 

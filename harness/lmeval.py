@@ -22,7 +22,6 @@ by `--lmeval-include DIR` runs on local data.
 from __future__ import annotations
 
 import importlib.metadata as md
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +29,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from harness import provenance
 from harness.errors import HarnessError
-from harness.io import atomic_write_json, atomic_write_text, read_json, sha256_file, sha256_text, stable_hash
+from harness.io import sha256_file, sha256_text, stable_hash
 from harness.lmeval_requests import RequestLog, install, jsonable
+from harness.rundir.write import check_fingerprint, merge_entry, run_fingerprint, write_samples
 
 PREFIX = "lmeval:"
 
@@ -102,19 +101,13 @@ def evaluate(lt: LmevalTask, backend, ctx) -> dict:
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
-    from harness.runner import _check_fingerprint
-
     t0 = time.time()
     task_dir = ctx.out_dir / lt.folder
     configs = jsonable({n: t.dump_config() for n, t in lt.loaded["tasks"].items()})
     config_hash = stable_hash(configs)
-    fingerprint = {
-        "model_sha256": ctx.model.get("weights_sha256"), "model_name": ctx.model.get("name"),
-        "method": ctx.method.get("name"), "artifact": ctx.method.get("artifact", {}).get("hash"),
-        "task_config": config_hash, "dtype": backend.settings().get("dtype"), "seed": ctx.seed,
-        "lm_eval_version": md.version("lm_eval"),
-    }
-    _check_fingerprint(task_dir, fingerprint)
+    fingerprint = run_fingerprint(ctx, config_hash, backend.settings().get("dtype"), seed=ctx.seed,
+                                  lm_eval_version=md.version("lm_eval"))  # no "backend": kept as older runs wrote it
+    check_fingerprint(task_dir, fingerprint)
     if not (hasattr(backend, "model") and hasattr(backend, "tok")):
         raise HarnessError(f"{lt.name}: lm-eval tasks need the transformers backend (a .model and .tok); "
                            f"{type(backend).__name__} has none")
@@ -137,7 +130,7 @@ def evaluate(lt: LmevalTask, backend, ctx) -> dict:
         raise RuntimeError(f"{lt.name}: lm-eval returned no results (not rank 0?)")
     samples_path = task_dir / "samples.jsonl"
     records = [jsonable(_record(leaf, s)) for leaf, rows in res.get("samples", {}).items() for s in rows]
-    atomic_write_text(samples_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    write_samples(samples_path, records)
     leaves = list(lt.loaded["tasks"])
     metrics = {leaf: _numeric(res["results"].get(leaf, {})) for leaf in leaves}
     groups = {g: _numeric(res["results"][g]) for g in lt.loaded.get("groups", {}) if g in res["results"]}
@@ -161,7 +154,7 @@ def evaluate(lt: LmevalTask, backend, ctx) -> dict:
         "requests": {"answered_now": log.written, "reused": log.reused},
         "seconds": round(time.time() - t0, 2),
     }
-    return merge_results(ctx, lt.name, entry)
+    return merge_entry(ctx, lt.name, jsonable(entry))  # a task config may hold functions, filters, regexes
 
 
 def _top_groups(loaded: dict) -> list:
@@ -207,22 +200,6 @@ def _record(leaf: str, s: dict[str, Any]) -> dict:
 
 _SAMPLE_KEYS = {"doc_id", "doc", "target", "arguments", "resps", "filtered_resps", "filter", "metrics", "doc_hash",
                 "prompt_hash", "target_hash"}
-
-
-def merge_results(ctx, name: str, entry: dict) -> dict:
-    """Merge one lm-eval task into `<out>/results.json` (same top-level fields as harness.runner.write_results)."""
-    from harness.runner import SCHEMA
-
-    path = ctx.out_dir / "results.json"
-    results = read_json(path) if path.exists() else {"schema": SCHEMA, "created": provenance.now(), "tasks": {}}
-    results.update({
-        "updated": provenance.now(), "command": provenance.command_line(), "git": provenance.git_state(),
-        "versions": provenance.versions(), "machine": provenance.machine(), "method": ctx.method,
-        "model": ctx.model, "seed": ctx.seed, "limit": ctx.limit, **ctx.extra,
-    })
-    results["tasks"][name] = jsonable(entry)  # a task config may hold functions, filters, regexes
-    atomic_write_json(path, results)
-    return results
 
 
 def print_table(results: dict, names: list[str]) -> None:

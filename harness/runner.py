@@ -15,14 +15,11 @@ from typing import Protocol
 
 from tqdm.auto import tqdm
 
-from harness import provenance
 from harness.backends.base import Generation, Request
 from harness.errors import HarnessError
-from harness.io import (JsonlStore, atomic_write_json, read_json, remove_stale_tmp, sha256_file, sha256_text,
-                        stable_hash)
-from harness.task import Task, comparable_config, config_dict
-
-SCHEMA = "mt-harness/results/v1"
+from harness.io import JsonlStore, remove_stale_tmp, sha256_text, stable_hash
+from harness.rundir.write import check_fingerprint, run_fingerprint, write_results, write_samples
+from harness.task import Task, config_dict
 
 
 class Backend(Protocol):
@@ -43,16 +40,9 @@ class EvalContext:
     extra: dict = field(default_factory=dict)
 
     def fingerprint(self, task: Task, backend_settings: dict) -> dict:
-        return {
-            "model_sha256": self.model.get("weights_sha256"),
-            "model_name": self.model.get("name"),
-            "method": self.method.get("name"),
-            "artifact": self.method.get("artifact", {}).get("hash"),
-            "task_config": stable_hash(config_dict(task)),
-            "dtype": backend_settings.get("dtype"),
-            "backend": backend_settings.get("backend"),
-            "seed": self.seed,
-        }
+        """The run.json fingerprint of this task's samples (harness.rundir.write.run_fingerprint)."""
+        return run_fingerprint(self, stable_hash(config_dict(task)), backend_settings.get("dtype"),
+                               backend=backend_settings.get("backend"), seed=self.seed)
 
 
 def select_docs(task: Task, limit: int | None) -> list[dict]:
@@ -66,20 +56,6 @@ def select_docs(task: Task, limit: int | None) -> list[dict]:
     if len(set(ids)) != len(ids):
         raise RuntimeError(f"task {task.name}: document ids are not unique")
     return docs
-
-
-def _check_fingerprint(task_dir: Path, fp: dict) -> None:
-    path = task_dir / "run.json"
-    if path.exists():
-        old = read_json(path)
-        diff = sorted(k for k in fp if old.get(k) != fp[k])
-        if diff:
-            raise HarnessError(
-                f"{task_dir}: holds samples from a different run ({', '.join(diff)} differ); "
-                f"use another --output or delete that folder"
-            )
-    else:
-        atomic_write_json(path, fp)
 
 
 def check_backends(tasks: list[Task], backend) -> None:
@@ -101,7 +77,7 @@ def generate_samples(task: Task, backend: Backend, ctx: EvalContext) -> JsonlSto
 
         return score_samples(task, backend, ctx)
     task_dir = ctx.out_dir / task.name
-    _check_fingerprint(task_dir, ctx.fingerprint(task, backend.settings()))
+    check_fingerprint(task_dir, ctx.fingerprint(task, backend.settings()))
     remove_stale_tmp(ctx.out_dir), remove_stale_tmp(task_dir)  # from a run killed mid atomic write
     store = JsonlStore(task_dir / "samples.jsonl")
     if store.repaired:
@@ -186,42 +162,7 @@ def rescore(task: Task, store: JsonlStore) -> None:
                 cleaned = [task.clean(docs[key], raw) for raw in rec["raw"]]
                 rec["outputs"], rec["cleaning"] = [c[0] for c in cleaned], [c[1] for c in cleaned]
             rec.update(task.score(docs[key], rec["outputs"]))
-    from harness.io import atomic_write_text
-    import json
-
-    atomic_write_text(store.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in store.records.values()))
-
-
-def write_results(ctx: EvalContext, task: Task, backend_settings: dict, agg: dict, seconds: float) -> dict:
-    """Merge this task's results into `<out>/results.json` (atomic write; other tasks kept)."""
-    path = ctx.out_dir / "results.json"
-    results = read_json(path) if path.exists() else {"schema": SCHEMA, "created": provenance.now(), "tasks": {}}
-    samples_path = ctx.out_dir / task.name / "samples.jsonl"
-    results.update({
-        "updated": provenance.now(),
-        "command": provenance.command_line(),
-        "git": provenance.git_state(),
-        "versions": provenance.versions(),
-        "machine": provenance.machine(),
-        "method": ctx.method,
-        "model": ctx.model,
-        "seed": ctx.seed,
-        "limit": ctx.limit,
-        **ctx.extra,
-    })
-    results["tasks"][task.name] = {
-        "config": config_dict(task),
-        "config_hash": stable_hash(comparable_config(task)),  # without method-set extraction options
-        "backend": backend_settings,
-        **agg,
-        "metadata": task.metadata(),
-        "doc_limit": getattr(task, "doc_limit", None),  # the group's default, used when --limit is not given
-        "samples_file": f"{task.name}/samples.jsonl",
-        "samples_sha256": sha256_file(samples_path) if samples_path.exists() else None,
-        "seconds": round(seconds, 2),
-    }
-    atomic_write_json(path, results)
-    return results
+    write_samples(store.path, store.records.values())
 
 
 def evaluate(task: Task, backend: Backend, ctx: EvalContext) -> dict:

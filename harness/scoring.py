@@ -10,14 +10,15 @@ from __future__ import annotations
 from tqdm.auto import tqdm
 
 from harness.io import JsonlStore, remove_stale_tmp, sha256_text
+from harness.rundir.write import check_fingerprint
 
 
 def score_samples(task, backend, ctx) -> JsonlStore:
-    from harness.runner import _check_fingerprint, check_backends, select_docs
+    from harness.runner import check_backends, select_docs
 
     check_backends([task], backend)
     task_dir = ctx.out_dir / task.name
-    _check_fingerprint(task_dir, ctx.fingerprint(task, backend.settings()))
+    check_fingerprint(task_dir, ctx.fingerprint(task, backend.settings()))
     remove_stale_tmp(ctx.out_dir), remove_stale_tmp(task_dir)
     store = JsonlStore(task_dir / "samples.jsonl")
     if store.repaired:

@@ -11,14 +11,12 @@ the leaderboard renders each section separately and says what differs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.io import read_json, sha256_file, stable_hash
-
-SCHEMA = "mt-harness/results/v1"
+from harness.io import sha256_file, stable_hash
+from harness.rundir.read import SCHEMA, read_results, read_samples, samples_path
 
 
 @dataclass
@@ -50,27 +48,15 @@ class TaskRun:
 
     def samples(self) -> dict[str, dict]:
         """Per-sample records by id (read only; a torn last line is ignored as `harness run` would cut it)."""
-        path = self.run_dir / self.entry.get("samples_file", f"{self.task}/samples.jsonl")
+        path = samples_path(self.run_dir, self.task, self.entry)
         if not path.exists():
             raise HarnessError(f"{path}: samples file missing; the leaderboard needs it for confidence intervals "
                                f"(rerun `harness run` into {self.run_dir})")
-        records: dict[str, dict] = {}
-        lines = path.read_text(encoding="utf-8").split("\n")
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                if i == len(lines) - 1:
-                    continue
-                raise HarnessError(f"{path}: line {i + 1} is not valid JSON; rerun `harness run` to repair") from None
-            records[rec["id"]] = rec
-        return records
+        return read_samples(path)
 
     def samples_changed(self) -> bool:
         want = self.entry.get("samples_sha256")
-        path = self.run_dir / self.entry.get("samples_file", f"{self.task}/samples.jsonl")
+        path = samples_path(self.run_dir, self.task, self.entry)
         return bool(want) and path.exists() and sha256_file(path) != want
 
 
@@ -122,13 +108,10 @@ def find_results(paths: list[Path]) -> list[Path]:
 def load_runs(files: list[Path], notes: list[str]) -> list[list[TaskRun]]:
     runs = []
     for f in files:
-        res = read_json(f)
-        if not isinstance(res, dict) or res.get("schema") != SCHEMA:
+        res = read_results(f)
+        if res is None:
             notes.append(f"skipped {f}: not a {SCHEMA} results file")
             continue
-        for k in ("method", "model", "tasks"):
-            if not isinstance(res.get(k), dict):
-                raise HarnessError(f"{f}: field {k!r} missing; rerun `harness run` or `harness score` to rewrite it")
         runs.append([TaskRun(f.parent, res, t, e) for t, e in sorted(res["tasks"].items())])
     return runs
 

@@ -8,14 +8,15 @@ evaluated model). Tasks opt in with the class attribute `uses_judge = True` and 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.io import JsonlStore, atomic_write_json, atomic_write_text, read_json, sha256_file
+from harness.io import JsonlStore, atomic_write_json, read_json, sha256_file
 from harness.judges import JudgeSpec, JudgmentCache, make_judge
+from harness.rundir.read import read_fingerprint
+from harness.rundir.write import reopen, write_results, write_samples
 
 
 def attach(tasks: list, out_dir: Path) -> None:
@@ -23,10 +24,6 @@ def attach(tasks: list, out_dir: Path) -> None:
     for task in tasks:
         if getattr(task, "uses_judge", False):
             task.run_dir = Path(out_dir)
-
-
-def _rewrite(store: JsonlStore) -> None:
-    atomic_write_text(store.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in store.records.values()))
 
 
 @dataclass
@@ -58,11 +55,11 @@ class PostPhase:
         cache = JudgmentCache(store.path.parent / "judgments.jsonl")
         task.judge_records(records, self.judge, self.spec, cache)
         task.judge_settings = {**self.spec.describe(), "identity": self.judge.identity()}
-        _rewrite(store)
+        write_samples(store.path, store.records.values())
 
     def after_generation(self, task, backend, ectx, drift: DriftPlan | None = None, base=None) -> dict | None:
         """Judge (and compute drift for) a task whose samples are complete; returns new results or None."""
-        from harness.runner import aggregate, select_docs, write_results
+        from harness.runner import aggregate, select_docs
 
         if not getattr(task, "uses_judge", False):
             return None
@@ -118,8 +115,7 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
     if plan.ref is None:
         atomic_write_json(path, {"reason": plan.reason})
         return
-    run_json = plan.ref.parent / "run.json"
-    fp = read_json(run_json) if run_json.exists() else {}
+    fp = read_fingerprint(plan.ref.parent)
     base_sha = ectx.model.get("weights_sha256")
     if fp.get("artifact") or (fp.get("model_sha256") and base_sha and fp["model_sha256"] != base_sha):
         atomic_write_json(path, {"reason": f"{plan.ref} was not made by the untouched base model "
@@ -164,27 +160,20 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
 
 def judge_saved_run(out: Path, spec: JudgeSpec, data, backend_cfg=None, only: list[str] | None = None) -> dict:
     """Judge the saved answers of a finished run (no regeneration) and rewrite its results.json."""
-    from harness.runner import EvalContext, aggregate, select_docs, write_results
-    from harness.task import load_task
+    from harness.runner import aggregate, select_docs
 
-    results = read_json(out / "results.json")
-    ctx = EvalContext(out_dir=out, method=results["method"], model=results["model"], seed=results["seed"],
-                      limit=results["limit"])
+    run = reopen(out, "harness judge:")
     phase = PostPhase(spec, backend_cfg)
-    names = [n for n in results["tasks"] if only is None or n in only]
     judged = []
-    for name in names:
-        entry = results["tasks"][name]
-        task = load_task(name, data)
+    for name in run.task_names(only):
+        task = run.task(name, data)  # as the run evaluated it: options and the group's document limit restored
         if not getattr(task, "uses_judge", False):
             continue
-        task.select(entry["config"]["selected"])
-        task.run_dir = out
-        store = JsonlStore(out / entry["samples_file"])
+        store = run.store(task)
         t0 = time.time()
-        phase.judge_task(task, store, [d["id"] for d in select_docs(task, ctx.limit)])
-        results = write_results(ctx, task, entry["backend"], aggregate(task, store, ctx.limit), time.time() - t0)
+        phase.judge_task(task, store, [d["id"] for d in select_docs(task, run.ctx.limit)])
+        run.save(task, aggregate(task, store, run.ctx.limit), time.time() - t0)
         judged.append(name)
     if not judged:
-        raise HarnessError(f"{out}: none of its tasks ({', '.join(results['tasks'])}) uses a judge")
-    return results
+        raise HarnessError(f"{out}: none of its tasks ({', '.join(run.results['tasks'])}) uses a judge")
+    return run.results

@@ -1,0 +1,7 @@
+"""One owner of a run folder (`OUT/results.json`, `OUT/<task>/samples.jsonl`, `OUT/<task>/run.json`).
+
+`harness.rundir.read` reads a finished folder (the leaderboard imports only this side);
+`harness.rundir.write` writes it: the results.json header and task entries, the run.json fingerprint
+check, samples.jsonl rewritten after re-scoring or judging, and a finished run reopened for
+`harness score` / `harness judge`. This file imports neither, so readers do not load the writer.
+"""

@@ -1,0 +1,147 @@
+"""The writer side of a run folder: results.json header and task entries, the run.json fingerprint check,
+samples.jsonl rewritten after re-scoring or judging, and a finished run reopened for `harness score`/`judge`.
+
+Every results.json write goes through `merge_entry`: the header (provenance, method, model, seed, limit) is
+refreshed, the other tasks' entries are kept, and the file is replaced atomically. `ctx` is the run's
+harness.runner.EvalContext (out_dir, method, model, seed, limit, extra).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import provenance
+from harness.errors import HarnessError
+from harness.io import (JsonlStore, atomic_write_json, atomic_write_text, existing_dir, read_json, remove_stale_tmp,
+                        sha256_file, stable_hash)
+from harness.rundir.read import SCHEMA, read_results, samples_path
+from harness.task import Task, comparable_config, config_dict
+
+
+def run_fingerprint(ctx, task_config: str, dtype: str | None, **fields) -> dict:
+    """What produced a task folder's samples: model, method artifact, task config hash, dtype, then `fields` in
+    the order given (the runner: backend, seed; lm-eval: seed, lm_eval_version). Resuming needs all equal."""
+    return {
+        "model_sha256": ctx.model.get("weights_sha256"),
+        "model_name": ctx.model.get("name"),
+        "method": ctx.method.get("name"),
+        "artifact": ctx.method.get("artifact", {}).get("hash"),
+        "task_config": task_config,
+        "dtype": dtype,
+        **fields,
+    }
+
+
+def check_fingerprint(task_dir: Path, fp: dict) -> None:
+    """Record `fp` in <task_dir>/run.json, or refuse a folder whose samples another run produced."""
+    path = Path(task_dir) / "run.json"
+    if not path.exists():
+        atomic_write_json(path, fp)
+        return
+    old = read_json(path)
+    diff = sorted(k for k in fp if old.get(k) != fp[k])
+    if diff:
+        raise HarnessError(f"{task_dir}: holds samples from a different run ({', '.join(diff)} differ); "
+                           f"use another --output or delete that folder")
+
+
+def merge_entry(ctx, name: str, entry: dict) -> dict:
+    """Put one task's entry into `<out>/results.json` with a fresh header; other tasks' entries are kept."""
+    path = ctx.out_dir / "results.json"
+    results = read_json(path) if path.exists() else {"schema": SCHEMA, "created": provenance.now(), "tasks": {}}
+    results.update({
+        "updated": provenance.now(),
+        "command": provenance.command_line(),
+        "git": provenance.git_state(),
+        "versions": provenance.versions(),
+        "machine": provenance.machine(),
+        "method": ctx.method,
+        "model": ctx.model,
+        "seed": ctx.seed,
+        "limit": ctx.limit,
+        **ctx.extra,
+    })
+    results["tasks"][name] = entry
+    atomic_write_json(path, results)
+    return results
+
+
+def write_results(ctx, task: Task, backend_settings: dict, agg: dict, seconds: float) -> dict:
+    """Merge a harness task's results (harness.runner.aggregate's `agg`) into `<out>/results.json`."""
+    samples = ctx.out_dir / task.name / "samples.jsonl"
+    return merge_entry(ctx, task.name, {
+        "config": config_dict(task),
+        "config_hash": stable_hash(comparable_config(task)),  # without method-set extraction options
+        "backend": backend_settings,
+        **agg,
+        "metadata": task.metadata(),
+        "doc_limit": getattr(task, "doc_limit", None),  # the group's default, used when --limit is not given
+        "samples_file": f"{task.name}/samples.jsonl",
+        "samples_sha256": sha256_file(samples) if samples.exists() else None,
+        "seconds": round(seconds, 2),
+    })
+
+
+def write_samples(path: Path, records: Iterable[dict]) -> None:
+    """Replace a samples.jsonl atomically (after re-scoring or judging; lm-eval's whole log at once)."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+@dataclass
+class SavedRun:
+    """A finished run folder reopened to re-score or judge its saved samples (no model, no generation)."""
+
+    out: Path
+    results: dict
+    ctx: Any  # harness.runner.EvalContext rebuilt from the results.json header
+
+    def task_names(self, only: list[str] | None = None) -> list[str]:
+        """The run's harness tasks (`lmeval:` entries are scored by lm-eval itself), or those of them in `only`."""
+        return [n for n in self.results["tasks"] if not n.startswith("lmeval:") and (only is None or n in only)]
+
+    def task(self, name: str, data) -> Task:
+        """The task as the run evaluated it: its config (rebuilt from results.json for a task YAML given by path),
+        selected subsets, options (a method may have changed extraction options), the group's document limit,
+        and this folder as its run_dir (judge-using tasks read drift.json from it)."""
+        from harness.config import from_dict
+        from harness.task import load_task, task_from_saved_config, task_names
+
+        entry, where = self.results["tasks"][name], f"{self.out}/results.json"
+        if name in task_names():
+            task = load_task(name, data)
+        else:
+            task = task_from_saved_config(entry["config"], data, f"{where}: tasks.{name}.config")
+        task.select(entry["config"]["selected"])
+        task.options = from_dict(type(task.options), entry["config"]["options"], f"{where}: {name}.options")
+        task.run_dir = self.out
+        task.doc_limit = entry.get("doc_limit")
+        return task
+
+    def store(self, task: Task) -> JsonlStore:
+        return JsonlStore(samples_path(self.out, task.name, self.results["tasks"][task.name]))
+
+    def save(self, task: Task, agg: dict, seconds: float) -> dict:
+        """Rewrite the task's results.json entry, keeping the backend settings of the run that generated it."""
+        self.results = write_results(self.ctx, task, self.results["tasks"][task.name]["backend"], agg, seconds)
+        return self.results
+
+
+def reopen(out: str | Path, command: str) -> SavedRun:
+    """A finished run folder for `command` ("harness score:", "harness judge:"); stale temporary files of a
+    run killed mid atomic write are removed first."""
+    from harness.runner import EvalContext
+
+    out = existing_dir(out, command)
+    path = out / "results.json"
+    results = read_results(path)
+    if results is None:
+        raise HarnessError(f"{path}: not a {SCHEMA} results file; give a folder written by `harness run`")
+    for folder in (out, *(out / name for name in results["tasks"])):
+        remove_stale_tmp(folder)
+    ctx = EvalContext(out_dir=out, method=results["method"], model=results["model"], seed=results["seed"],
+                      limit=results["limit"])
+    return SavedRun(out, results, ctx)
