@@ -3,7 +3,8 @@
 `harness run` calls `PostPhase.after_generation` for each task after its samples are complete;
 `harness judge OUT` calls `judge_saved_run` on a finished run folder (no generation, no
 evaluated model). Tasks opt in with the class attribute `uses_judge = True` and implement
-`judge_records(records, judge, spec, cache)`; tasks with `drift_capable = True` get drift.
+`judge_records(records, judge, spec, cache)`; tasks with `drift_capable = True` get drift. A task reads
+drift.json from its run folder, `task.context.out_dir` (harness.task.RunContext, set by the command).
 """
 
 from __future__ import annotations
@@ -16,13 +17,6 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.io import JsonlStore, atomic_write_json, atomic_write_text, read_json, sha256_file
 from harness.judges import JudgeSpec, JudgmentCache, make_judge
-
-
-def attach(tasks: list, out_dir: Path) -> None:
-    """Tell judge-using tasks where their run folder is (they read drift.json from it)."""
-    for task in tasks:
-        if getattr(task, "uses_judge", False):
-            task.run_dir = Path(out_dir)
 
 
 def _rewrite(store: JsonlStore) -> None:
@@ -52,25 +46,23 @@ class PostPhase:
         return self._judge
 
     def judge_task(self, task, store: JsonlStore, ids: list[str]) -> None:
-        if self.spec is None or not getattr(task, "uses_judge", False):
+        if self.spec is None or not task.uses_judge:
             return
         records = [store.records[i] for i in ids]
         cache = JudgmentCache(store.path.parent / "judgments.jsonl")
-        task.judge_records(records, self.judge, self.spec, cache)
-        task.judge_settings = {**self.spec.describe(), "identity": self.judge.identity()}
+        task.judge(records, self.judge, self.spec, cache)
         _rewrite(store)
 
     def after_generation(self, task, backend, ectx, drift: DriftPlan | None = None, base=None) -> dict | None:
         """Judge (and compute drift for) a task whose samples are complete; returns new results or None."""
         from harness.runner import aggregate, select_docs, write_results
 
-        if not getattr(task, "uses_judge", False):
+        if not task.uses_judge:
             return None
         t0 = time.time()
-        task.run_dir = ectx.out_dir
         store = JsonlStore(ectx.out_dir / task.name / "samples.jsonl")
         ids = [d["id"] for d in select_docs(task, ectx.limit)]
-        if getattr(task, "drift_capable", False) and drift is not None:
+        if task.drift_capable and drift is not None:
             write_drift(task, store, ids, backend, ectx, drift, self.backend_cfg, base)
         self.judge_task(task, store, ids)
         return write_results(ectx, task, backend.settings(), aggregate(task, store, ectx.limit), time.time() - t0)
@@ -165,7 +157,7 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
 def judge_saved_run(out: Path, spec: JudgeSpec, data, backend_cfg=None, only: list[str] | None = None) -> dict:
     """Judge the saved answers of a finished run (no regeneration) and rewrite its results.json."""
     from harness.runner import EvalContext, aggregate, select_docs, write_results
-    from harness.task import load_task
+    from harness.task import RunContext, load_task
 
     results = read_json(out / "results.json")
     ctx = EvalContext(out_dir=out, method=results["method"], model=results["model"], seed=results["seed"],
@@ -176,10 +168,10 @@ def judge_saved_run(out: Path, spec: JudgeSpec, data, backend_cfg=None, only: li
     for name in names:
         entry = results["tasks"][name]
         task = load_task(name, data)
-        if not getattr(task, "uses_judge", False):
+        if not task.uses_judge:
             continue
         task.select(entry["config"]["selected"])
-        task.run_dir = out
+        task.set_context(RunContext(out_dir=out))
         store = JsonlStore(out / entry["samples_file"])
         t0 = time.time()
         phase.judge_task(task, store, [d["id"] for d in select_docs(task, ctx.limit)])
