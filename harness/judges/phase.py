@@ -167,7 +167,7 @@ def judge_saved_run(out: Path, spec: JudgeSpec, data, backend_cfg=None, only: li
     judged = []
     for name in names:
         entry = results["tasks"][name]
-        task = load_task(name, data)
+        task = load_task(name, data, entry.get("doc_limit"))  # a group's default subset size, as in the run
         if not task.uses_judge:
             continue
         task.select(entry["config"]["selected"])
