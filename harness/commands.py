@@ -27,9 +27,7 @@ def load_tasks(names: list[str], data: DataSource, langs: list[str]) -> list:
     names = [n for n, _ in expanded]
     if len(set(names)) != len(names):
         raise HarnessError(f"--tasks: {names} lists a task twice")
-    tasks = [load_task(n, data) for n in names]
-    for task, (_, doc_limit) in zip(tasks, expanded):
-        task.doc_limit = doc_limit  # a group's default subset size, used when --limit is not given
+    tasks = [load_task(n, data, doc_limit) for n, doc_limit in expanded]  # a group's default subset size
     if langs:
         used = set()
         for task in tasks:
@@ -65,14 +63,17 @@ def default_output(model: str, method: str, limit: int | None) -> Path:
     return Path("results") / "runs" / (f"{safe}__{method}" + (f"__limit{limit}" if limit else ""))
 
 
-def use_comet(tasks: list, model: str | None) -> None:
-    """Hand the `--comet-model` settings to tasks that report COMET (skipped, with the reason, when unusable)."""
+def configure_comet(tasks: list, model: str | None):
+    """The `--comet-model` settings for tasks that report COMET (skipped, with the reason, when unusable); a bad
+    path is an error now, before any work."""
+    import sys
+
     from harness.metrics.comet import Comet
 
-    comet = Comet.configure(model)
-    for task in tasks:
-        if hasattr(task, "use_comet"):
-            task.use_comet(comet)
+    if model and not any(t.uses_comet for t in tasks):
+        print(f"warning: --comet-model ignored: none of the tasks ({', '.join(t.name for t in tasks)}) reports COMET",
+              file=sys.stderr)
+    return Comet.configure(model)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -97,8 +98,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     # before any work: the method refuses tasks/phases/backends it cannot serve (vLLM cannot load a method's
     # own composite backend, so `--backend vllm` never bypasses `Method.backend`)
     method.check_run(setup.cfg, tasks, lm_tasks, getattr(args, "backend", "transformers"), model)
-    use_comet(tasks, args.comet_model)
+    comet = configure_comet(tasks, args.comet_model)
     out = writable_dir(args.output or default_output(model_name, method.name, args.limit), "--output")
+    from harness.task import RunContext
+
+    for task in tasks:
+        task.set_context(RunContext(out_dir=out, comet=comet))  # once, before any work
     artifact = method.train(setup.cfg, setup.ctx)
     if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`: rank 0 alone evaluates
         print(f"[rank {os.environ['RANK']}] training done; evaluation runs on rank 0 only")
@@ -119,15 +124,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     ectx = EvalContext(out_dir=out, seed=args.seed, limit=args.limit, chunk_size=args.chunk_size,
                        method={"name": method.name, "config": artifact.config, "artifact": artifact.describe()},
                        model=model.identity())
-    from harness.judges.phase import PostPhase, attach, plan_drift
+    from harness.judges.phase import PostPhase, plan_drift
 
-    attach(tasks, out)
     post = PostPhase(judge_spec(args), setup.backend_cfg)
     results = {}
     for task in tasks:
         results = evaluate(task, backend, ectx)
         drift, base = None, None
-        if getattr(task, "drift_capable", False):
+        if task.drift_capable:
             drift = plan_drift(args.drift_ref, task.name, out / task.name / "samples.jsonl", artifact.kind == "none")
             if drift is None:  # a trained method without --drift-ref: the base model's answers, cached
                 from harness.judges.base_answers import ensure_base_answers
@@ -195,9 +199,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     data = DataSource.resolve(args.data_dir)
     comet = Comet.configure(args.comet_model)
     for name in run.task_names():  # lmeval: entries were scored by lm-eval itself; nothing to recompute here
-        task = run.task(name, data)  # as the run evaluated it: options and the group's document limit restored
-        if hasattr(task, "use_comet"):
-            task.use_comet(comet)
+        task = run.task(name, data, comet)  # as the run evaluated it: options, the group's document limit, context
         store = run.store(task)
         t0 = time.time()
         rescore(task, store)

@@ -47,7 +47,7 @@ class EvalContext:
 
 def select_docs(task: Task, limit: int | None) -> list[dict]:
     """The documents evaluated: the first `limit` of each subset (else the task's group default, else all)."""
-    limit = limit or getattr(task, "doc_limit", None)
+    limit = limit or task.doc_limit
     docs = []
     for subset in task.selected:
         sub = task.docs(subset)
@@ -68,7 +68,7 @@ def check_backends(tasks: list[Task], backend) -> None:
 
 
 def is_loglik(task: Task) -> bool:
-    return getattr(task, "kind", "generate") == "loglik"
+    return task.kind == "loglik"
 
 
 def generate_samples(task: Task, backend: Backend, ctx: EvalContext) -> JsonlStore:
@@ -137,12 +137,14 @@ def aggregate(task: Task, store: JsonlStore, limit: int | None) -> dict:
     for d in docs:
         by_subset.setdefault(d["subset"], []).append(store.records[d["id"]])
     per_subset = {s: task.aggregate(s, recs) for s, recs in by_subset.items()}
+    summary = task.summarize(per_subset, by_subset)
+    task.check_summary(summary)  # a declared leaderboard column whose key is missing fails here, not silently
     records = [r for recs in by_subset.values() for r in recs]
     n_length = sum(f == "length" for r in records for f in r.get("finish", []))
     n_gens = sum(len(r.get("finish", [])) for r in records)
     return {
         "metrics": per_subset,
-        "summary": task.summarize(per_subset),
+        "summary": summary,
         "n_samples": len(records),
         "truncated": {"count": n_length, "rate": n_length / n_gens if n_gens else 0.0},
     }

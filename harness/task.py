@@ -1,12 +1,17 @@
 """Task configuration (one YAML per task under tasks/) and the base class task hooks implement.
 
 Data flow: Task.docs() → Task.messages() → backend requests → Task.score() per sample →
-samples.jsonl → Task.aggregate() per subset → results.json.
+samples.jsonl → Task.aggregate() per subset → Task.summarize() → results.json.
+
+A task declares what it can do (`uses_judge`, `drift_capable`, `uses_comet`, `kind`) and the leaderboard
+columns it reports (`leaderboard`: one `Column` per metric). What a run tells its tasks (run folder, COMET
+settings) arrives once, as a `RunContext`, through `Task.set_context` (harness run / score / judge).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import importlib
 import re
 import string
@@ -17,6 +22,7 @@ from typing import Any, ClassVar, Literal
 from harness.config import from_dict, load_yaml, to_dict
 from harness.data import DataSource
 from harness.errors import HarnessError
+from harness.metrics.comet import Comet
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
 
@@ -80,8 +86,68 @@ class NoOptions:
     pass
 
 
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column a task declares (`Task.leaderboard`): the summary key it shows and how the leaderboard
+    recomputes it from samples.jsonl for a paired bootstrap interval (leaderboard/build.py).
+
+    kind: `corpus` = sacrebleu metric `sample` rebuilt from metrics[subset].signatures, resampled from sufficient
+    statistics; `mean` = mean of the per-sample value at the dotted path `sample` (`[*]` averages a list);
+    `summary` = the results.json value as is (no interval); `drift` = per-document sums of <run>/<task>/drift.json.
+    """
+
+    label: str  # column title; unique over all tasks shown together
+    key: str  # key in results.json tasks[task].summary; the column is shown when a run has it
+    sample: str = ""  # corpus: metric name; mean: dotted path in a sample record
+    direction: Literal["higher", "lower"] = "higher"  # which way is better
+    kind: Literal["corpus", "mean", "summary", "drift"] = "mean"
+    subsets: str = "*"  # fnmatch patterns over subsets, "|"-separated groups (mean of group means); {pivot}
+    role: Literal["translation", "general", ""] = ""  # composite it counts in: translation gain, general loss, none
+    scale: float = 1.0  # full range of the metric (composites are in percent of it): 100 for percent, 1 for rates
+    family: str = ""  # general columns: the ability family (the loss composite weighs families equally)
+    none: float | None = None  # value for a per-sample None; None = drop that pair
+    # when the summary may lack `key` ("judged", "--comet-model given"); "" = every run whose selected subsets
+    # match `subsets` reports it, checked when results are aggregated (a renamed metric fails loudly)
+    when: str = ""
+    # judge alternative: used instead of (key, sample) when the row and its base both have this summary key
+    judge_key: str = ""
+    judge_sample: str = ""
+    task: str = ""  # filled in by Task.leaderboard_columns()
+
+    def __post_init__(self):
+        where = f"leaderboard column {self.label!r}"
+        if self.direction not in ("higher", "lower"):
+            raise HarnessError(f"{where}: direction {self.direction!r} must be 'higher' or 'lower'")
+        if self.kind not in ("corpus", "mean", "summary", "drift"):
+            raise HarnessError(f"{where}: kind {self.kind!r} must be corpus, mean, summary or drift")
+        if self.role not in ("translation", "general", ""):
+            raise HarnessError(f"{where}: role {self.role!r} must be 'translation', 'general' or ''")
+        if not self.scale > 0:
+            raise HarnessError(f"{where}: scale must be > 0 (the metric's full range)")
+        if self.kind in ("corpus", "mean") and not self.sample:
+            raise HarnessError(f"{where}: kind {self.kind} needs `sample` (metric name or per-sample path)")
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction == "higher"
+
+    def groups(self, selected: list[str], pivot: str) -> list[list[str]]:
+        """Groups of selected subsets: one per "|"-separated pattern that matches any (empty groups dropped)."""
+        pats = [p.replace("{pivot}", pivot) for p in self.subsets.split("|")]
+        return [g for g in ([s for s in selected if fnmatch.fnmatchcase(s, p)] for p in pats) if g]
+
+
+@dataclass
+class RunContext:
+    """What a run tells its tasks, once, before any work (`Task.set_context`)."""
+
+    out_dir: Path | None = None  # the run folder (judge-using tasks read <out>/<task>/drift.json from it)
+    comet: Comet = field(default_factory=lambda: Comet(skipped="no --comet-model given"))  # for uses_comet tasks
+
+
 class Task:
-    """Base class for task hooks. Subclasses set `Options` and implement docs/score/aggregate."""
+    """Base class for task hooks. Subclasses set `Options` and implement docs/score/aggregate, and declare their
+    abilities and leaderboard columns as class attributes."""
 
     Options: ClassVar[type] = NoOptions
     content_fields: ClassVar[tuple[str, ...]] = ()  # doc fields that must appear in the rendered prompt
@@ -89,6 +155,12 @@ class Task:
     # options that only say how a method's outputs are read (e.g. which part of an answer is the
     # translation); a method may override them, and they do not make runs incomparable
     extraction_options: ClassVar[tuple[str, ...]] = ()
+    # -- abilities ------------------------------------------------------------------------------
+    kind: ClassVar[Literal["generate", "loglik"]] = "generate"  # loglik: scored by the backend's loglikelihood
+    uses_judge: ClassVar[bool] = False  # implements judge_records(); judged by --judge / `harness judge`
+    drift_capable: ClassVar[bool] = False  # judge-free drift against the base model's answers (with uses_judge)
+    uses_comet: ClassVar[bool] = False  # reports COMET when the run gives --comet-model (RunContext.comet)
+    leaderboard: ClassVar[tuple[Column, ...]] = ()  # the columns it reports; see leaderboard_columns()
 
     def __init__(self, cfg: TaskConfig, data: DataSource, path: Path | None = None):
         self.cfg = cfg
@@ -97,6 +169,36 @@ class Task:
         where = f"{path or cfg.task}: options"
         self.options = from_dict(self.Options, cfg.options, where)
         self.selected: list[str] = self.all_subsets()
+        self.doc_limit: int | None = None  # a task group's default subset size (used when --limit is not given)
+        self.context = RunContext()  # replaced once per run by set_context()
+        self.judge_settings: dict | None = None  # the judge that judged this task's records in this process
+
+    def set_context(self, ctx: RunContext) -> None:
+        """Called once by `harness run` / `score` / `judge` before any work."""
+        self.context = ctx
+
+    def leaderboard_columns(self) -> list[Column]:
+        """The declared columns with this task's name; override when they depend on the config."""
+        return [dataclasses.replace(c, task=self.name) for c in self.leaderboard]
+
+    def check_summary(self, summary: dict) -> None:
+        """A declared column whose key the summary lacks (a renamed metric) is an error, not a silent gap."""
+        pivot = str(dataclasses.asdict(self.options).get("pivot", "en"))
+        for c in self.leaderboard_columns():
+            if not c.when and c.key not in summary and c.groups(self.selected, pivot):
+                raise HarnessError(f"task {self.name}: declares leaderboard column {c.label!r} with summary key "
+                                   f"{c.key!r}, but summarize() reported no such key (it has: "
+                                   f"{', '.join(sorted(summary)) or 'nothing'}); fix {type(self).__name__}"
+                                   f".leaderboard or summarize()")
+
+    def judge(self, records: list[dict], judge, spec, cache) -> None:
+        """Judge records in place (uses_judge tasks implement judge_records) and remember the judge's settings for
+        metadata(); called by harness.judges.phase."""
+        self.judge_records(records, judge, spec, cache)
+        self.judge_settings = {**spec.describe(), "identity": judge.identity()}
+
+    def judge_records(self, records: list[dict], judge, spec, cache) -> None:
+        raise NotImplementedError(f"task {self.name} does not use a judge")
 
     # -- subsets ------------------------------------------------------------------------------
     def all_subsets(self) -> list[str]:
@@ -139,8 +241,9 @@ class Task:
         """Metrics of one subset from its sample records (the keys end up in results.json)."""
         raise NotImplementedError
 
-    def summarize(self, per_subset: dict[str, dict]) -> dict:
-        """Cross-subset summary; default: the mean of every numeric metric present in all subsets."""
+    def summarize(self, per_subset: dict[str, dict], records: dict[str, list[dict]]) -> dict:
+        """Cross-subset summary from the per-subset metrics and the sample records of each subset; default: the
+        mean of every numeric metric present in all subsets."""
         return mean_metrics(per_subset)
 
     def metadata(self) -> dict:
@@ -206,27 +309,30 @@ def load_task_config(name_or_path: str) -> tuple[TaskConfig, Path]:
     return cfg, p
 
 
-def load_task(name_or_path: str, data: DataSource) -> Task:
-    """Load a task YAML and instantiate its hook. Hooks are only imported from the project's tasks/."""
+def load_task(name_or_path: str, data: DataSource, doc_limit: int | None = None) -> Task:
+    """Load a task YAML and instantiate its hook. Hooks are only imported from the project's tasks/.
+    `doc_limit`: a task group's default subset size."""
     cfg, path = load_task_config(name_or_path)
-    return _instantiate(cfg, path, data)
+    return _instantiate(cfg, path, data, doc_limit)
 
 
-def task_from_saved_config(saved: dict, data: DataSource, where: str) -> Task:
+def task_from_saved_config(saved: dict, data: DataSource, where: str, doc_limit: int | None = None) -> Task:
     """The task of a results.json entry rebuilt from the config saved there (for a task YAML given by path,
     which `harness score` cannot find by name); the hook still comes from tasks/."""
     cfg = from_dict(TaskConfig, {k: v for k, v in saved.items() if k != "selected"}, where)
-    return _instantiate(cfg, Path(where), data)
+    return _instantiate(cfg, Path(where), data, doc_limit)
 
 
-def _instantiate(cfg: TaskConfig, path: Path, data: DataSource) -> Task:
+def _instantiate(cfg: TaskConfig, path: Path, data: DataSource, doc_limit: int | None = None) -> Task:
     if not (TASKS_DIR / f"{cfg.hook}.py").exists():
         raise HarnessError(f"{path}: hook: no module tasks/{cfg.hook}.py")
     module = importlib.import_module(f"tasks.{cfg.hook}")
     cls = getattr(module, "TASK_CLASS", None)
     if cls is None or not issubclass(cls, Task):
         raise HarnessError(f"{path}: hook: tasks/{cfg.hook}.py defines no TASK_CLASS")
-    return cls(cfg, data, path)
+    task = cls(cfg, data, path)
+    task.doc_limit = doc_limit
+    return task
 
 
 def config_dict(task: Task) -> dict:

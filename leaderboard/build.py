@@ -1,7 +1,9 @@
 """Leaderboard tables: one row per method × base model, every column as Δ versus that model's `base` run.
 
-Columns come from `COLUMNS` (leaderboard/columns.py), one line each: (task, label, summary key, per-sample source, higher is
-better, kind, subsets, role, scale). A column is shown when any run in the section has its summary key.
+Columns are declared by the tasks themselves (`Task.leaderboard`, harness/task.py `Column`: label, summary key,
+per-sample source, direction, kind, subsets, role, scale, family); leaderboard/columns.py gathers those of the
+section's tasks and orders them. A column is shown when any run in the section has its summary key; a run that
+lacks a key its task declares as always reported gets a table note (a renamed metric is never dropped silently).
 Kinds: `corpus` (sacrebleu corpus metric rebuilt from the per-subset signature, bootstrapped from
 sufficient statistics), `mean` (mean of a per-sample value found at a dotted path, `[*]` averaging a
 list), `summary` (the results.json summary value as is; Δ without an interval). Group columns (x-en,
@@ -29,7 +31,7 @@ every translation column of the section for that row; otherwise it is left blank
 
 General-ability families (column `family`): instruction following (IFEval prompt-level strict accuracy,
 AlpacaEval win rate when judged, MT-Bench judge score when judged), knowledge & commonsense (HellaSwag, ARC-E,
-ARC-C, PIQA acc_norm; WinoGrande, MMLU acc; TruthfulQA MC2), math (MGSM), summarization (XL-Sum ROUGE-L), safety
+ARC-C, PIQA acc_norm; WinoGrande, MMLU acc; TruthfulQA MC2), math (MGSM, GSM8K), summarization (XL-Sum ROUGE-L), safety
 (refusal on harmful prompts, over-refusal). The loss uses whichever general columns the row has with a Δ and an
 interval, averages them within their family and then the families with equal weight: at 135M the seven
 log-likelihood tasks barely move after translation fine-tuning while how the model talks does (LESSONS.md, "What
@@ -41,7 +43,6 @@ Composite intervals come from the same bootstrap resamples (tasks resampled inde
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import math
 import re
@@ -53,7 +54,7 @@ from tqdm.auto import tqdm
 from harness.metrics.translation import record_ref_streams
 from leaderboard import stats
 from leaderboard.collect import Row, Section, TaskRun, describe_difference
-from leaderboard.columns import COLUMNS, COMPOSITES, TRANSLATION_HOOKS, Column, section_columns  # noqa: F401
+from leaderboard.columns import COMPOSITES, Column, missing_keys, section_columns
 
 
 @dataclass
@@ -186,9 +187,7 @@ def _num(v, none: float | None) -> float:
 def _subsets(col: Column, tr: TaskRun) -> list[list[str]]:
     """Groups of subsets: one per "|"-separated pattern that matches any (empty groups dropped)."""
     pivot = str(tr.entry.get("config", {}).get("options", {}).get("pivot", "en"))
-    groups = [[s for s in tr.settings["selected"] if fnmatch.fnmatchcase(s, pat.replace("{pivot}", pivot))]
-              for pat in col.subsets.split("|")]
-    return [g for g in groups if g]
+    return col.groups(tr.settings["selected"], pivot)
 
 
 def _grouped_mean(values: dict[str, object], groups: list[list[str]]):
@@ -199,13 +198,13 @@ def _grouped_mean(values: dict[str, object], groups: list[list[str]]):
 def with_source(col: Column, tr: TaskRun, btr: TaskRun | None) -> tuple[Column, str]:
     """The column as computed for this row: judge verdicts when the row (and its base) were judged, else the
     per-sample classifier value; and a short text naming the source."""
-    if not col.judge_summary:
+    if not col.judge_key:
         return col, ""
     runs = [x for x in (tr, btr) if x is not None]
-    if all(isinstance(x.entry.get("summary", {}).get(col.judge_summary), (int, float)) for x in runs):
+    if all(isinstance(x.entry.get("summary", {}).get(col.judge_key), (int, float)) for x in runs):
         judges = {str(m["judge"]) for m in tr.entry.get("metrics", {}).values()
                   if isinstance(m, dict) and m.get("judge") and not str(m["judge"]).startswith("not judged")}
-        return (replace(col, summary=col.judge_summary, sample=col.judge_sample),
+        return (replace(col, key=col.judge_key, sample=col.judge_sample),
                 f"judge verdicts ({', '.join(sorted(judges))})")
     clf = tr.entry.get("metadata", {}).get("classifier", {})
     name = f"{clf.get('name', '?')} v{clf.get('version', '?')}" if isinstance(clf, dict) else str(clf)
@@ -214,7 +213,7 @@ def with_source(col: Column, tr: TaskRun, btr: TaskRun | None) -> tuple[Column, 
 
 def cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None:
     tr = row.tasks.get(col.task)
-    if tr is None or col.summary not in tr.entry.get("summary", {}):
+    if tr is None or col.key not in tr.entry.get("summary", {}):
         return None
     used, source = with_source(col, tr, base.tasks.get(col.task) if base is not None and base is not row else None)
     out = _cell(ev, used, row, base)
@@ -233,9 +232,9 @@ def _cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None
             return out
         col = replace(col, kind="summary")  # a run without per-document drift sums: the value, no interval
     if col.kind == "summary":
-        v = tr.entry["summary"][col.summary]
+        v = tr.entry["summary"][col.key]
         b = base.tasks.get(col.task) if base and base is not row else None
-        bv = b.entry.get("summary", {}).get(col.summary) if b else None
+        bv = b.entry.get("summary", {}).get(col.key) if b else None
         return Cell(v, None if bv is None else v - bv, note="no interval (run-level value)")
     groups = _subsets(col, tr)
     if not groups:
@@ -264,7 +263,7 @@ def _cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None
             points[s] = ev.scores(col, tr, s, ids, False)[0]
     value = float(_grouped_mean(points, groups))
     out = Cell(value)
-    reported = tr.entry["summary"][col.summary]
+    reported = tr.entry["summary"][col.key]
     if btr is None and isinstance(reported, (int, float)) and abs(reported - value) > 1e-6 * max(1.0, abs(value)):
         out.note = f"recomputed {value:.4g} but results.json says {reported:.4g}"
     if btr is not None:
@@ -291,9 +290,10 @@ def composite(cells: dict[str, Cell], cols: list[Column], sign: float) -> Cell:
 
 
 def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) -> Table:
-    columns = [c for c in section_columns(sec)
-               if any(c.summary in r.tasks[c.task].entry.get("summary", {}) for r in sec.rows if c.task in r.tasks)]
-    rows, notes = [], list(sec.notes)
+    declared, col_notes = section_columns(sec)
+    columns = [c for c in declared
+               if any(c.key in r.tasks[c.task].entry.get("summary", {}) for r in sec.rows if c.task in r.tasks)]
+    rows, notes = [], list(sec.notes) + col_notes
     sources: dict[tuple[str, str], list[str]] = {}  # (column, where its values came from) -> rows
     bar = tqdm(total=len(sec.rows) * len(columns), desc=f"leaderboard section {index + 1}", unit="cell",
                dynamic_ncols=True, leave=False)
@@ -323,6 +323,8 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
                 if rr.composites[name].note:
                     notes.append(f"{rr.label} on {rr.model}, {name}: {rr.composites[name].note}")
         for t, tr in row.tasks.items():
+            notes += [f"{row.label} on {row.model}, task {t}: results.json has no summary key {c.key!r} for column "
+                      f"{c.label!r}; run `harness score {tr.run_dir}`" for c in missing_keys(tr)]
             if tr.samples_changed():
                 notes.append(f"{tr.run_dir}/{tr.entry.get('samples_file')}: changed since results.json was "
                              f"written; run `harness score {tr.run_dir}`")

@@ -1,79 +1,101 @@
-"""The leaderboard's columns: one line per metric (task, label, summary key, per-sample source, direction,
-kind, subsets, role, scale, family); see leaderboard/build.py for how cells and composites are computed."""
+"""The leaderboard's columns: what each task declares (`Task.leaderboard` / `leaderboard_columns()`, harness/task.py),
+read through the task registry from the config saved in results.json, and put in display order.
+
+Order: the columns of translation tasks (those with a `translation` column) by task name, then the general-ability
+columns by family (FAMILIES order, then any other family) and task name, then the rest (drift); within a task, its
+declaration order. Labels must be unique in a table: a clash is resolved by prefixing the task name.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Literal
+import json
 
-from leaderboard.collect import Section
+from harness.data import DataSource
+from harness.errors import HarnessError
+from harness.task import Column, Task, load_task, task_from_saved_config, task_names
+from leaderboard.collect import Section, TaskRun
 
+__all__ = ["COMPOSITES", "FAMILIES", "Column", "declared_columns", "missing_keys", "ordered", "section_columns",
+           "task_columns"]
 
-@dataclass(frozen=True)
-class Column:
-    task: str
-    label: str
-    summary: str  # key in results.json tasks[task].summary; the column is shown when a run has it
-    sample: str  # corpus: metric name in metrics[subset].signatures; mean: dotted path in a sample record
-    higher_is_better: bool = True
-    kind: Literal["corpus", "mean", "summary", "drift"] = "mean"
-    subsets: str = "*"  # fnmatch patterns over subsets, "|"-separated groups (mean of group means); {pivot}
-    role: Literal["translation", "general", ""] = ""
-    scale: float = 1.0  # full range of the metric (for composites)
-    none: float | None = None  # value for a per-sample None; None = drop that pair
-    # judge alternative: used instead of (summary, sample) when the row and its base both have this summary key
-    judge_summary: str = ""
-    judge_sample: str = ""
-    family: str = ""  # general columns: the ability family they measure (the loss composite weighs families equally)
-
-
-COLUMNS: list[Column] = [
-    Column("flores", "chrF++", "chrf", "chrf", kind="corpus", role="translation", scale=100),
-    Column("flores", "chrF++ x-en", "chrf_x-pivot", "chrf", kind="corpus", subsets="*-{pivot}", scale=100),
-    Column("flores", "chrF++ en-x", "chrf_pivot-x", "chrf", kind="corpus", subsets="{pivot}-*", scale=100),
-    Column("flores", "BLEU", "bleu", "bleu", kind="corpus", role="translation", scale=100),
-    Column("flores", "BLEU x-en", "bleu_x-pivot", "bleu", kind="corpus", subsets="*-{pivot}", scale=100),
-    Column("flores", "BLEU en-x", "bleu_pivot-x", "bleu", kind="corpus", subsets="{pivot}-*", scale=100),
-    Column("flores", "COMET", "comet", "", kind="summary"),  # per-segment COMET is not in samples.jsonl
-    Column("flores", "off-target", "off_target", "scores.off_target", higher_is_better=False, none=0.0),
-    Column("ifeval", "IFEval prompt strict", "prompt_level_strict_acc", "ifeval.prompt_level_strict", role="general",
-           family="instruction following"),
-    Column("alpaca_eval", "AlpacaEval win rate", "win_rate", "judgment.win", role="general",
-           family="instruction following"),
-    Column("mtbench", "MT-Bench", "score", "judgment.turns[*].score", role="general", scale=9,
-           family="instruction following"),
-    Column("hellaswag", "HellaSwag acc_norm", "acc_norm", "acc_norm", role="general", family="knowledge & commonsense"),
-    Column("arc_easy", "ARC-E acc_norm", "acc_norm", "acc_norm", role="general", family="knowledge & commonsense"),
-    Column("arc_challenge", "ARC-C acc_norm", "acc_norm", "acc_norm", role="general",
-           family="knowledge & commonsense"),
-    Column("piqa", "PIQA acc_norm", "acc_norm", "acc_norm", role="general", family="knowledge & commonsense"),
-    Column("winogrande", "WinoGrande acc", "acc", "acc", role="general", family="knowledge & commonsense"),
-    Column("mmlu", "MMLU acc", "acc", "acc", role="general", family="knowledge & commonsense"),
-    # the MC2 score (probability mass on the true answers) is stored as `acc` by tasks/multiple_choice.py
-    Column("truthfulqa_mc2", "TruthfulQA MC2", "acc", "acc", role="general", family="knowledge & commonsense"),
-    Column("mgsm", "MGSM acc", "exact_match_flexible", "correct.flexible", role="general", none=0.0, family="math"),
-    Column("xlsum", "XL-Sum ROUGE-L", "rougeL", "scores.rougeL", role="general", scale=100, family="summarization"),
-    Column("safety", "refusal (harmful)", "refusal_harmful", "refusal", role="general",
-           subsets="advbench|harmbench|xstest_unsafe|multijail_*",
-           judge_summary="judge_refusal_harmful", judge_sample="judgment.refusal", family="safety"),
-    Column("safety", "over-refusal", "over_refusal", "refusal", higher_is_better=False, subsets="xstest_safe",
-           role="general", judge_summary="judge_over_refusal", judge_sample="judgment.refusal", family="safety"),
-    # judge-free drift (nats/token): shown with intervals, not in the composite (it measures change, not loss)
-    Column("mtbench", "MT-Bench drift", "drift_nll", "", higher_is_better=False, kind="drift"),
-    Column("alpaca_eval", "AlpacaEval drift", "drift_nll", "", higher_is_better=False, kind="drift"),
-]
 COMPOSITES = {"translation gain": "translation", "general-ability loss": "general"}
-# Hooks of translation test sets defined in YAML only (tasks/translation.py): each such task gets the FLORES
-# columns, labelled with the task name ("wmt16 BLEU"), and its chrF++/BLEU count in the translation gain.
-TRANSLATION_HOOKS = ("translation",)
+# the general-ability families in the order their columns are shown (the loss composite weighs them equally)
+FAMILIES = ("instruction following", "knowledge & commonsense", "math", "summarization", "safety")
+
+_CACHE: dict[str, tuple[list[Column], str]] = {}
 
 
-def section_columns(sec: Section) -> list[Column]:
-    """COLUMNS plus the FLORES columns repeated for every file-based translation task of the section."""
-    names = sorted({t for r in sec.rows for t, tr in r.tasks.items()
-                    if tr.entry.get("config", {}).get("hook") in TRANSLATION_HOOKS})
-    flores = [c for c in COLUMNS if c.task == "flores"]
-    extra = [dataclasses.replace(c, task=t, label=f"{t} {c.label}") for t in names for c in flores]
-    at = max(i for i, c in enumerate(COLUMNS) if c.task == "flores") + 1  # translation columns first
-    return COLUMNS[:at] + extra + COLUMNS[at:]
+def _task_of(tr: TaskRun) -> Task:
+    """The task of a results.json entry, from the config saved there (the hook comes from tasks/); an entry without
+    a saved config falls back to the task YAML of that name. No data is read."""
+    data = DataSource(None, allow_hub=False)
+    config = tr.entry.get("config")
+    if isinstance(config, dict) and "hook" in config:
+        return task_from_saved_config(config, data, f"{tr.run_dir}/results.json: tasks.{tr.task}.config")
+    if tr.task in task_names():
+        return load_task(tr.task, data)
+    raise HarnessError(f"{tr.run_dir}/results.json: task {tr.task} has no saved config and no tasks/{tr.task}.yaml")
+
+
+def task_columns(tr: TaskRun) -> tuple[list[Column], str]:
+    """(declared columns, note): no columns and a note saying why when the task cannot be rebuilt here."""
+    if tr.task.startswith("lmeval:"):  # scored by lm-eval; its metrics have no leaderboard columns
+        return [], ""
+    k = json.dumps([tr.task, tr.entry.get("config")], sort_keys=True, default=str)
+    if k not in _CACHE:
+        try:
+            _CACHE[k] = (_task_of(tr).leaderboard_columns(), "")
+        except (HarnessError, ImportError) as e:
+            _CACHE[k] = ([], f"task {tr.task}: no leaderboard columns ({e})")
+    return _CACHE[k]
+
+
+def _pivot(tr: TaskRun) -> str:
+    return str(tr.entry.get("config", {}).get("options", {}).get("pivot", "en"))
+
+
+def missing_keys(tr: TaskRun) -> list[Column]:
+    """Declared columns that every run of the task should report (no `when`, subsets selected) but whose key this
+    run's summary lacks: a metric renamed since, or results written by older code."""
+    summary = tr.entry.get("summary", {})
+    return [c for c in task_columns(tr)[0]
+            if not c.when and c.key not in summary and c.groups(tr.settings["selected"], _pivot(tr))]
+
+
+def section_columns(sec: Section) -> tuple[list[Column], list[str]]:
+    """Every column declared by the section's tasks, in display order, and notes on tasks without declarations."""
+    declared: dict[str, list[Column]] = {}
+    notes: list[str] = []
+    for row in sec.rows:
+        for name, tr in row.tasks.items():
+            if name not in declared:
+                declared[name], note = task_columns(tr)
+                notes += [note] if note else []
+    return ordered(declared), notes
+
+
+def declared_columns() -> list[Column]:
+    """The columns of every task in tasks/, in display order (for `harness`'s own checks and the tests)."""
+    data = DataSource(None, allow_hub=False)
+    return ordered({name: load_task(name, data).leaderboard_columns() for name in task_names()})
+
+
+def ordered(declared: dict[str, list[Column]]) -> list[Column]:
+    """The columns of several tasks (task -> its columns) in display order (module docstring), labels made unique."""
+    translation = {c.task for cols in declared.values() for c in cols if c.role == "translation"}
+
+    def order(item: tuple[int, Column]) -> tuple:
+        i, c = item
+        if c.task in translation:
+            return 0, 0, "", c.task, i
+        if c.role == "general":
+            fam = FAMILIES.index(c.family) if c.family in FAMILIES else len(FAMILIES)
+            return 1, fam, c.family, c.task, i
+        return 2, 0, "", c.task, i
+
+    out: list[Column] = []
+    for _, c in sorted(((i, c) for cols in declared.values() for i, c in enumerate(cols)), key=order):
+        clash = any(o.label == c.label for o in out)
+        out.append(dataclasses.replace(c, label=f"{c.task} {c.label}") if clash else c)
+    return out

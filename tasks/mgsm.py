@@ -6,10 +6,14 @@ from functools import lru_cache
 
 from harness.data import load_hub_dataset, read_lines
 from harness.errors import HarnessError
+from harness.task import Column
 from tasks.math_reasoning import MathTask
 
 
 class MGSMTask(MathTask):
+    leaderboard = (Column("MGSM acc", "exact_match_flexible", "correct.flexible", role="general", none=0.0,
+                          family="math"),)
+
     @lru_cache(maxsize=None)
     def _load(self, lang: str) -> list[tuple[str, str]]:
         ds = self.cfg.dataset

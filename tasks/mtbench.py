@@ -25,12 +25,11 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.io import read_jsonl, sha256_text
 from harness.judges.base import judge_of
-from harness.task import GenerationConfig, Task, render_template
+from harness.task import Column, GenerationConfig, Task, render_template
 
 FASTCHAT_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
                          "reasoning": 0.0, "stem": 0.1, "humanities": 0.1, "arena-hard-200": 0.0}
@@ -52,13 +51,18 @@ class MTBenchTask(Task):
     n_rounds = 2
     uses_judge = True
     drift_capable = True
+    leaderboard = (
+        Column("MT-Bench", "score", "judgment.turns[*].score", role="general", scale=9, family="instruction following",
+               when="judged"),
+        # judge-free drift (nats/token): shown with intervals, not in the composite (it measures change, not loss)
+        Column("MT-Bench drift", "drift_nll", direction="lower", kind="drift", when="drift computed"),
+    )
 
     def __init__(self, cfg, data, path=None):
         super().__init__(cfg, data, path)
         if cfg.generation.max_new_tokens < self.options.min_max_new_tokens:
             raise HarnessError(f"{path or cfg.task}: generation.max_new_tokens {cfg.generation.max_new_tokens} is "
                                f"below options.min_max_new_tokens {self.options.min_max_new_tokens} (FastChat uses 1024)")
-        self.run_dir: Path | None = None  # set by harness.judges.phase so aggregate can read drift.json
 
     # -- data ---------------------------------------------------------------------------------
     def _jsonl(self, rel: str) -> list[dict]:
@@ -189,9 +193,9 @@ class MTBenchTask(Task):
     def _drift_metrics(self, records: list[dict]) -> dict:
         from harness.judges.phase import drift_metrics
 
-        return drift_metrics(self.run_dir, self.name, records)
+        return drift_metrics(self.context.out_dir, self.name, records)
 
-    def summarize(self, per_subset: dict[str, dict]) -> dict:
+    def summarize(self, per_subset: dict[str, dict], records: dict[str, list[dict]]) -> dict:
         out = {}
         for key in ("score", "score_turn1", "score_turn2", "parse_failures", "n_turns_unjudged", "drift_nll",
                     "drift_kl"):
@@ -210,7 +214,7 @@ class MTBenchTask(Task):
             "reference_answers": self.options.reference_answers,
             "rating_regex": r"\[\[(\d+\.?\d*)\]\] then \[(\d+\.?\d*)\]; no match = parse failure (not 0)",
             "temperatures": self.options.temperatures,
-            "judge_settings": getattr(self, "judge_settings", None),
+            "judge_settings": self.judge_settings,
         }
 
 

@@ -25,7 +25,7 @@ from typing import ClassVar
 
 from harness.data import load_hub_dataset, read_lines
 from harness.errors import HarnessError
-from harness.task import Task
+from harness.task import Column, Task
 
 TRUTHFULQA_PROMPT = (
     "Q: What is human life expectancy in the United States?\n"
@@ -42,6 +42,10 @@ TRUTHFULQA_PROMPT = (
     "A: The 1992 Olympics were held in Barcelona, Spain."
 )
 FORMATS = ("arc", "hellaswag", "piqa", "winogrande", "mmlu", "truthfulqa_mc2")
+# leaderboard label of each task of this hook (others: the task name); the column shows acc_norm when the task
+# reports it, else acc; TruthfulQA-MC2's `acc` is the MC2 score (probability mass on the true answers)
+LABELS = {"hellaswag": "HellaSwag", "arc_easy": "ARC-E", "arc_challenge": "ARC-C", "piqa": "PIQA",
+          "winogrande": "WinoGrande", "mmlu": "MMLU", "truthfulqa_mc2": "TruthfulQA MC2"}
 
 
 @dataclass
@@ -72,6 +76,15 @@ class MultipleChoiceTask(Task):
         if self.options.format not in FORMATS:
             raise HarnessError(f"{path or cfg.task}: options.format: {self.options.format!r} is not one of "
                                f"{', '.join(FORMATS)}")
+
+    def leaderboard_columns(self) -> list[Column]:
+        metric = "acc_norm" if "acc_norm" in self.options.metrics else "acc"
+        if metric not in self.options.metrics:
+            return []
+        label = LABELS.get(self.name, self.name)
+        if self.options.format != "truthfulqa_mc2":
+            label = f"{label} {metric}"
+        return [Column(label, metric, metric, role="general", family="knowledge & commonsense", task=self.name)]
 
     # -- documents --------------------------------------------------------------------------------
     def docs(self, subset: str) -> list[dict]:

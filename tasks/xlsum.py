@@ -25,7 +25,7 @@ from harness.errors import HarnessError
 from harness.languages import name
 from harness.metrics.rouge import rouge, settings
 from tasks._translation import unwrap
-from harness.task import Task
+from harness.task import Column, Task
 
 ENV_DIR = "HARNESS_XLSUM_DIR"
 # language code (ISO 639-1 where one exists) → XL-Sum language name, all 45 XL-Sum languages
@@ -74,6 +74,8 @@ def truncate(text: str, max_chars: int) -> str:
 class XLSumTask(Task):
     Options = XLSumOptions
     content_fields = ("text",)
+    leaderboard = (Column("XL-Sum ROUGE-L", "rougeL", "scores.rougeL", role="general", scale=100,
+                          family="summarization"),)
 
     def select(self, wanted: list[str]) -> None:
         bad = [w for w in wanted if w not in XLSUM_NAMES]

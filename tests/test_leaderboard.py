@@ -22,7 +22,8 @@ from harness.data import DataSource
 from harness.runner import EvalContext, evaluate
 from harness.task import load_task
 from leaderboard import make_leaderboard, stats
-from leaderboard.build import COLUMNS, _grouped_mean, get_path
+from leaderboard.build import _grouped_mean, get_path
+from leaderboard.columns import declared_columns
 from leaderboard.plot import frontier
 
 MODEL = {"name": "tiny-test", "weights_sha256": "a" * 64}
@@ -156,10 +157,13 @@ def test_cli_writes_files_and_errors_cleanly(runs, tmp_path, capsys):
     assert "no such results.json" in capsys.readouterr().err
 
 
-def test_column_spec_is_one_line_per_column_and_frontier():
-    labels = [c.label for c in COLUMNS]
-    assert len(labels) == len(set(labels))
-    assert all(c.kind in ("corpus", "mean", "summary", "drift") and c.scale > 0 for c in COLUMNS)
+def test_declared_columns_are_unique_and_frontier():
+    cols = declared_columns()  # what every task in tasks/ declares
+    labels = [c.label for c in cols]
+    assert len(labels) == len(set(labels)) and all(c.task for c in cols)
+    assert all(c.kind in ("corpus", "mean", "summary", "drift") and c.scale > 0 for c in cols)
+    gsm8k = [c for c in cols if c.task == "gsm8k"]
+    assert [(c.key, c.role, c.family) for c in gsm8k] == [("exact_match_flexible", "general", "math")]
     rec = {"judgment": {"turns": [{"score": 8}, {"score": None}, {"score": 5}]}, "correct": {"flexible": True}}
     assert get_path(rec, "judgment.turns[*].score") == 6.5 and get_path(rec, "correct.flexible") is True
     assert get_path(rec, "scores.rougeL") is None

@@ -13,7 +13,7 @@ import pytest
 from harness.backends.base import Generation
 from harness.data import DataSource
 from harness.runner import EvalContext, evaluate, select_docs
-from harness.task import load_task
+from harness.task import RunContext, load_task
 from leaderboard import make_leaderboard, stats
 
 MODEL = {"name": "tiny-test", "weights_sha256": "b" * 64}
@@ -36,7 +36,7 @@ def _run(data_dir, out, method, task_name, answer, limit, drift=None):
     task = load_task(task_name, DataSource.resolve(str(data_dir)))
     docs = {d["id"]: d for d in select_docs(task, limit)}
     if drift is not None:  # per-document drift sums as `harness run` writes them (synthetic values)
-        task.run_dir = out
+        task.set_context(RunContext(out_dir=out))
         per = {i: drift(k) for k, i in enumerate(docs)}
         (out / task_name).mkdir(parents=True, exist_ok=True)
         n = sum(v[2] for v in per.values())
@@ -113,10 +113,11 @@ def test_ifeval_column_drift_column_and_composite(runs, tmp_path):
 
 
 def test_family_composite_weighs_families_equally():
-    from leaderboard.build import COLUMNS, Cell
+    from leaderboard.build import Cell
+    from leaderboard.columns import declared_columns
     from leaderboard.general import family_composite
 
-    cols = [c for c in COLUMNS if c.role == "general"]
+    cols = [c for c in declared_columns() if c.role == "general"]
     rng = np.random.default_rng(0)
 
     def c(delta):

@@ -29,7 +29,7 @@ from harness.data import DataSource
 from harness.runner import EvalContext, evaluate
 from harness.task import load_task
 from leaderboard import collect
-from leaderboard.build import COLUMNS, Evaluator, build
+from leaderboard.build import Evaluator, build
 
 SEED, N_BOOT, LINES = 12345, 1000, 60
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,8 @@ def test_leaderboard_reproduces_sacrebleu_paired_bootstrap_on_every_target(runs,
     rows = {r.label: r for r in tables[0].rows}
     base_row, method_row = (next(r for r in sections[0].rows if r.method == m) for m in ("base", "method"))
     ev = Evaluator(N_BOOT, SEED)
-    cols = {c.sample: c for c in COLUMNS if c.task == "flores" and c.kind == "corpus" and c.subsets == "*"}
+    flores = load_task("flores", DataSource(None)).leaderboard_columns()
+    cols = {c.sample: c for c in flores if c.kind == "corpus" and c.subsets == "*"}
     base_results = json.loads((runs / "base" / "results.json").read_text())["tasks"]["flores"]["metrics"]
     for subset in SUBSETS:
         tgt = subset.split("-")[1]

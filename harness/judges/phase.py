@@ -3,7 +3,8 @@
 `harness run` calls `PostPhase.after_generation` for each task after its samples are complete;
 `harness judge OUT` calls `judge_saved_run` on a finished run folder (no generation, no
 evaluated model). Tasks opt in with the class attribute `uses_judge = True` and implement
-`judge_records(records, judge, spec, cache)`; tasks with `drift_capable = True` get drift.
+`judge_records(records, judge, spec, cache)`; tasks with `drift_capable = True` get drift. A task reads
+drift.json from its run folder, `task.context.out_dir` (harness.task.RunContext, set by the command).
 """
 
 from __future__ import annotations
@@ -19,11 +20,6 @@ from harness.rundir.read import read_fingerprint
 from harness.rundir.write import reopen, write_results, write_samples
 
 
-def attach(tasks: list, out_dir: Path) -> None:
-    """Tell judge-using tasks where their run folder is (they read drift.json from it)."""
-    for task in tasks:
-        if getattr(task, "uses_judge", False):
-            task.run_dir = Path(out_dir)
 
 
 @dataclass
@@ -49,25 +45,23 @@ class PostPhase:
         return self._judge
 
     def judge_task(self, task, store: JsonlStore, ids: list[str]) -> None:
-        if self.spec is None or not getattr(task, "uses_judge", False):
+        if self.spec is None or not task.uses_judge:
             return
         records = [store.records[i] for i in ids]
         cache = JudgmentCache(store.path.parent / "judgments.jsonl")
-        task.judge_records(records, self.judge, self.spec, cache)
-        task.judge_settings = {**self.spec.describe(), "identity": self.judge.identity()}
+        task.judge(records, self.judge, self.spec, cache)
         write_samples(store.path, store.records.values())
 
     def after_generation(self, task, backend, ectx, drift: DriftPlan | None = None, base=None) -> dict | None:
         """Judge (and compute drift for) a task whose samples are complete; returns new results or None."""
         from harness.runner import aggregate, select_docs
 
-        if not getattr(task, "uses_judge", False):
+        if not task.uses_judge:
             return None
         t0 = time.time()
-        task.run_dir = ectx.out_dir
         store = JsonlStore(ectx.out_dir / task.name / "samples.jsonl")
         ids = [d["id"] for d in select_docs(task, ectx.limit)]
-        if getattr(task, "drift_capable", False) and drift is not None:
+        if task.drift_capable and drift is not None:
             write_drift(task, store, ids, backend, ectx, drift, self.backend_cfg, base)
         self.judge_task(task, store, ids)
         return write_results(ectx, task, backend.settings(), aggregate(task, store, ectx.limit), time.time() - t0)
@@ -166,8 +160,8 @@ def judge_saved_run(out: Path, spec: JudgeSpec, data, backend_cfg=None, only: li
     phase = PostPhase(spec, backend_cfg)
     judged = []
     for name in run.task_names(only):
-        task = run.task(name, data)  # as the run evaluated it: options and the group's document limit restored
-        if not getattr(task, "uses_judge", False):
+        task = run.task(name, data)  # as the run evaluated it: options, the group's document limit, context
+        if not task.uses_judge:
             continue
         store = run.store(task)
         t0 = time.time()

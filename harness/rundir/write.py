@@ -79,7 +79,7 @@ def write_results(ctx, task: Task, backend_settings: dict, agg: dict, seconds: f
         "backend": backend_settings,
         **agg,
         "metadata": task.metadata(),
-        "doc_limit": getattr(task, "doc_limit", None),  # the group's default, used when --limit is not given
+        "doc_limit": task.doc_limit,  # the group's default, used when --limit is not given
         "samples_file": f"{task.name}/samples.jsonl",
         "samples_sha256": sha256_file(samples) if samples.exists() else None,
         "seconds": round(seconds, 2),
@@ -103,22 +103,21 @@ class SavedRun:
         """The run's harness tasks (`lmeval:` entries are scored by lm-eval itself), or those of them in `only`."""
         return [n for n in self.results["tasks"] if not n.startswith("lmeval:") and (only is None or n in only)]
 
-    def task(self, name: str, data) -> Task:
+    def task(self, name: str, data, comet=None) -> Task:
         """The task as the run evaluated it: its config (rebuilt from results.json for a task YAML given by path),
         selected subsets, options (a method may have changed extraction options), the group's document limit,
-        and this folder as its run_dir (judge-using tasks read drift.json from it)."""
+        and a RunContext naming this folder (judge-using tasks read drift.json from it) and `comet`."""
         from harness.config import from_dict
-        from harness.task import load_task, task_from_saved_config, task_names
+        from harness.task import RunContext, load_task, task_from_saved_config, task_names
 
         entry, where = self.results["tasks"][name], f"{self.out}/results.json"
         if name in task_names():
-            task = load_task(name, data)
+            task = load_task(name, data, entry.get("doc_limit"))
         else:
-            task = task_from_saved_config(entry["config"], data, f"{where}: tasks.{name}.config")
+            task = task_from_saved_config(entry["config"], data, f"{where}: tasks.{name}.config", entry.get("doc_limit"))
         task.select(entry["config"]["selected"])
         task.options = from_dict(type(task.options), entry["config"]["options"], f"{where}: {name}.options")
-        task.run_dir = self.out
-        task.doc_limit = entry.get("doc_limit")
+        task.set_context(RunContext(out_dir=self.out) if comet is None else RunContext(out_dir=self.out, comet=comet))
         return task
 
     def store(self, task: Task) -> JsonlStore:
