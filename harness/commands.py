@@ -167,10 +167,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
             print(f"{m['name']:24s} {m['hub_id']:40s} {flag:10s} {m['description']}")
         print("Any local HF model directory or hub id also works as --model.")
     else:
-        from methods import REGISTRY
+        from methods import REGISTRY, method_class
 
-        for name, cls in REGISTRY.items():
-            print(f"{name:10s} {cls.description}")
+        for name in REGISTRY:
+            print(f"{name:10s} {method_class(name).description}")
     return 0
 
 

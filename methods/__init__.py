@@ -1,38 +1,24 @@
-"""Method registry. Each method is a package `methods/<name>/` registered here explicitly."""
+"""Method registry: one line per method, `name: "package:Class"`, imported when first used (so `harness run
+--method base` does not import every method's training code). Each method is a package `methods/<name>/`."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.method import Method
-from methods.base import BaseMethod
-from methods.landermt import LANDeRMTMethod
-from methods.lms import LMSMethod
-from methods.lora import LoRAMethod
-from methods.radis import RaDisMethod
-from methods.relay import RelayMethod
-from methods.sft import SFTMethod
-from methods.xbridge import XBridgeMethod
 
-REGISTRY: dict[str, type[Method]] = {}
-
-
-def register(cls: type[Method]) -> type[Method]:
-    if cls.name in REGISTRY:
-        raise ValueError(f"method {cls.name!r} registered twice")
-    REGISTRY[cls.name] = cls
-    return cls
-
-
-register(BaseMethod)
-register(SFTMethod)
-register(LoRAMethod)
-register(RaDisMethod)
-register(XBridgeMethod)
-register(LANDeRMTMethod)
-register(LMSMethod)
-register(RelayMethod)
+REGISTRY: dict[str, str] = {
+    "base": "methods.base:BaseMethod",
+    "sft": "methods.sft:SFTMethod",
+    "lora": "methods.lora:LoRAMethod",
+    "radis": "methods.radis:RaDisMethod",
+    "xbridge": "methods.xbridge:XBridgeMethod",
+    "landermt": "methods.landermt:LANDeRMTMethod",
+    "lms": "methods.lms:LMSMethod",
+    "relay": "methods.relay:RelayMethod",
+}
 
 
 def method_dir(name: str) -> Path:
@@ -40,7 +26,16 @@ def method_dir(name: str) -> Path:
     return Path(__file__).resolve().parent / name
 
 
-def get_method(name: str) -> Method:
+def method_class(name: str) -> type[Method]:
     if name not in REGISTRY:
         raise HarnessError(f"unknown method {name!r} (known: {', '.join(REGISTRY)}; see `harness ls methods`)")
-    return REGISTRY[name]()
+    module, _, attr = REGISTRY[name].partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Method)) or cls.name != name:
+        raise HarnessError(f"methods/__init__.py: REGISTRY[{name!r}] = {REGISTRY[name]!r} is not the Method "
+                           f"subclass named {name!r}")
+    return cls
+
+
+def get_method(name: str) -> Method:
+    return method_class(name)()
