@@ -94,9 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     lm_tasks = lmeval.load([n for n in _split(args.tasks) if lmeval.is_lmeval(n)], args.lmeval_include)
     setup = prepare_training(args)
     method, tasks, model, model_name = setup.method, setup.tasks, setup.model, setup.model_name
-    # before any work: the method refuses tasks/phases/backends it cannot serve (vLLM cannot load a method's
-    # own composite backend, so `--backend vllm` never bypasses `Method.backend`)
-    method.check_run(setup.cfg, tasks, lm_tasks, getattr(args, "backend", "transformers"), model)
+    kind = getattr(args, "backend", "transformers")
+    # before any work: the method refuses tasks/phases/backends it cannot serve (what the backend that
+    # build_backend will return can do: log-likelihoods, transformers weights for drift and lm-eval)
+    method.check_run(setup.cfg, tasks, lm_tasks, kind, model)
     use_comet(tasks, args.comet_model)
     out = writable_dir(args.output or default_output(model_name, method.name, args.limit), "--output")
     artifact = method.train(setup.cfg, setup.ctx)
@@ -105,17 +106,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     for task in tasks:
         method.prepare_task(task, artifact)
-    if getattr(args, "backend", "transformers") == "vllm":
-        from harness.backends.vllm import VLLMConfig, backend_for_artifact
+    from harness.backends.factory import build_backend
 
-        backend = backend_for_artifact(artifact, model, VLLMConfig(
-            dtype=args.dtype, tensor_parallel_size=args.tensor_parallel_size,
-            data_parallel_size=args.data_parallel_size, trust_remote_code=args.trust_remote_code, seed=args.seed))
-    else:
-        backend = method.backend(artifact, model, setup.backend_cfg)
-    from harness.runner import check_backends
-
-    check_backends(tasks, backend)  # a log-likelihood task on a backend that cannot score stops here
+    vllm_cfg = vllm_config(args) if kind == "vllm" else None
+    backend = build_backend(kind, method, artifact, model, setup.backend_cfg, vllm_cfg)
     ectx = EvalContext(out_dir=out, seed=args.seed, limit=args.limit, chunk_size=args.chunk_size,
                        method={"name": method.name, "config": artifact.config, "artifact": artifact.describe()},
                        model=model.identity())
@@ -141,6 +135,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     lmeval.print_table(results, [lt.name for lt in lm_tasks])
     print(f"\nresults: {out / 'results.json'}")
     return 0
+
+
+def vllm_config(args: argparse.Namespace):
+    from harness.backends.vllm import VLLMConfig
+
+    return VLLMConfig(dtype=args.dtype, tensor_parallel_size=args.tensor_parallel_size,
+                      data_parallel_size=args.data_parallel_size, trust_remote_code=args.trust_remote_code,
+                      seed=args.seed)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -236,8 +238,8 @@ def judge_spec(args: argparse.Namespace):
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    from harness.backends.hf import BackendConfig, set_threads
     from harness.judges.phase import judge_saved_run
+    from harness.loading import BackendConfig, set_threads
     from harness.report import print_run_table
 
     out = existing_dir(args.output, "harness judge:")
@@ -300,14 +302,14 @@ class Setup:
     tasks: list
     model_name: str
     model: object  # harness.models.ResolvedModel
-    backend_cfg: object  # harness.backends.hf.BackendConfig
+    backend_cfg: object  # harness.loading.BackendConfig
     cfg: object  # the method's config dataclass
     ctx: object  # harness.method.TrainContext
 
 
 def prepare_training(args: argparse.Namespace) -> Setup:
     """Resolve data, method, tasks, model and configs shared by `run` and `train` (cheap checks first)."""
-    from harness.backends.hf import BackendConfig, set_threads
+    from harness.loading import BackendConfig, set_threads
     from harness.method import TrainContext
     from harness.models import DEFAULT_MODEL, resolve_model
     from harness.training.artifacts import artifacts_root

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.backends.hf import BackendConfig, load_tokenizer
+from harness.loading import BackendConfig, load_tokenizer
 from harness.data import DataSource
 from harness.training import trainer
 from methods.xbridge.config import XBridgeConfig
