@@ -65,7 +65,8 @@ def load_prompts(data_dir: Path, n: int) -> list[str]:
 def run_harness(path: str, prompts: list[str], dtype: str, bs: int, max_new: int,
                 scheduler: str = "continuous") -> tuple[list[str], float, float]:
     from harness.backends.base import Request
-    from harness.backends.hf import BackendConfig, HFBackend, load_model_and_tokenizer
+    from harness.backends.hf import HFBackend
+    from harness.loading import BackendConfig, load_model_and_tokenizer
     from harness.task import GenerationConfig
 
     t0 = time.perf_counter()
@@ -171,7 +172,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from harness.backends.hf import BackendConfig, pick_dtype
+    from harness.loading import BackendConfig, pick_dtype
     from harness.models import resolve_model
 
     torch.set_num_threads(args.threads)

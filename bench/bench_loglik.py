@@ -32,7 +32,8 @@ def main() -> None:
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from harness.backends.hf import BackendConfig, HFBackend, load_model_and_tokenizer, set_threads
+    from harness.backends.hf import HFBackend
+    from harness.loading import BackendConfig, load_model_and_tokenizer, set_threads
     from harness.data import DataSource
     from harness.models import resolve_model
     from harness.task import load_task

@@ -59,13 +59,12 @@ def load_features(args, tok):
 def load_model(args):
     import torch
 
-    from harness.backends.hf import BackendConfig
+    from harness.loading import BackendConfig, load_for_training
     from harness.models import resolve_model
-    from harness.training import trainer
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model, tok = trainer.load_for_training(resolve_model(args.model).path, BackendConfig(device="cpu"))
+    model, tok = load_for_training(resolve_model(args.model).path, BackendConfig(device="cpu"))
     if args.method == "lora":
         from peft import LoraConfig, get_peft_model
 

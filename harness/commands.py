@@ -1,16 +1,14 @@
-"""Implementation of the CLI subcommands (argument parsing lives in harness/cli.py)."""
+"""The CLI subcommands: argument translation only (parsing lives in harness/cli.py, the work in harness/api.py
+and the modules it calls)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 from harness.data import DataSource
 from harness.errors import HarnessError
-from harness.io import existing_dir, writable_dir
+from harness.io import existing_dir
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -18,132 +16,58 @@ def dispatch(args: argparse.Namespace) -> int:
             "judge": cmd_judge, "train": cmd_train, "leaderboard": cmd_leaderboard}[args.command](args)
 
 
-def load_tasks(names: list[str], data: DataSource, langs: list[str]) -> list:
-    from harness.task import expand_groups, load_task
+def backend_settings(args: argparse.Namespace):
+    from harness.loading import BackendConfig
 
-    if not names:
-        raise HarnessError("--tasks: give at least one task (see `harness ls tasks`)")
-    expanded = expand_groups([n for n in names if not n.startswith("lmeval:")])  # lmeval: runs via harness.lmeval
-    names = [n for n, _ in expanded]
-    if len(set(names)) != len(names):
-        raise HarnessError(f"--tasks: {names} lists a task twice")
-    tasks = [load_task(n, data, doc_limit) for n, doc_limit in expanded]  # a group's default subset size
-    if langs:
-        used = set()
-        for task in tasks:
-            mine = [x for x in langs if _matches(task, x)]
-            if mine:
-                task.select(mine)
-                used.update(mine)
-        unused = [x for x in langs if x not in used]
-        if unused and len(tasks) == 1:
-            tasks[0].select(unused)  # raises the task's own explanation
-        if unused:
-            raise HarnessError(f"--langs: {unused[0]!r} matches none of the tasks {', '.join(names)}")
-    for task in tasks:
-        task.preflight()  # missing or misaligned files, metric dependencies (e.g. BLEU tokenizers) fail now,
-                         # not after the model has loaded
-    return tasks
+    return BackendConfig(dtype=args.dtype, device=args.device, batch_size=args.batch_size, threads=args.threads,
+                         trust_remote_code=args.trust_remote_code, scheduler=args.scheduler)
 
 
-def _matches(task, item: str) -> bool:
-    if item in task.all_subsets():
-        return True
-    try:  # tasks that accept any well-formed item (e.g. any flores pair) say so by not raising
-        probe = type(task).__new__(type(task))
-        probe.__dict__.update(task.__dict__)
-        probe.select([item])
-        return True
-    except HarnessError:
-        return False
+def run_spec(args: argparse.Namespace):
+    """The RunSpec of `harness run` / `harness train` arguments."""
+    from harness.api import RunSpec
 
-
-def default_output(model: str, method: str, limit: int | None) -> Path:
-    safe = Path(model).name if Path(model).exists() else model.replace("/", "_")
-    return Path("results") / "runs" / (f"{safe}__{method}" + (f"__limit{limit}" if limit else ""))
-
-
-def configure_comet(tasks: list, model: str | None):
-    """The `--comet-model` settings for tasks that report COMET (skipped, with the reason, when unusable); a bad
-    path is an error now, before any work."""
-    import sys
-
-    from harness.metrics.comet import Comet
-
-    if model and not any(t.uses_comet for t in tasks):
-        print(f"warning: --comet-model ignored: none of the tasks ({', '.join(t.name for t in tasks)}) reports COMET",
-              file=sys.stderr)
-    return Comet.configure(model)
+    spec = RunSpec(tasks=_split(args.tasks), method=args.method, model=args.model, langs=_split(args.langs),
+                   method_config=args.method_config, budget=args.budget, seed=args.seed, data_dir=args.data_dir,
+                   drop_overlap=args.drop_overlap, settings=backend_settings(args))
+    if args.command == "run":
+        spec.limit, spec.output, spec.backend, spec.chunk_size = args.limit, args.output, args.backend, args.chunk_size
+        spec.tensor_parallel_size, spec.data_parallel_size = args.tensor_parallel_size, args.data_parallel_size
+        spec.comet_model, spec.lmeval_include, spec.drift_ref = args.comet_model, args.lmeval_include, args.drift_ref
+        spec.judge = judge_spec(args)
+    return spec
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import lmeval
+    from harness import api, lmeval
     from harness.report import print_run_table
-    from harness.runner import EvalContext, evaluate
 
-    if args.limit is not None and args.limit < 1:
-        raise HarnessError("--limit: must be >= 1")
-    if args.output:
-        writable_dir(args.output, "--output")  # before any training or generation
-    if args.chunk_size < 1:
-        raise HarnessError("--chunk-size: must be >= 1")
-    if getattr(args, "backend", "transformers") == "vllm":
-        from harness.backends.vllm import require_vllm
-
-        require_vllm()  # fail before any training
-    apply_budget_caps(args)
-    lm_tasks = lmeval.load([n for n in _split(args.tasks) if lmeval.is_lmeval(n)], args.lmeval_include)
-    setup = prepare_training(args)
-    method, tasks, model, model_name = setup.method, setup.tasks, setup.model, setup.model_name
-    # before any work: the method refuses tasks/phases/backends it cannot serve (vLLM cannot load a method's
-    # own composite backend, so `--backend vllm` never bypasses `Method.backend`)
-    method.check_run(setup.cfg, tasks, lm_tasks, getattr(args, "backend", "transformers"), model)
-    comet = configure_comet(tasks, args.comet_model)
-    out = writable_dir(args.output or default_output(model_name, method.name, args.limit), "--output")
-    from harness.task import RunContext
-
-    for task in tasks:
-        task.set_context(RunContext(out_dir=out, comet=comet))  # once, before any work
-    artifact = method.train(setup.cfg, setup.ctx)
-    if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`: rank 0 alone evaluates
-        print(f"[rank {os.environ['RANK']}] training done; evaluation runs on rank 0 only")
+    done = api.run(run_spec(args))
+    if done is None:  # a non-main process of a distributed training
         return 0
-    for task in tasks:
-        method.prepare_task(task, artifact)
-    if getattr(args, "backend", "transformers") == "vllm":
-        from harness.backends.vllm import VLLMConfig, backend_for_artifact
+    print_run_table(done.results, done.harness_tasks)
+    lmeval.print_table(done.results, done.lmeval_tasks)
+    print(f"\nresults: {done.out / 'results.json'}")
+    return 0
 
-        backend = backend_for_artifact(artifact, model, VLLMConfig(
-            dtype=args.dtype, tensor_parallel_size=args.tensor_parallel_size,
-            data_parallel_size=args.data_parallel_size, trust_remote_code=args.trust_remote_code, seed=args.seed))
-    else:
-        backend = method.backend(artifact, model, setup.backend_cfg)
-    from harness.runner import check_backends
 
-    check_backends(tasks, backend)  # a log-likelihood task on a backend that cannot score stops here
-    ectx = EvalContext(out_dir=out, seed=args.seed, limit=args.limit, chunk_size=args.chunk_size,
-                       method={"name": method.name, "config": artifact.config, "artifact": artifact.describe()},
-                       model=model.identity())
-    from harness.judges.phase import PostPhase, plan_drift
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train (or find) a method's artifact without evaluating; guards against overlap with --tasks."""
+    from harness import api
 
-    post = PostPhase(judge_spec(args), setup.backend_cfg)
-    results = {}
-    for task in tasks:
-        results = evaluate(task, backend, ectx)
-        drift, base = None, None
-        if task.drift_capable:
-            drift = plan_drift(args.drift_ref, task.name, out / task.name / "samples.jsonl", artifact.kind == "none")
-            if drift is None:  # a trained method without --drift-ref: the base model's answers, cached
-                from harness.judges.base_answers import ensure_base_answers
+    artifact = api.train(run_spec(args))
+    print(f"artifact: {artifact.path} (kind {artifact.kind}, config hash {artifact.config_hash}, hash {artifact.hash})")
+    return 0
 
-                cached = ensure_base_answers(task, ectx, setup.backend_cfg, backend.settings().get("dtype"))
-                drift, base = cached.plan, cached.base
-        results = post.after_generation(task, backend, ectx, drift, base) or results
-    for lt in lm_tasks:
-        results = lmeval.evaluate(lt, backend, ectx)
-    print_run_table(results, [t.name for t in tasks])
-    lmeval.print_table(results, [lt.name for lt in lm_tasks])
-    print(f"\nresults: {out / 'results.json'}")
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from harness import api
+
+    tables, written = api.leaderboard(args.paths, args.output, args.resamples, args.bootstrap_seed)
+    for t in tables:
+        print(f"{t.title}: {len(t.rows)} rows, {len(t.columns)} columns")
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
@@ -222,8 +146,8 @@ def judge_spec(args: argparse.Namespace):
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    from harness.backends.hf import BackendConfig, set_threads
     from harness.judges.phase import judge_saved_run
+    from harness.loading import BackendConfig, set_threads
     from harness.report import print_run_table
 
     out = existing_dir(args.output, "harness judge:")
@@ -238,98 +162,3 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
-
-
-# Budget profiles: run caps here, method settings in methods/<name>/recipes/<budget>.yaml.
-BUDGETS = {"small": {"limit": 8, "langs": "de-en,en-de"}, "full": {}}
-
-
-def apply_budget_caps(args: argparse.Namespace) -> None:
-    """`--budget small`: at most 8 documents per subset, flores de-en,en-de unless --limit/--langs say otherwise."""
-    caps = BUDGETS.get(getattr(args, "budget", None) or "full", {})
-    if "limit" in caps:
-        args.limit = min(args.limit, caps["limit"]) if args.limit else caps["limit"]
-    if "langs" in caps and not args.langs:
-        args.langs = caps["langs"]
-
-
-def load_method_config(method, config_file: str | None, budget: str | None):
-    """Defaults <- methods/<name>/recipes/<budget>.yaml (if any) <- --method-config FILE (strict)."""
-    from harness.config import from_dict, load_yaml, to_dict
-    from methods import method_dir
-
-    merged, where = to_dict(method.Config()), f"method {method.name}"
-    sources = []
-    if budget and budget != "full":
-        recipe = method_dir(method.name) / "recipes" / f"{budget}.yaml"
-        if recipe.exists():
-            sources.append(recipe)
-    if config_file:
-        if not Path(config_file).is_file():
-            raise HarnessError(f"--method-config {config_file}: file not found")
-        sources.append(Path(config_file))
-    for src in sources:
-        merged, where = _deep_merge(merged, load_yaml(src) or {}), str(src)
-    return from_dict(method.Config, merged, where)
-
-
-def _deep_merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-@dataclass
-class Setup:
-    method: object
-    tasks: list
-    model_name: str
-    model: object  # harness.models.ResolvedModel
-    backend_cfg: object  # harness.backends.hf.BackendConfig
-    cfg: object  # the method's config dataclass
-    ctx: object  # harness.method.TrainContext
-
-
-def prepare_training(args: argparse.Namespace) -> Setup:
-    """Resolve data, method, tasks, model and configs shared by `run` and `train` (cheap checks first)."""
-    from harness.backends.hf import BackendConfig, set_threads
-    from harness.method import TrainContext
-    from harness.models import DEFAULT_MODEL, resolve_model
-    from harness.training.artifacts import artifacts_root
-    from methods import get_method
-
-    writable_dir(artifacts_root(), "artifact folder ($HARNESS_CACHE/artifacts)")
-    data = DataSource.resolve(args.data_dir)
-    method = get_method(args.method)
-    tasks = load_tasks(_split(args.tasks), data, _split(args.langs))
-    cfg = load_method_config(method, args.method_config, args.budget)
-    set_threads(args.threads)
-    model_name = args.model or DEFAULT_MODEL
-    model = resolve_model(model_name)
-    backend_cfg = BackendConfig(dtype=args.dtype, device=args.device, batch_size=args.batch_size,
-                                threads=args.threads, trust_remote_code=args.trust_remote_code,
-                                scheduler=args.scheduler)
-    ctx = TrainContext(model=model, data=data, out_dir=artifacts_root(), eval_tasks=tasks, seed=args.seed,
-                       backend=backend_cfg, allow_overlap=args.drop_overlap)
-    return Setup(method, tasks, model_name, model, backend_cfg, cfg, ctx)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    """Train (or find) a method's artifact without evaluating; guards against overlap with --tasks."""
-    setup = prepare_training(args)
-    artifact = setup.method.train(setup.cfg, setup.ctx)
-    print(f"artifact: {artifact.path} (kind {artifact.kind}, config hash {artifact.config_hash}, hash {artifact.hash})")
-    return 0
-
-
-def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from leaderboard import make_leaderboard
-
-    tables, written = make_leaderboard([Path(p) for p in args.paths], Path(args.output), args.resamples,
-                                       args.bootstrap_seed)
-    for t in tables:
-        print(f"{t.title}: {len(t.rows)} rows, {len(t.columns)} columns")
-    for path in written:
-        print(f"wrote {path}")
-    return 0

@@ -108,9 +108,10 @@ def evaluate(lt: LmevalTask, backend, ctx) -> dict:
     fingerprint = run_fingerprint(ctx, config_hash, backend.settings().get("dtype"), seed=ctx.seed,
                                   lm_eval_version=md.version("lm_eval"))  # no "backend": kept as older runs wrote it
     check_fingerprint(task_dir, fingerprint)
-    if not (hasattr(backend, "model") and hasattr(backend, "tok")):
-        raise HarnessError(f"{lt.name}: lm-eval tasks need the transformers backend (a .model and .tok); "
-                           f"{type(backend).__name__} has none")
+    from harness.backends.factory import require
+
+    require(backend, "hf_weights", f"task {lt.name} (lm-eval bridge)",  # checked before the run by Method.check_run
+            "lm-eval's HFLM wraps one transformers model; use --backend transformers")
     lm = HFLM(pretrained=backend.model, tokenizer=backend.tok, batch_size=backend.cfg.batch_size)
     log = RequestLog(task_dir / "requests.jsonl", run_key=stable_hash(fingerprint))
     if log.repaired:

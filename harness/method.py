@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.backends.hf import BackendConfig, HFBackend, load_model_and_tokenizer
+from harness.loading import BackendConfig
 from harness.models import ResolvedModel
 
 
@@ -56,13 +56,12 @@ class Method:
     def check_run(self, cfg: Any, tasks: list, lm_tasks: list, backend_kind: str, model: ResolvedModel) -> None:
         """Refuse, before any training or generation, a run this method cannot serve (one-line HarnessError).
 
-        Default: a method with its own `backend()` (a composite of several models, say) cannot be served by
-        vLLM, whose backend only knows base weights, full weights and LoRA adapters."""
-        if backend_kind == "vllm" and type(self).backend is not Method.backend:
-            from harness.errors import HarnessError
+        Default: every phase of the run (generation, log-likelihood scoring, drift, the lm-eval bridge) must be
+        something the backend `build_backend(backend_kind, self, ...)` will return can do; vLLM cannot load a
+        method's own backend. A method adds its own refusals first, then calls this."""
+        from harness.backends.factory import backend_class, check_serves
 
-            raise HarnessError(f"--backend vllm: method {self.name} generates through its own backend "
-                               f"({type(self).__module__}), which vLLM cannot load; use --backend transformers")
+        check_serves(backend_class(backend_kind, self), tasks, lm_tasks)
 
     def prepare_task(self, task, artifact: Artifact) -> None:
         """Adjust how a task reads this artifact's outputs before evaluation (default: nothing).
@@ -71,11 +70,15 @@ class Method:
         """
 
     def backend(self, artifact: Artifact, model: ResolvedModel, cfg: BackendConfig):
-        """A generation backend for the artifact; default: base weights (+ a peft adapter or full weights)."""
-        if artifact.kind == "full":
-            hf_model, tok = load_model_and_tokenizer(artifact.path, cfg)
-        elif artifact.kind == "adapter":
-            hf_model, tok = load_model_and_tokenizer(model.path, cfg, adapter=artifact.path)
-        else:
-            hf_model, tok = load_model_and_tokenizer(model.path, cfg)
-        return HFBackend(hf_model, tok, cfg)
+        """The transformers backend for the artifact; default: base weights (+ a peft adapter or full weights).
+        Callers use `harness.backends.factory.build_backend`, which also serves `--backend vllm`. A method that
+        overrides this (a composite of several models, say) also overrides `backend_class`."""
+        from harness.backends.factory import default_backend
+
+        return default_backend(artifact, model, cfg)
+
+    def backend_class(self) -> type:
+        """The class `backend()` returns: its `name` and `capabilities` are checked before anything loads."""
+        from harness.backends.hf import HFBackend
+
+        return HFBackend

@@ -58,13 +58,6 @@ def select_docs(task: Task, limit: int | None) -> list[dict]:
     return docs
 
 
-def check_backends(tasks: list[Task], backend) -> None:
-    """Stop before any work when a log-likelihood task meets a backend that cannot score log-likelihoods."""
-    for task in tasks:
-        if is_loglik(task) and not callable(getattr(backend, "loglikelihood", None)):
-            name = getattr(backend, "name", type(backend).__name__)
-            raise HarnessError(f"task {task.name}: needs log-likelihood scoring, which backend {name!r} cannot do; "
-                               f"run it with a method whose backend is the transformers or vLLM backend")
 
 
 def is_loglik(task: Task) -> bool:

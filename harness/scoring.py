@@ -14,9 +14,10 @@ from harness.rundir.write import check_fingerprint
 
 
 def score_samples(task, backend, ctx) -> JsonlStore:
-    from harness.runner import check_backends, select_docs
+    from harness.backends.factory import check_serves
+    from harness.runner import select_docs
 
-    check_backends([task], backend)
+    check_serves(backend, [task], [])  # checked before the run by Method.check_run
     task_dir = ctx.out_dir / task.name
     check_fingerprint(task_dir, ctx.fingerprint(task, backend.settings()))
     remove_stale_tmp(ctx.out_dir), remove_stale_tmp(task_dir)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from harness.backends.base import Generation
+from harness.backends.base import Capabilities, Generation
 
 
 class EchoBackend:
     """Answers each request with `transform(doc, index)` of its document (index = the number after the last "/")."""
+
+    name = "echo"
+    capabilities = Capabilities(generate=True, loglik=False, hf_weights=False)
 
     def __init__(self, docs: dict, transform):
         self.docs, self.transform = docs, transform

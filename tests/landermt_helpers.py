@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from harness.backends.hf import BackendConfig
-from harness.training import trainer
+from harness.loading import BackendConfig, load_for_training
 
 
 def _load(path):
-    model, tok = trainer.load_for_training(path, BackendConfig(device="cpu"))
+    model, tok = load_for_training(path, BackendConfig(device="cpu"))
     return model.eval(), tok
 
 

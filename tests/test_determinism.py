@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness.backends.base import Request
-from harness.backends.hf import BackendConfig, HFBackend, load_model_and_tokenizer
+from harness.backends.hf import HFBackend
 from harness.cli import main
+from harness.loading import BackendConfig, load_model_and_tokenizer
 from harness.task import TASKS_DIR, GenerationConfig
 
 SAMPLED = "  temperature: 0.9\n  top_p: 0.95\n"

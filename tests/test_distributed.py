@@ -148,10 +148,10 @@ def test_two_cpu_processes_match_single_process(tiny_model, data_dir, tmp_path, 
 def test_loss_on_kept_positions_equals_full_logits(tiny_model):
     """The trainer computes logits only where a response token is predicted (`logits_to_keep`):
     same loss and same gradients as the full logits, with and without a rationale segment."""
-    from harness.backends.hf import BackendConfig
+    from harness.loading import BackendConfig, load_for_training
     from harness.training import trainer
 
-    model, tok = trainer.load_for_training(tiny_model, BackendConfig(device="cpu"))
+    model, tok = load_for_training(tiny_model, BackendConfig(device="cpu"))
     msgs = lambda s: [{"role": "user", "content": f"Translate to English: {s}"}]  # noqa: E731
     feats = [trainer.encode(tok, msgs("Hallo"), "Hello. Because hallo means hello.", "auto", 256, split=6),
              trainer.encode(tok, msgs("Guten Morgen, wie geht es dir heute?"), "Good morning", "auto", 256)]

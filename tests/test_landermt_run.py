@@ -8,8 +8,8 @@ import pytest
 import torch
 from landermt_helpers import _features, _load, _logits
 
-from harness.backends.hf import BackendConfig
 from harness.cli import main
+from harness.loading import BackendConfig
 from methods.landermt.routing import RoutedIn, effective_weights
 
 

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from harness.backends.base import Generation
+from harness.backends.base import Capabilities, Generation
 from harness.data import DataSource
 from harness.runner import EvalContext, evaluate, select_docs
 from harness.task import RunContext, load_task
@@ -21,6 +21,8 @@ MODEL = {"name": "tiny-test", "weights_sha256": "b" * 64}
 
 class FixedBackend:
     """Test double: the output for a request is answer(doc)."""
+
+    capabilities = Capabilities(generate=True, loglik=False, hf_weights=False)
 
     def __init__(self, docs: dict, answer):
         self.docs, self.answer = docs, answer

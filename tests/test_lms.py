@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from harness.backends.base import Request
-from harness.backends.hf import BackendConfig, HFBackend
+from harness.backends.hf import HFBackend
 from harness.cli import main
+from harness.loading import BackendConfig, load_for_training
 from harness.method import Artifact
 from harness.models import resolve_model
 from harness.task import GenerationConfig
@@ -43,7 +44,7 @@ def _hand_count(arch: str, rank: int, rows: int) -> int:
 
 
 def _load(path):
-    return trainer.load_for_training(path, BackendConfig(device="cpu"))
+    return load_for_training(path, BackendConfig(device="cpu"))
 
 
 def _features(tok, table, pairs):

@@ -59,7 +59,8 @@ def _our_docs(task, ref: str) -> list[dict]:
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_equal_to_lmeval(name, tiny, data_dir, lmeval_samples):
-    from harness.backends.hf import BackendConfig, HFBackend
+    from harness.backends.hf import HFBackend
+    from harness.loading import BackendConfig
 
     model, tok = tiny
     task = load_task(name, DataSource(data_dir, allow_hub=False))
@@ -130,8 +131,8 @@ def test_mc2_metric_and_norm_by_chars(data_dir):
 
 
 def test_run_resume_score_and_backend_check(tiny_model, data_dir, tmp_path, capsys):
+    from harness.backends.factory import check_serves
     from harness.cli import main
-    from harness.runner import check_backends
 
     out = tmp_path / "run"
     args = ["run", "--model", str(tiny_model), "--method", "base", "--tasks", "arc_easy,winogrande", "--limit", "3",
@@ -150,7 +151,7 @@ def test_run_resume_score_and_backend_check(tiny_model, data_dir, tmp_path, caps
     assert again["tasks"]["arc_easy"]["metrics"] == res["tasks"]["arc_easy"]["metrics"]
     task = load_task("arc_easy", DataSource(data_dir, allow_hub=False))
     with pytest.raises(HarnessError, match="task arc_easy: needs log-likelihood scoring, which backend 'composite'"):
-        check_backends([task], SimpleNamespace(name="composite", generate=lambda r: r))
+        check_serves(SimpleNamespace(name="composite", generate=lambda r: r), [task], [])
 
 
 def test_group_general_and_validate(data_dir, capsys):
@@ -189,8 +190,9 @@ def test_vllm_loglik_like_transformers(tiny_model, data_dir):
     pytest.importorskip("vllm")
     if not torch.cuda.is_available():
         pytest.skip("vllm needs a CUDA GPU")
-    from harness.backends.hf import BackendConfig, HFBackend, load_model_and_tokenizer
+    from harness.backends.hf import HFBackend
     from harness.backends.vllm import VLLMBackend, VLLMConfig
+    from harness.loading import BackendConfig, load_model_and_tokenizer
 
     task = load_task("arc_easy", DataSource(data_dir, allow_hub=False))
     groups = [task.requests(d) for d in task.docs("en")[:4]]
@@ -202,7 +204,7 @@ def test_vllm_loglik_like_transformers(tiny_model, data_dir):
 
 
 def test_group_expands_next_to_tasks(data_dir):
-    from harness.commands import load_tasks
+    from harness.api import load_tasks
     from harness.task import expand_groups
 
     names = [n for n, _ in expand_groups(["flores", "general"])]

@@ -7,14 +7,20 @@ import json
 import pytest
 import torch
 
-from harness.backends.hf import BackendConfig, HFBackend
+from harness.backends.hf import HFBackend
 from harness.cli import main
 from harness.data import DataSource
+from harness.loading import BackendConfig, load_for_training
 from harness.method import TrainContext
 from harness.models import resolve_model
 from harness.training import trainer
 from harness.training.data import Example
-from methods.radis.rationales import EMPTY_WARN, empty_warning, rationale_stats, rationales
+from methods.radis.rationales import (
+    EMPTY_WARN,
+    empty_warning,
+    rationale_stats,
+    rationales,
+)
 from tasks._translation import clean_translation
 
 
@@ -66,7 +72,7 @@ def test_explain_variant_asks_a_second_turn(tiny_model, data_dir):
 
 
 def test_lambda_weights_the_rationale_loss(tiny_model):
-    model, tok = trainer.load_for_training(tiny_model, BackendConfig(device="cpu"))
+    model, tok = load_for_training(tiny_model, BackendConfig(device="cpu"))
     ref, rat = "Good morning.", "\nThis is a polite greeting."
     f = trainer.encode(tok, _msgs(_examples()[0]), ref + rat, "auto", 128, split=len(ref))
     seg = f["segments"]

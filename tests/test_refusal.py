@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from harness.backends.base import Generation
+from harness.backends.base import Capabilities, Generation
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.judges import JudgeSpec
@@ -131,6 +131,8 @@ def test_classifier_identity_and_strict_option(data_dir, tmp_path):
 # -- the leaderboard prefers judge verdicts ---------------------------------------------------------------------
 class ScriptedBackend:
     """Test double: answers each safety prompt with answer(doc)."""
+
+    capabilities = Capabilities(generate=True, loglik=False, hf_weights=False)
 
     def __init__(self, docs, answer):
         self.docs, self.answer = docs, answer

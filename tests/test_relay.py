@@ -112,7 +112,7 @@ def test_one_step_trains_only_the_map_and_adapter(pair, tmp_path, variant):
 
 
 def _generator(relay, stok, ttok, cfg, batch_size):
-    from harness.backends.hf import BackendConfig
+    from harness.loading import BackendConfig
     from methods.relay.backend import RelayGenerator
 
     return RelayGenerator(relay.eval(), stok, ttok, BackendConfig(dtype="float32", device="cpu",

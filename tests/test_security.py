@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.hf import BackendConfig, load_model_and_tokenizer
 from harness.cli import main
 from harness.config import load_yaml
 from harness.errors import HarnessError
+from harness.loading import BackendConfig, load_model_and_tokenizer
 from harness.task import TASKS_DIR
 
 REPO = Path(__file__).resolve().parent.parent

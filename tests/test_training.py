@@ -10,6 +10,7 @@ import torch
 
 from harness.cli import main
 from harness.errors import HarnessError
+from harness.loading import load_for_training
 from harness.training import trainer
 from harness.training.trainer import TrainConfig
 
@@ -56,7 +57,7 @@ def test_method_trains_one_step_and_evaluates(method, kind, tiny_model, data_dir
 def test_lora_changes_only_adapter_weights(tiny_model, tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    model, tok = trainer.load_for_training(tiny_model, _backend())
+    model, tok = load_for_training(tiny_model, _backend())
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                                              task_type="CAUSAL_LM"))
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
@@ -71,14 +72,14 @@ def test_lora_changes_only_adapter_weights(tiny_model, tmp_path):
 def test_checkpoint_resume_continues_from_saved_step(tiny_model, tmp_path):
     feats = _features(tiny_model)
     cfg = TrainConfig(lr=1e-3, max_steps=3, batch_size=2, save_every=1, precision="fp32", warmup_ratio=0)
-    model, tok = trainer.load_for_training(tiny_model, _backend())
+    model, tok = load_for_training(tiny_model, _backend())
     trainer.train(model, tok, feats, cfg, tmp_path / "a", seed=1)
     full = [json.loads(x) for x in (tmp_path / "a" / "loss.jsonl").read_text().splitlines()]
     # a run interrupted after step 2: its checkpoint holds step 2, the rerun does step 3 only
-    model, tok = trainer.load_for_training(tiny_model, _backend())
+    model, tok = load_for_training(tiny_model, _backend())
     _train_until(model, tok, feats, cfg, tmp_path / "b", stop_after=2)
     assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 2
-    model, tok = trainer.load_for_training(tiny_model, _backend())
+    model, tok = load_for_training(tiny_model, _backend())
     trainer.train(model, tok, feats, cfg, tmp_path / "b", seed=1)
     resumed = [json.loads(x) for x in (tmp_path / "b" / "loss.jsonl").read_text().splitlines()]
     assert [r["step"] for r in resumed] == [1, 2, 3]
@@ -86,7 +87,7 @@ def test_checkpoint_resume_continues_from_saved_step(tiny_model, tmp_path):
 
 
 def test_method_config_is_strict(tmp_path):
-    from harness.commands import load_method_config
+    from harness.api import load_method_config
     from methods import get_method
 
     bad = tmp_path / "bad.yaml"
@@ -98,7 +99,7 @@ def test_method_config_is_strict(tmp_path):
 
 
 def test_encode_masks_prompt_tokens(tiny_model):
-    _, tok = trainer.load_for_training(tiny_model, _backend())
+    _, tok = load_for_training(tiny_model, _backend())
     f = trainer.encode(tok, [{"role": "user", "content": "Translate: Hallo Welt"}], "Hello world", "auto", 128)
     seg = f["segments"]
     assert seg[0] == trainer.PROMPT and trainer.TRANSLATION in seg
@@ -109,13 +110,13 @@ def test_encode_masks_prompt_tokens(tiny_model):
 
 # -- helpers --------------------------------------------------------------------------------------
 def _backend():
-    from harness.backends.hf import BackendConfig
+    from harness.loading import BackendConfig
 
     return BackendConfig(device="cpu")
 
 
 def _features(tiny_model):
-    _, tok = trainer.load_for_training(tiny_model, _backend())
+    _, tok = load_for_training(tiny_model, _backend())
     pairs = [("Hallo", "Hello"), ("Guten Tag", "Good day"), ("Danke", "Thanks"), ("Ja", "Yes")]
     return [trainer.encode(tok, [{"role": "user", "content": f"Translate: {s}"}], t, "auto", 64) for s, t in pairs]
 
@@ -141,7 +142,7 @@ def test_bf16_mixed_after_fp32_in_one_process(tiny_model, tmp_path):
     """Two trainings with different precision in one process (accelerate's state is a singleton)."""
     feats = _features(tiny_model)
     for i, precision in enumerate(["fp32", "bf16-mixed"]):
-        model, tok = trainer.load_for_training(tiny_model, _backend())
+        model, tok = load_for_training(tiny_model, _backend())
         trainer.train(model, tok, feats, TrainConfig(max_steps=1, batch_size=2, precision=precision, save_every=0),
                       tmp_path / str(i))
         assert (tmp_path / str(i) / "loss.jsonl").read_text().count("\n") == 1
@@ -186,7 +187,7 @@ def test_grad_accumulation_equals_the_bigger_batch(tiny_model, tmp_path):
     """batch 4, batch 2 x 2 accumulation steps and batch 1 x 4 see the same examples per step and, with the
     step's token count as the loss denominator, give the same loss curve and weights (fp32 summation order
     aside). Examples of different lengths make a per-micro-batch mean visibly wrong."""
-    _, tok = trainer.load_for_training(tiny_model, _backend())
+    _, tok = load_for_training(tiny_model, _backend())
     pairs = [("Hallo", "Hello there, my good old friend"), ("Guten Tag", "Good day"), ("Danke", "Thanks a lot"),
              ("Ja", "Yes"), ("Nein, heute nicht", "No, not today"), ("Bitte", "Please")] * 2
     feats = [trainer.encode(tok, [{"role": "user", "content": f"Translate: {s}"}], t, "auto", 64) for s, t in pairs]
@@ -194,7 +195,7 @@ def test_grad_accumulation_equals_the_bigger_batch(tiny_model, tmp_path):
     for bs, accum in ((4, 1), (2, 2), (1, 4)):
         cfg = TrainConfig(lr=1e-3, max_steps=3, batch_size=bs, grad_accum=accum, save_every=0, precision="fp32",
                           warmup_ratio=0)
-        model, tok = trainer.load_for_training(tiny_model, _backend())
+        model, tok = load_for_training(tiny_model, _backend())
         model, _ = trainer.train(model, tok, feats, cfg, tmp_path / f"{bs}x{accum}", seed=1)
         log = [json.loads(x) for x in (tmp_path / f"{bs}x{accum}" / "loss.jsonl").read_text().splitlines()]
         curves[bs] = [(r["step"], r["tokens"], r["loss"]) for r in log]
@@ -205,22 +206,22 @@ def test_grad_accumulation_equals_the_bigger_batch(tiny_model, tmp_path):
         assert [c[2] for c in curves[bs]] == pytest.approx([c[2] for c in curves[4]], rel=1e-5)
         worst = max(float((weights[bs][k] - weights[4][k]).abs().max()) for k in weights[4])
         assert worst < 1e-5, worst
-    moved = max(float((weights[4][k] - trainer.load_for_training(tiny_model, _backend())[0].state_dict()[k]).abs().max())
+    moved = max(float((weights[4][k] - load_for_training(tiny_model, _backend())[0].state_dict()[k]).abs().max())
                 for k in weights[4])
     assert moved > 1e-3  # the weights did change: equal-but-frozen would also "match"
 
 
 def test_examples_cut_to_prompt_only_are_reported(tiny_model, tmp_path, capsys):
-    _, tok = trainer.load_for_training(tiny_model, _backend())
+    _, tok = load_for_training(tiny_model, _backend())
     long = [{"role": "user", "content": "Translate: " + "Hallo Welt, " * 40}]
     short = [{"role": "user", "content": "Translate: Hallo"}]
     cut = trainer.encode(tok, long, "Hello world", "auto", 32)
     assert all(s == trainer.PROMPT for s in cut["segments"])  # the target fell off the end
     cfg = TrainConfig(max_steps=1, batch_size=2, max_length=32, save_every=0, precision="fp32")
     with pytest.raises(HarnessError, match="raise train.max_length"):
-        trainer.train(*trainer.load_for_training(tiny_model, _backend()), [cut, cut], cfg, tmp_path / "a")
+        trainer.train(*load_for_training(tiny_model, _backend()), [cut, cut], cfg, tmp_path / "a")
     ok = trainer.encode(tok, short, "Hello", "auto", 32)
-    trainer.train(*trainer.load_for_training(tiny_model, _backend()), [cut, ok], cfg, tmp_path / "b")
+    trainer.train(*load_for_training(tiny_model, _backend()), [cut, ok], cfg, tmp_path / "b")
     assert "1 of 2 examples have no target token" in capsys.readouterr().out
 
 

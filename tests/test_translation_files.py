@@ -210,7 +210,7 @@ def test_contamination_guard_checks_every_reference(data_dir, tmp_path):
 
 
 def test_langs_selection(data_dir, tiny_model, tmp_path, capsys):
-    from harness.commands import load_tasks
+    from harness.api import load_tasks
 
     src = DataSource(data_dir)
     flores, m30k = load_tasks(["flores", "multi30k"], src, ["de-en"])

@@ -103,8 +103,9 @@ def test_vllm_generates_like_transformers(tiny_model, data_dir):
 
     if not torch.cuda.is_available():
         pytest.skip("vllm needs a CUDA GPU")
-    from harness.backends.hf import BackendConfig, HFBackend, load_model_and_tokenizer
+    from harness.backends.hf import HFBackend
     from harness.backends.vllm import VLLMBackend
+    from harness.loading import BackendConfig, load_model_and_tokenizer
 
     gen = GenerationConfig(max_new_tokens=16, stop_plain=["\n"])
     reqs = [Request(str(i), [{"role": "user", "content": f"German: Satz {i}\nEnglish:"}], gen, chat="off")

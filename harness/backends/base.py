@@ -1,4 +1,5 @@
-"""The request/result contract shared by every backend (transformers, vLLM)."""
+"""The request/result contract shared by every backend (transformers, vLLM, a method's own), and what a backend
+declares it can do."""
 
 from __future__ import annotations
 
@@ -40,3 +41,14 @@ def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
     """Cut `text` at the earliest stop string. Returns (text, whether a stop string was found)."""
     cut = min((i for s in stops if s and (i := text.find(s)) >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, declared as the class attribute `capabilities` and checked once, before any work,
+    by `harness.backends.factory.check_serves` (an object that declares nothing can only generate)."""
+
+    generate: bool = True  # `generate(requests, progress) -> list[Generation]`
+    loglik: bool = False  # `loglikelihood(groups, progress)`: multiple-choice tasks
+    hf_weights: bool = False  # `.model`/`.tok`/`.cfg`: one transformers causal LM, its tokenizer and BackendConfig
+    #                           (drift scores with them; the lm-eval bridge wraps them in HFLM)

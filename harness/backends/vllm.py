@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import Generation, Request, cut_at_stop
+from harness.backends.base import Capabilities, Generation, Request, cut_at_stop
 from harness.errors import HarnessError
 from harness.prompting import adds_bos, render, uses_chat
 
@@ -108,7 +108,10 @@ def llm_kwargs(model_path: str | Path, cfg: VLLMConfig, adapter: Path | None) ->
 
 
 class VLLMBackend:
+    """Built by `harness.backends.factory.build_backend` for `--backend vllm`."""
+
     name = "vllm"
+    capabilities = Capabilities(generate=True, loglik=True, hf_weights=False)  # the weights live inside vllm.LLM
 
     def __init__(self, model_path: str | Path, cfg: VLLMConfig, adapter: str | Path | None = None):
         vllm = require_vllm()

@@ -44,7 +44,7 @@ def ensure_base_answers(task: Task, ectx, backend_cfg, dtype: str | None) -> Bas
     """Cached base-model answers for the task's selected documents (generated now when missing)."""
     from tqdm.auto import tqdm
 
-    from harness.backends.hf import HFBackend, load_model_and_tokenizer
+    from harness.backends.factory import build_backend
     from harness.io import JsonlStore
     from harness.runner import EvalContext, generate_samples, select_docs
 
@@ -58,8 +58,8 @@ def ensure_base_answers(task: Task, ectx, backend_cfg, dtype: str | None) -> Bas
         tqdm.write(f"[{task.name}] drift: reusing cached base-model answers {samples}")
         return BaseAnswers(DriftPlan(samples), key)
     tqdm.write(f"[{task.name}] drift: generating the base model's answers ({len(todo)} documents) into {samples}")
-    base_model, base_tok = load_model_and_tokenizer(ectx.model["path"], backend_cfg)
+    backend = build_backend("transformers", None, None, ectx.model["path"], backend_cfg)  # the untouched base model
     bctx = EvalContext(out_dir=out, method={"name": "base", "config": {}, "artifact": {"kind": "none"}},
                        model=ectx.model, seed=ectx.seed, limit=ectx.limit, chunk_size=ectx.chunk_size)
-    generate_samples(task, HFBackend(base_model, base_tok, backend_cfg), bctx)
-    return BaseAnswers(DriftPlan(samples), key, generated=len(todo), base=(base_model, base_tok))
+    generate_samples(task, backend, bctx)
+    return BaseAnswers(DriftPlan(samples), key, generated=len(todo), base=(backend.model, backend.tok))

@@ -1,14 +1,15 @@
 """A local `transformers` chat model as judge (registry name, local directory or hub id).
 
-Generation goes through harness.backends.hf (the same batched decoder as evaluation) with the
-judge's own chat template. Identity = resolved model identity (name, source, weights hash).
+Generation goes through the transformers backend built by harness.backends.factory (the same batched decoder
+as evaluation) with the judge's own chat template. Identity = resolved model identity (name, source, weights hash).
 """
 
 from __future__ import annotations
 
 from harness.backends.base import Request
-from harness.backends.hf import BackendConfig, HFBackend, load_model_and_tokenizer
+from harness.backends.factory import build_backend
 from harness.judges.base import JudgeSettings
+from harness.loading import BackendConfig
 from harness.task import GenerationConfig
 
 
@@ -20,9 +21,7 @@ class HFJudge:
 
         self.settings = settings
         self.resolved = resolve_model(model)
-        cfg = backend_cfg or BackendConfig()
-        hf_model, tok = load_model_and_tokenizer(self.resolved.path, cfg)
-        self.backend = HFBackend(hf_model, tok, cfg)
+        self.backend = build_backend("transformers", None, None, self.resolved, backend_cfg or BackendConfig())
 
     def identity(self) -> dict:
         ident = self.resolved.identity()

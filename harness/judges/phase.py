@@ -122,18 +122,19 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
         return
     owners = [i for i in common for _ in ref_store.records[i]["prompts"]]
     pairs = [(p, a) for i in common for p, a in zip(ref_store.records[i]["prompts"], ref_store.records[i]["raw"])]
-    if not hasattr(backend, "model") or not hasattr(backend, "tok"):
-        atomic_write_json(path, {"reason": f"the evaluated backend ({type(backend).__name__}) exposes no "
-                                           f"transformers model to score the base answers with"})
-        return
+    from harness.backends.factory import require
+
+    require(backend, "hf_weights", f"task {task.name} (drift phase)",  # checked before the run by Method.check_run
+            "drift scores the base model's answers with the evaluated weights; use --backend transformers")
     if ectx.method.get("artifact", {}).get("kind") == "none":  # the evaluated model is the base model
         base_model, base_tok = backend.model, backend.tok
     elif base is not None:
         base_model, base_tok = base
     else:
-        from harness.backends.hf import load_model_and_tokenizer
+        from harness.backends.factory import build_backend
 
-        base_model, base_tok = load_model_and_tokenizer(ectx.model["path"], backend_cfg)
+        base_backend = build_backend("transformers", None, None, ectx.model["path"], backend_cfg)
+        base_model, base_tok = base_backend.model, base_backend.tok
     bar = tqdm(total=len(pairs), desc=f"{task.name} drift", unit="answer", dynamic_ncols=True)
     try:
         result = drift(backend.model, base_model, base_tok, pairs, eval_tok=backend.tok, progress=bar)

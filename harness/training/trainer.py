@@ -280,7 +280,7 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     from accelerate.state import AcceleratorState
     from accelerate.utils import DataLoaderConfiguration, set_seed
 
-    from harness.backends.hf import pick_device
+    from harness.loading import pick_device
 
     _check_examples(features, cfg)
     objective = objective or CausalLMObjective(lam)
@@ -343,17 +343,3 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     if save_to is not None:
         _save_weights(acc, model, unwrapped, tok, save_to)
     return unwrapped, acc.is_main_process
-
-
-def load_for_training(path, backend_cfg):
-    """Tokenizer + model in float32 (the loop casts to the configured precision)."""
-    from transformers import AutoModelForCausalLM
-
-    from harness.backends.hf import load_tokenizer
-
-    tok = load_tokenizer(path, backend_cfg.trust_remote_code)
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
-                                                 trust_remote_code=backend_cfg.trust_remote_code)
-    return model, tok

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.backends.hf import BackendConfig, load_model_and_tokenizer
+from harness.loading import BackendConfig, load_model_and_tokenizer
 from harness.method import Artifact, Method, TrainContext
 from harness.models import ResolvedModel
 from methods.landermt.config import LANDeRMTConfig
@@ -23,6 +23,11 @@ class LANDeRMTMethod(Method):
         hf_model, tok = load_model_and_tokenizer(model.path, cfg)
         router = load_routed(hf_model, artifact.path)
         return RoutedBackend(hf_model, tok, cfg, router)
+
+    def backend_class(self) -> type:
+        from methods.landermt.backend import RoutedBackend
+
+        return RoutedBackend
 
 
 __all__ = ["LANDeRMTMethod"]

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from harness.backends.hf import pick_device
 from harness.errors import HarnessError
 from harness.io import atomic_write_json, read_json
+from harness.loading import load_for_training, pick_device
 from harness.method import Artifact, TrainContext
 from harness.training import trainer
 from harness.training.pipeline import finish, prepare, prompt_messages
@@ -90,7 +90,7 @@ def train_landermt(cfg, ctx: TrainContext, name: str = "landermt") -> Artifact:
     if prep.cached:
         return prep.cached
 
-    model, tok = trainer.load_for_training(ctx.model.path, ctx.backend)
+    model, tok = load_for_training(ctx.model.path, ctx.backend)
     messages, chat = prompt_messages(ctx)
     pairs = [p for p in cfg.data.pairs if any(ex.pair == p for ex in prep.examples)]
     for p in cfg.data.pairs:

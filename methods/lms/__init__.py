@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from harness.backends.base import Generation, Request
-from harness.backends.hf import BackendConfig, HFBackend, load_model_and_tokenizer
+from harness.backends.hf import HFBackend
+from harness.loading import BackendConfig, load_model_and_tokenizer
 from harness.method import Artifact, Method, TrainContext
 from harness.models import ResolvedModel
 from methods.lms.config import LMSConfig
@@ -65,3 +66,6 @@ class LMSMethod(Method):
         hf_model, tok = load_model_and_tokenizer(base, cfg)
         router, table, _ = load_lms(hf_model, artifact.path)
         return LMSBackend(hf_model, tok, cfg, router, table, artifact.config.get("eval_route", "shared"))
+
+    def backend_class(self) -> type:
+        return LMSBackend

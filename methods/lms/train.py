@@ -17,11 +17,19 @@ from __future__ import annotations
 
 import torch
 
+from harness.loading import load_for_training
 from harness.method import Artifact, TrainContext
 from harness.training import trainer
 from harness.training.objective import CausalLMObjective
 from harness.training.pipeline import finish, prepare, prompt_messages
-from methods.lms.modules import RouteTable, Router, attach, count_parameters, detach, save_lms
+from methods.lms.modules import (
+    Router,
+    RouteTable,
+    attach,
+    count_parameters,
+    detach,
+    save_lms,
+)
 
 
 def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
@@ -74,7 +82,7 @@ def train_lms(cfg, ctx: TrainContext, name: str = "lms") -> Artifact:
     if prep.cached:
         return prep.cached
 
-    model, tok = trainer.load_for_training(ctx.model.path, ctx.backend)
+    model, tok = load_for_training(ctx.model.path, ctx.backend)
     # rows for the languages that have training examples (a configured pair left empty, e.g. is-en once FLORES
     # is excluded, gets none: its requests take the shared route instead of untrained random matrices)
     table = RouteTable.from_pairs(sorted({ex.pair for ex in prep.examples}), cfg.synthesis, cfg.language_key)

@@ -7,6 +7,7 @@ the adapter is merged into the base weights (harness/method.py `Method.backend`)
 from __future__ import annotations
 
 from harness.errors import HarnessError
+from harness.loading import load_for_training
 from harness.method import Artifact, TrainContext
 from harness.training import trainer
 from harness.training.pipeline import finish, prepare, prompt_messages
@@ -19,7 +20,7 @@ def train_lora(cfg, ctx: TrainContext, name: str = "lora") -> Artifact:
     if prep.cached:
         return prep.cached
 
-    model, tok = trainer.load_for_training(ctx.model.path, ctx.backend)
+    model, tok = load_for_training(ctx.model.path, ctx.backend)
     try:
         model = get_peft_model(model, LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                                                  target_modules=list(cfg.targets), task_type="CAUSAL_LM"))

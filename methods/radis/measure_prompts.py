@@ -15,8 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from harness.backends.hf import BackendConfig, set_threads
 from harness.data import DataSource
+from harness.loading import BackendConfig, set_threads
 from harness.method import TrainContext
 from harness.models import DEFAULT_MODEL, resolve_model
 from harness.training.data import TrainDataConfig, load_training_data

@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from harness.backends.base import Request
-from harness.backends.hf import HFBackend, load_model_and_tokenizer
+from harness.backends.factory import build_backend
 from harness.io import JsonlStore, stable_hash
 from harness.memory import release_memory
 from harness.models import cache_dir
@@ -102,7 +102,7 @@ def rationales(examples, messages, chat: str, ctx, max_new_tokens: int, batch_si
     at a barrier and then read what it wrote (no process touches the file while another appends)."""
     from accelerate import PartialState
 
-    from harness.backends.hf import load_tokenizer, pick_device, pick_dtype
+    from harness.loading import load_tokenizer, pick_device, pick_dtype
 
     sha = ctx.model.identity().get("weights_sha256", "")
     dtype = str(pick_dtype(ctx.backend.dtype, pick_device(ctx.backend.device))).replace("torch.", "")
@@ -138,8 +138,7 @@ def rationales(examples, messages, chat: str, ctx, max_new_tokens: int, batch_si
 
 
 def _generate(reqs: list[Request], store: JsonlStore, ctx, batch_size: int, sha: str, max_new_tokens: int) -> None:
-    model, tok = load_model_and_tokenizer(ctx.model.path, ctx.backend)  # frozen initial weights
-    backend = HFBackend(model, tok, ctx.backend)
+    backend = build_backend("transformers", None, None, ctx.model, ctx.backend)  # frozen initial weights
     bar = tqdm(total=len(reqs), desc="radis rationales", unit="ex", dynamic_ncols=True)
     step = max(1, batch_size) * 4
     for s in range(0, len(reqs), step):  # append per chunk: an interrupted run keeps what it made
@@ -148,5 +147,5 @@ def _generate(reqs: list[Request], store: JsonlStore, ctx, batch_size: int, sha:
         store.append({"key": r.id, "rationale": g.text, "n_new_tokens": g.n_new_tokens, "finish": g.finish,
                       "model_sha256": sha, "max_new_tokens": max_new_tokens} for r, g in zip(chunk, gens))
     bar.close()
-    del model, backend
+    del backend
     release_memory()

@@ -14,7 +14,7 @@ At evaluation the translation is extracted from outputs that continue with a rat
 
 from __future__ import annotations
 
-from harness.backends.hf import pick_device
+from harness.loading import load_for_training, pick_device
 from harness.memory import returned_memory
 from harness.method import Artifact, TrainContext
 from harness.training import trainer
@@ -42,7 +42,7 @@ def train_radis(cfg, ctx: TrainContext, name: str = "radis") -> Artifact:
     if warning:
         print(warning)
 
-    model, tok = trainer.load_for_training(ctx.model.path, ctx.backend)
+    model, tok = load_for_training(ctx.model.path, ctx.backend)
     targets = [join(ex.reference, r, cfg.rationale_prompt) for ex, r in zip(prep.examples, rats)]
     features = [trainer.encode(tok, messages(ex), t, chat, cfg.train.max_length, split=len(ex.reference))
                 for ex, t in zip(prep.examples, targets)]

@@ -39,7 +39,6 @@ class RelayMethod(Method):
     description = "Relay Decoding: frozen source LLM -> trained linear (or cross-attention) map -> target LLM"
 
     def check_run(self, cfg: RelayConfig, tasks: list, lm_tasks: list, backend_kind: str, model) -> None:
-        super().check_run(cfg, tasks, lm_tasks, backend_kind, model)
         if lm_tasks:
             raise HarnessError(f"--tasks {lm_tasks[0].name}: not applicable to relay: lm-eval's HFLM wraps one HF "
                                f"model and a relay is two LLMs joined by a map; run it with --method base")
@@ -56,6 +55,7 @@ class RelayMethod(Method):
             elif general_composition(cfg, model) is None:
                 raise HarnessError(f"--tasks {task.name}: not applicable to relay: no composition's target LLM is "
                                    f"--model, so no single model answers non-translation prompts")
+        super().check_run(cfg, tasks, lm_tasks, backend_kind, model)  # what RelayBackend can do; no vLLM
 
     def train(self, cfg: RelayConfig, ctx: TrainContext) -> Artifact:
         return train_relay(cfg, ctx, self.name)
@@ -67,3 +67,8 @@ class RelayMethod(Method):
         relay_cfg = from_dict(RelayConfig, {k: v for k, v in artifact.config.items() if k != "training_data"},
                               f"{artifact.path}/artifact.json")
         return load_backend(artifact, model, cfg, relay_cfg)
+
+    def backend_class(self) -> type:
+        from methods.relay.backend import RelayBackend
+
+        return RelayBackend

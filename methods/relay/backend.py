@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections import deque
 
-from harness.backends.base import Generation, Request
-from harness.backends.hf import BackendConfig, HFBackend, _Row, pick_device, pick_dtype
+from harness.backends.base import Capabilities, Generation, Request
+from harness.backends.hf import HFBackend, _Row
 from harness.errors import HarnessError
 from harness.io import read_json
+from harness.loading import BackendConfig, device_and_dtype
 from methods.relay.relay import encode
 from methods.relay.train import build_relay, load_lm
 
@@ -68,6 +69,7 @@ class RelayBackend:
     """Routes each request to the composition serving its direction, or to the general model."""
 
     name = "relay"
+    capabilities = Capabilities(generate=True, loglik=False, hf_weights=False)  # two LLMs joined by a map
 
     def __init__(self, generators: dict[str, RelayGenerator], general: HFBackend | None, general_info: dict,
                  describe: list[dict]):
@@ -107,8 +109,7 @@ def load_backend(artifact, model, cfg: BackendConfig, relay_cfg) -> RelayBackend
 
     from methods.relay.train import resolve
 
-    device = pick_device(cfg.device)
-    dtype = pick_dtype(cfg.dtype, device)
+    device, dtype = device_and_dtype(cfg)
     base_sha = model.identity().get("weights_sha256")
     generators: dict[str, RelayGenerator] = {}
     general, general_info, describe = None, None, []

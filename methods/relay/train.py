@@ -44,7 +44,7 @@ def load_lm(path, trust_remote_code: bool = False, dtype: torch.dtype = torch.fl
     """Tokenizer + causal LM, frozen (every parameter has requires_grad False)."""
     from transformers import AutoModelForCausalLM
 
-    from harness.backends.hf import load_tokenizer
+    from harness.loading import load_tokenizer
 
     tok = load_tokenizer(path, trust_remote_code)
     if tok.pad_token_id is None:
@@ -134,7 +134,7 @@ FORWARD_ROWS = 2
 
 def fit(relay: Relay, feats: list, pad_id: int, cfg, out: Path, seed: int, device: str, desc: str) -> None:
     """AdamW on the trainable parameters (the map, plus a LoRA adapter if present); resumable."""
-    from harness.backends.hf import pick_device
+    from harness.loading import pick_device
 
     dev = pick_device(device)
     torch.manual_seed(seed)

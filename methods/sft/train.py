@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from harness.loading import load_for_training
 from harness.method import Artifact, TrainContext
 from harness.training import trainer
 from harness.training.pipeline import finish, prepare, prompt_messages
@@ -18,7 +19,7 @@ def train_sft(cfg, ctx: TrainContext, name: str = "sft") -> Artifact:
     if prep.cached:
         return prep.cached
 
-    model, tok = trainer.load_for_training(ctx.model.path, ctx.backend)
+    model, tok = load_for_training(ctx.model.path, ctx.backend)
     messages, chat = prompt_messages(ctx)
     features = [trainer.encode(tok, messages(ex), ex.reference, chat, cfg.train.max_length) for ex in prep.examples]
 

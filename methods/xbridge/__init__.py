@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from harness.backends.hf import BackendConfig, pick_device, pick_dtype
 from harness.config import from_dict
 from harness.errors import HarnessError
+from harness.loading import BackendConfig, device_and_dtype
 from harness.method import Artifact, Method, TrainContext
 from harness.models import ResolvedModel
 from methods.xbridge.config import XBridgeConfig
-from methods.xbridge.train import SUPPORTED_TASKS, train_xbridge
+from methods.xbridge.train import SUPPORTED_TASKS, check_tasks, train_xbridge
 
 
 class XBridgeMethod(Method):
@@ -18,6 +18,10 @@ class XBridgeMethod(Method):
 
     def __init__(self):
         self.cfg: XBridgeConfig | None = None
+
+    def check_run(self, cfg: XBridgeConfig, tasks: list, lm_tasks: list, backend_kind: str, model) -> None:
+        check_tasks(tasks)  # (train() checks them again for `harness train`)
+        super().check_run(cfg, tasks, lm_tasks, backend_kind, model)  # what XBridgeBackend can do; no vLLM
 
     def train(self, cfg: XBridgeConfig, ctx: TrainContext) -> Artifact:
         self.cfg = cfg  # evaluation-only settings (translation_prompt) come from the run's config
@@ -55,8 +59,7 @@ class XBridgeMethod(Method):
             if res.identity().get("weights_sha256") != meta[part].get("weights_sha256"):
                 raise HarnessError(f"{artifact.path}: trained with {part} {meta[part].get('name')!r} whose weights differ "
                                    f"from {res.path}; retrain or point the config at the original model")
-        device = pick_device(cfg.device)
-        dtype = pick_dtype(cfg.dtype, device)
+        device, dtype = device_and_dtype(cfg)
         nmt, llm, nmt_tok, llm_tok = load_parts(nmt_res.path, llm_res.path, cfg, dtype)
         bridge = build_bridge(xcfg, nmt, llm, llm_tok)
         load_bridge(bridge, artifact.path)
@@ -64,6 +67,11 @@ class XBridgeMethod(Method):
         identity = {"nmt_model": meta["nmt"].get("name"), "nmt_weights_sha256": meta["nmt"].get("weights_sha256"),
                     "llm_model": meta["llm"].get("name")}
         return XBridgeBackend(bridge, nmt_tok, llm_tok, xcfg, cfg, identity)
+
+    def backend_class(self) -> type:
+        from methods.xbridge.backend import XBridgeBackend
+
+        return XBridgeBackend
 
 
 def _add_decoder_round(task) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
-from harness.backends.base import Generation, Request, cut_at_stop
+from harness.backends.base import Capabilities, Generation, Request, cut_at_stop
 from harness.errors import HarnessError
 from harness.languages import short_code
 from methods.xbridge.data import Codes, _pad, llm_prompt
@@ -36,6 +36,9 @@ def job_of(req: Request) -> dict:
 
 class XBridgeBackend:
     name = "xbridge"
+    # the composed encoder-LLM-decoder system is not one causal LM: no lm-eval bridge, no drift, no log-likelihoods
+    # (the frozen LLM alone is the base model's result)
+    capabilities = Capabilities(generate=True, loglik=False, hf_weights=False)
 
     def __init__(self, bridge, nmt_tok, llm_tok, cfg, backend_cfg, identity: dict):
         self.bridge, self.nmt_tok, self.llm_tok = bridge.eval(), nmt_tok, llm_tok
@@ -45,11 +48,6 @@ class XBridgeBackend:
         self.device, self.dtype = p.device, p.dtype
         self.eos_ids = {llm_tok.eos_token_id} | _ids(getattr(bridge.llm.generation_config, "eos_token_id", None))
         self._last: dict = {}  # LLM results of the previous call (round 1 of a math task reuses round 0's)
-
-    @property
-    def model(self):  # what lm-eval's wrapper would take: there is no single causal LM to hand over
-        raise HarnessError("lmeval tasks cannot run through xbridge: the composed encoder-LLM-decoder system is "
-                           "not one causal LM (the frozen LLM alone is the base model's result)")
 
     def settings(self) -> dict:
         return {"backend": self.name, "dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),

@@ -53,7 +53,7 @@ def resolve_parts(cfg, base_model):
 def load_parts(nmt_path, llm_path, backend_cfg, dtype=torch.float32):
     from transformers import AutoModelForCausalLM, M2M100ForConditionalGeneration
 
-    from harness.backends.hf import load_tokenizer
+    from harness.loading import load_tokenizer
 
     nmt = M2M100ForConditionalGeneration.from_pretrained(nmt_path, dtype=dtype)
     nmt.tie_weights()  # lm_head re-tied to the shared embeddings (as the official code does after loading)

@@ -1,0 +1,281 @@
+"""The Python API under the CLI: `run(spec)`, `train(spec)` and `leaderboard(paths)`.
+
+    from harness.api import RunSpec, leaderboard, run
+    spec = RunSpec(method="lora", tasks=["flores"], langs=["de-en"], limit=32, budget="small")
+    out = run(spec)                      # trains (or reuses) the artifact, evaluates, writes results
+    print(out.results["tasks"]["flores"]["summary"])
+    leaderboard(["results"])             # results/leaderboard.{md,csv,html} + pareto.png
+
+`harness run/train/leaderboard` only translate their arguments into these calls. Everything a run needs is in
+one `RunSpec`; budgets, method-config merging and output naming live here, not in the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.data import DataSource
+from harness.errors import HarnessError
+from harness.io import writable_dir
+from harness.loading import BackendConfig
+
+
+@dataclass
+class RunSpec:
+    """One `harness run` (or `harness train`: the evaluation fields are then unused)."""
+
+    tasks: list[str]  # task or group names (`harness ls tasks`); `lmeval:<task>` runs an lm-eval task
+    method: str = "base"
+    model: str | None = None  # registry name, local HF folder or hub id (default: the embedded SmolLM2)
+    langs: list[str] = field(default_factory=list)  # languages/pairs to keep, e.g. ["de-en", "en-de"]
+    limit: int | None = None  # first N documents of each subset
+    output: str | Path | None = None  # results folder (default results/runs/<model>__<method>[__limitN])
+    method_config: str | Path | None = None  # YAML merged over the method's defaults (strict keys)
+    budget: str | None = None  # "small": capped run + methods/<m>/recipes/small.yaml
+    seed: int = 0
+    data_dir: str | Path | None = None  # default: $HARNESS_DATA_DIR or ../shared/data
+    drop_overlap: bool = False  # drop training pairs that overlap the evaluation instead of refusing
+    settings: BackendConfig = field(default_factory=BackendConfig)  # dtype, device, batch size, threads, ...
+    backend: str = "transformers"  # or "vllm"
+    tensor_parallel_size: int = 1  # vllm
+    data_parallel_size: int = 1  # vllm
+    chunk_size: int = 64  # documents generated between two saves of samples.jsonl
+    comet_model: str | None = None  # local COMET checkpoint folder
+    lmeval_include: str | None = None  # folder of extra lm-eval task YAMLs
+    drift_ref: str | None = None  # base answers for mtbench/alpaca_eval drift (default: cached base run)
+    judge: object = None  # harness.judges.JudgeSpec, or None
+
+    def __post_init__(self):
+        for name in ("tasks", "langs"):  # "a,b" is accepted where a list is expected
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, [v.strip() for v in value.split(",") if v.strip()])
+
+
+@dataclass
+class RunOutput:
+    out: Path  # the results folder
+    results: dict  # its results.json
+    harness_tasks: list[str]  # names of the harness tasks evaluated (the rest are lmeval: tasks)
+    lmeval_tasks: list[str]
+
+
+# Budget profiles: run caps here, method settings in methods/<name>/recipes/<budget>.yaml.
+BUDGETS = {"small": {"limit": 8, "langs": ["de-en", "en-de"]}, "full": {}}
+
+
+def apply_budget(spec: RunSpec) -> None:
+    """`small`: at most 8 documents per subset, flores de-en,en-de unless the spec says otherwise."""
+    if spec.budget not in (None, *BUDGETS):
+        raise HarnessError(f"--budget {spec.budget}: use one of {', '.join(BUDGETS)}")
+    caps = BUDGETS.get(spec.budget or "full", {})
+    if "limit" in caps:
+        spec.limit = min(spec.limit, caps["limit"]) if spec.limit else caps["limit"]
+    if "langs" in caps and not spec.langs:
+        spec.langs = list(caps["langs"])
+
+
+def load_method_config(method, config_file: str | Path | None, budget: str | None):
+    """Defaults <- methods/<name>/recipes/<budget>.yaml (if any) <- config_file (strict keys)."""
+    from harness.config import from_dict, load_yaml, to_dict
+    from methods import method_dir
+
+    merged, where = to_dict(method.Config()), f"method {method.name}"
+    sources = []
+    if budget and budget != "full":
+        recipe = method_dir(method.name) / "recipes" / f"{budget}.yaml"
+        if recipe.exists():
+            sources.append(recipe)
+    if config_file:
+        if not Path(config_file).is_file():
+            raise HarnessError(f"--method-config {config_file}: file not found")
+        sources.append(Path(config_file))
+    for src in sources:
+        merged, where = _deep_merge(merged, load_yaml(src) or {}), str(src)
+    return from_dict(method.Config, merged, where)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def default_output(model: str, method: str, limit: int | None) -> Path:
+    safe = Path(model).name if Path(model).exists() else model.replace("/", "_")
+    return Path("results") / "runs" / (f"{safe}__{method}" + (f"__limit{limit}" if limit else ""))
+
+
+def load_tasks(names: list[str], data: DataSource, langs: list[str]) -> list:
+    """The harness tasks named (groups expanded; `lmeval:` names are left to harness.lmeval), `langs` selected,
+    each checked for missing files and metric dependencies before any model loads."""
+    from harness.task import expand_groups, load_task
+
+    if not names:
+        raise HarnessError("--tasks: give at least one task (see `harness ls tasks`)")
+    expanded = expand_groups([n for n in names if not n.startswith("lmeval:")])
+    names = [n for n, _ in expanded]
+    if len(set(names)) != len(names):
+        raise HarnessError(f"--tasks: {names} lists a task twice")
+    tasks = [load_task(n, data, doc_limit) for n, doc_limit in expanded]  # doc_limit: a group's default size
+    if langs:
+        used = set()
+        for task in tasks:
+            mine = [x for x in langs if _matches(task, x)]
+            if mine:
+                task.select(mine)
+                used.update(mine)
+        unused = [x for x in langs if x not in used]
+        if unused and len(tasks) == 1:
+            tasks[0].select(unused)  # raises the task's own explanation
+        if unused:
+            raise HarnessError(f"--langs: {unused[0]!r} matches none of the tasks {', '.join(names)}")
+    for task in tasks:
+        task.preflight()  # missing or misaligned files, metric dependencies fail now, not after the model loads
+    return tasks
+
+
+def _matches(task, item: str) -> bool:
+    if item in task.all_subsets():
+        return True
+    try:  # tasks that accept any well-formed item (e.g. any flores pair) say so by not raising
+        probe = type(task).__new__(type(task))
+        probe.__dict__.update(task.__dict__)
+        probe.select([item])
+        return True
+    except HarnessError:
+        return False
+
+
+@dataclass
+class Setup:
+    """What `run` and `train` resolve before any work (cheap checks first)."""
+
+    method: object  # harness.method.Method
+    cfg: object  # the method's config dataclass
+    tasks: list
+    model_name: str
+    model: object  # harness.models.ResolvedModel
+    ctx: object  # harness.method.TrainContext
+
+
+def prepare(spec: RunSpec) -> Setup:
+    from harness.loading import set_threads
+    from harness.method import TrainContext
+    from harness.models import DEFAULT_MODEL, resolve_model
+    from harness.training.artifacts import artifacts_root
+    from methods import get_method
+
+    writable_dir(artifacts_root(), "artifact folder ($HARNESS_CACHE/artifacts)")
+    data = DataSource.resolve(str(spec.data_dir) if spec.data_dir else None)
+    method = get_method(spec.method)
+    tasks = load_tasks(spec.tasks, data, spec.langs)
+    cfg = load_method_config(method, spec.method_config, spec.budget)
+    set_threads(spec.settings.threads)
+    model_name = spec.model or DEFAULT_MODEL
+    model = resolve_model(model_name)
+    ctx = TrainContext(model=model, data=data, out_dir=artifacts_root(), eval_tasks=tasks, seed=spec.seed,
+                       backend=spec.settings, allow_overlap=spec.drop_overlap)
+    return Setup(method, cfg, tasks, model_name, model, ctx)
+
+
+def train(spec: RunSpec):
+    """Train (or find in the cache) the method's artifact; training pairs overlapping `spec.tasks` are refused.
+    (`budget` picks the method's recipe; the run caps of `apply_budget` concern evaluation only.)"""
+    setup = prepare(spec)
+    return setup.method.train(setup.cfg, setup.ctx)
+
+
+def run(spec: RunSpec) -> RunOutput | None:
+    """Train (or reuse) the artifact, evaluate every task, write `<output>/results.json` and per-sample JSONL.
+    Returns None on a non-main process of a distributed training (rank 0 alone evaluates)."""
+    from harness import lmeval
+    from harness.backends.factory import build_backend
+    from harness.judges.phase import PostPhase, plan_drift
+    from harness.runner import EvalContext, evaluate
+    from harness.task import RunContext
+
+    if spec.limit is not None and spec.limit < 1:
+        raise HarnessError("--limit: must be >= 1")
+    if spec.output:
+        writable_dir(spec.output, "--output")  # before any training or generation
+    if spec.chunk_size < 1:
+        raise HarnessError("--chunk-size: must be >= 1")
+    if spec.backend == "vllm":
+        from harness.backends.vllm import require_vllm
+
+        require_vllm()  # fail before any training
+    if spec.judge is not None:
+        spec.judge.validate()
+    apply_budget(spec)
+    lm_tasks = lmeval.load([n for n in spec.tasks if lmeval.is_lmeval(n)], spec.lmeval_include)
+    setup = prepare(spec)
+    method, tasks, model = setup.method, setup.tasks, setup.model
+    # before any work: the method refuses tasks/phases/backends it cannot serve (what the backend that
+    # build_backend will return can do: log-likelihoods, transformers weights for drift and lm-eval)
+    method.check_run(setup.cfg, tasks, lm_tasks, spec.backend, model)
+    comet = configure_comet(tasks, spec.comet_model)
+    out = writable_dir(spec.output or default_output(setup.model_name, method.name, spec.limit), "--output")
+    for task in tasks:
+        task.set_context(RunContext(out_dir=out, comet=comet))  # once, before any work
+    artifact = method.train(setup.cfg, setup.ctx)
+    if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`: rank 0 alone evaluates
+        print(f"[rank {os.environ['RANK']}] training done; evaluation runs on rank 0 only")
+        return None
+    for task in tasks:
+        method.prepare_task(task, artifact)
+    backend = build_backend(spec.backend, method, artifact, model, spec.settings, _vllm_config(spec))
+    ectx = EvalContext(out_dir=out, seed=spec.seed, limit=spec.limit, chunk_size=spec.chunk_size,
+                       method={"name": method.name, "config": artifact.config, "artifact": artifact.describe()},
+                       model=model.identity())
+    post = PostPhase(spec.judge, spec.settings)
+    results = {}
+    for task in tasks:
+        results = evaluate(task, backend, ectx)
+        drift, base = None, None
+        if task.drift_capable:
+            drift = plan_drift(spec.drift_ref, task.name, out / task.name / "samples.jsonl", artifact.kind == "none")
+            if drift is None:  # a trained method without drift_ref: the base model's answers, cached
+                from harness.judges.base_answers import ensure_base_answers
+
+                cached = ensure_base_answers(task, ectx, spec.settings, backend.settings().get("dtype"))
+                drift, base = cached.plan, cached.base
+        results = post.after_generation(task, backend, ectx, drift, base) or results
+    for lt in lm_tasks:
+        results = lmeval.evaluate(lt, backend, ectx)
+    return RunOutput(out, results, [t.name for t in tasks], [lt.name for lt in lm_tasks])
+
+
+def _vllm_config(spec: RunSpec):
+    if spec.backend != "vllm":
+        return None
+    from harness.backends.vllm import VLLMConfig
+
+    return VLLMConfig(dtype=spec.settings.dtype, tensor_parallel_size=spec.tensor_parallel_size,
+                      data_parallel_size=spec.data_parallel_size, trust_remote_code=spec.settings.trust_remote_code,
+                      seed=spec.seed)
+
+
+def configure_comet(tasks: list, model: str | None):
+    """The COMET settings for tasks that report COMET (skipped, with the reason, when unusable); a bad path is an
+    error now, before any work."""
+    import sys
+
+    from harness.metrics.comet import Comet
+
+    if model and not any(t.uses_comet for t in tasks):
+        print(f"warning: --comet-model ignored: none of the tasks ({', '.join(t.name for t in tasks)}) reports COMET",
+              file=sys.stderr)
+    return Comet.configure(model)
+
+
+def leaderboard(paths: list[str | Path], output: str | Path = "results", resamples: int = 1000,
+                bootstrap_seed: int = 12345):
+    """Regenerate leaderboard.{md,csv,html} and pareto.png in `output` from results.json files or folders.
+    Returns (tables, written paths)."""
+    from leaderboard import make_leaderboard
+
+    return make_leaderboard([Path(p) for p in paths], Path(output), resamples, bootstrap_seed)

@@ -1,0 +1,119 @@
+"""Device, dtype and thread policy, and tokenizer/model loading: the one place both training and generation
+load weights from.
+
+Generation backends (`harness.backends`) and method trainers (`methods/*/train.py`) call these; building a
+generation backend from loaded weights is `harness.backends.factory`. Nothing here generates.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from harness.errors import HarnessError
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def cpu_has_fast_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(amx_bf16|avx512_bf16)\b", flags))
+
+
+def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if requested != "auto":
+        if requested not in table:
+            raise HarnessError(f"--dtype {requested}: use auto, float32, bfloat16 or float16")
+        return table[requested]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    return torch.float32
+
+
+def set_threads(n: int | None) -> int:
+    """Set torch's intra-op threads explicitly (oversubscription makes CPU generation ~5x slower)."""
+    if not n:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    return n
+
+
+@dataclass
+class BackendConfig:
+    """How weights are loaded and run (the --dtype/--device/--batch-size/--threads/--scheduler options)."""
+
+    dtype: str = "auto"
+    device: str = "auto"
+    batch_size: int = 32
+    threads: int | None = None
+    trust_remote_code: bool = False
+    # continuous: refill freed batch rows from the queue; static: fixed batches that only shrink as rows
+    # finish; auto: continuous in float32, static in bf16/fp16, where a row's arithmetic depends on its
+    # batch neighbours and static batches keep outputs identical to a plain `generate` loop
+    scheduler: str = "auto"
+    refill_min_free: int = 1  # continuous: admit waiting requests once this many rows are free
+
+
+def device_and_dtype(cfg: BackendConfig) -> tuple[torch.device, torch.dtype]:
+    """The device and dtype that generation with `cfg` uses."""
+    device = pick_device(cfg.device)
+    return device, pick_dtype(cfg.dtype, device)
+
+
+def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
+    """AutoTokenizer, falling back to PreTrainedTokenizerFast for folders saved by transformers 5
+    (`tokenizer_class: TokenizersBackend`, unknown to transformers 4.57)."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except ValueError as e:
+        if "TokenizersBackend" not in str(e):
+            raise
+        return PreTrainedTokenizerFast.from_pretrained(path)
+
+
+def load_model_and_tokenizer(path: str | Path, cfg: BackendConfig, adapter: str | Path | None = None):
+    """Causal LM (+ a peft adapter merged in) on `cfg`'s device and dtype, in eval mode, and its tokenizer."""
+    from transformers import AutoModelForCausalLM
+
+    device, dtype = device_and_dtype(cfg)
+    tok = load_tokenizer(path, cfg.trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    model.to(device).eval()
+    return model, tok
+
+
+def load_for_training(path, backend_cfg: BackendConfig):
+    """Tokenizer (pad = eos when unset) + model in float32 (the training loop casts to the configured precision)."""
+    from transformers import AutoModelForCausalLM
+
+    tok = load_tokenizer(path, backend_cfg.trust_remote_code)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
+                                                 trust_remote_code=backend_cfg.trust_remote_code)
+    return model, tok
