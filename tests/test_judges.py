@@ -99,6 +99,19 @@ def test_spec_validation():
         JudgeSpec(kind="openai", model="m", url="http://x", key_env="sk-abc.def").validate()
 
 
+def test_equal_prompts_share_one_judgment(tmp_path):
+    """Two records with equal answers give the same judge prompt: judged once (the cache key), both verdicts set."""
+    spec = JudgeSpec(kind="openai", model="m", url="http://unused", k=2, temperature=0.5)
+    msgs = [{"role": "user", "content": "rate: same answer"}]
+    items = [JudgeItem("a", msgs), JudgeItem("b", list(msgs)), JudgeItem("c", [{"role": "user", "content": "other"}])]
+    with serve_judge(lambda body, n: f"Rating: [[{n}]]") as (url, calls):
+        spec.url = url
+        out = run_judgments(make_judge(spec), spec.settings(), items, JudgmentCache(tmp_path / "j.jsonl"), parse_rating)
+    assert len(calls) == 4  # 2 distinct prompts x k=2
+    assert [r["verdict"] for r in out["a"]] == [r["verdict"] for r in out["b"]]
+    assert sorted(v for key in "ac" for v in (r["verdict"] for r in out[key])) == [1, 2, 3, 4]
+
+
 def test_http_judge_k_median_failures_and_cache(tmp_path, monkeypatch):
     key = "sk-test-PLANTED-KEY-0123456789"
     monkeypatch.setenv("TEST_JUDGE_KEY", key)

@@ -124,12 +124,14 @@ def run_judgments(judge: Judge, settings: JudgeSettings, items: list[JudgeItem],
     """Judge every item k times (cached); returns {item.key: [judgment records, one per replicate]}."""
     jid = judge_id(judge)
     todo: list[tuple[JudgeItem, int, str, str]] = []
+    queued: set[str] = set()  # items with the same prompt (two equal answers) share one judgment per replicate
     for item in items:
         ph = prompt_hash(item.messages)
         for j in range(settings.k):
             key = JudgmentCache.key(jid, settings, ph, j)
-            if cache.get(key) is None:
+            if cache.get(key) is None and key not in queued:
                 todo.append((item, j, ph, key))
+                queued.add(key)
     if todo:
         with tqdm(total=len(todo), desc=desc, unit="judgment", dynamic_ncols=True) as bar:  # closed on errors too
             for start in range(0, len(todo), chunk):
