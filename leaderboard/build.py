@@ -184,13 +184,13 @@ def _num(v, none: float | None) -> float:
     return float(v)
 
 
-def _subsets(col: Column, tr: TaskRun) -> list[list[str]]:
+def column_groups(col: Column, tr: TaskRun) -> list[list[str]]:
     """Groups of subsets: one per "|"-separated pattern that matches any (empty groups dropped)."""
     pivot = str(tr.entry.get("config", {}).get("options", {}).get("pivot", "en"))
     return col.groups(tr.settings["selected"], pivot)
 
 
-def _grouped_mean(values: dict[str, object], groups: list[list[str]]):
+def grouped_mean(values: dict[str, object], groups: list[list[str]]):
     """Mean over groups of the mean over each group's subsets (works for floats and bootstrap arrays)."""
     return np.mean([np.mean([values[s] for s in g], axis=0) for g in groups], axis=0)
 
@@ -236,7 +236,7 @@ def _cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None
         b = base.tasks.get(col.task) if base and base is not row else None
         bv = b.entry.get("summary", {}).get(col.key) if b else None
         return Cell(v, None if bv is None else v - bv, note="no interval (run-level value)")
-    groups = _subsets(col, tr)
+    groups = column_groups(col, tr)
     if not groups:
         return None
     btr = base.tasks.get(col.task) if base is not None and base is not row else None
@@ -261,14 +261,14 @@ def _cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None
             if not ids:
                 return Cell(note=f"no scored samples in {s}")
             points[s] = ev.scores(col, tr, s, ids, False)[0]
-    value = float(_grouped_mean(points, groups))
+    value = float(grouped_mean(points, groups))
     out = Cell(value)
     reported = tr.entry["summary"][col.key]
     if btr is None and isinstance(reported, (int, float)) and abs(reported - value) > 1e-6 * max(1.0, abs(value)):
         out.note = f"recomputed {value:.4g} but results.json says {reported:.4g}"
     if btr is not None:
-        out.delta = value - float(_grouped_mean(bpoints, groups))
-        out.boot = _grouped_mean(boots, groups) - _grouped_mean(bboots, groups)
+        out.delta = value - float(grouped_mean(bpoints, groups))
+        out.boot = grouped_mean(boots, groups) - grouped_mean(bboots, groups)
         out.lo, out.hi = stats.interval(out.boot)
     elif row.method != "base":
         out.note = out.note or "no comparable base run"

@@ -9,7 +9,7 @@ import numpy as np
 
 from harness.io import read_json
 from leaderboard import stats
-from leaderboard.build import Cell, Column, Evaluator, _grouped_mean, _subsets
+from leaderboard.build import Cell, Column, Evaluator, grouped_mean, column_groups
 from leaderboard.collect import Row, TaskRun
 
 
@@ -29,7 +29,7 @@ def drift_cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell |
     tr = row.tasks[col.task]
     btr = base.tasks.get(col.task) if base is not None and base is not row else None
     points, bpoints, boots, bboots = {}, {}, {}, {}
-    groups = _subsets(col, tr)
+    groups = column_groups(col, tr)
     for s in dict.fromkeys(x for g in groups for x in g):
         ids = ev.subset_ids(tr, s)
         sums = _drift_sums(tr, ids)
@@ -48,10 +48,10 @@ def drift_cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell |
             bboots[s] = (counts @ bd) / np.maximum(counts @ bn, 1.0)
     if not groups:
         return None
-    out = Cell(float(_grouped_mean(points, groups)))
+    out = Cell(float(grouped_mean(points, groups)))
     if btr is not None:
-        out.delta = out.value - float(_grouped_mean(bpoints, groups))
-        out.boot = _grouped_mean(boots, groups) - _grouped_mean(bboots, groups)
+        out.delta = out.value - float(grouped_mean(bpoints, groups))
+        out.boot = grouped_mean(boots, groups) - grouped_mean(bboots, groups)
         out.lo, out.hi = stats.interval(out.boot)
     return out
 

@@ -55,7 +55,7 @@ class CompositeMethod(Method):
 
 @pytest.fixture
 def composite(monkeypatch):
-    monkeypatch.setitem(REGISTRY, CompositeMethod.name, CompositeMethod)
+    monkeypatch.setitem(REGISTRY, CompositeMethod.name, f"{__name__}:CompositeMethod")
     CompositeMethod.calls = []
     return CompositeMethod
 

@@ -71,10 +71,8 @@ def check_serves(cls, tasks: list, lm_tasks: list) -> None:
     """Stop before any work when a phase of the run needs what the run's backend (a class or an instance, see
     `backend_class`) cannot do: log-likelihood tasks need `loglik`; the drift phase (drift-capable tasks) and
     `lmeval:` tasks need `hf_weights`."""
-    from harness.runner import is_loglik
-
     for task in tasks:
-        if is_loglik(task):
+        if task.kind == "loglik":
             require(cls, "loglik", f"task {task.name}",
                     "run it with a method whose backend is the transformers or vLLM backend")
         else:

@@ -82,20 +82,20 @@ class HFBackend:
         bos = self.tok.bos_token_id
         if bos is not None and adds_bos(self.tok):
             encoded = [ids if ids[:1] == [bos] else [bos] + ids for ids in encoded]
-        rows = [_Row(i, encoded[i], r, self.stops_for(r)) for i, r in enumerate(requests)]
+        rows = [DecodeRow(i, encoded[i], r, self.stops_for(r)) for i, r in enumerate(requests)]
         # longest prompts first: rows admitted together have similar lengths (little padding)
         todo = sorted((row for row in rows if row.req.gen.max_new_tokens > 0), key=lambda row: -len(row.prompt))
         self._decode(deque(todo), progress)
         return [self._finished(row, prompts[row.index], len(row.prompt)) for row in rows]
 
-    def _finished(self, row: _Row, shown_prompt: str, n_prompt_tokens: int) -> Generation:
+    def _finished(self, row: DecodeRow, shown_prompt: str, n_prompt_tokens: int) -> Generation:
         """A decoded row as a Generation: text cut at the first stop string (then finish "stop")."""
         text, hit = cut_at_stop(self.tok.decode(row.tokens, skip_special_tokens=True), row.stops)
         finish = "stop" if hit and row.finish == "length" else row.finish
         return Generation(text, shown_prompt, n_prompt_tokens, len(row.tokens), finish)
 
     @torch.inference_mode()
-    def _decode(self, pending: deque[_Row], progress) -> None:
+    def _decode(self, pending: deque[DecodeRow], progress) -> None:
         """Decode every row of `pending`, at most `batch_size` at a time.
 
         At the top of each step every active row has its next-token logits. Rows that finish leave the
@@ -104,7 +104,7 @@ class HFBackend:
         """
         bs = max(1, self.cfg.batch_size)
         refill_at = max(1, self.cfg.refill_min_free)
-        active: list[_Row] = []
+        active: list[DecodeRow] = []
         cache = attn = logits = None
         refill = self.continuous
         while pending or active:
@@ -138,7 +138,7 @@ class HFBackend:
                              position_ids=attn.sum(-1, keepdim=True) - 1, past_key_values=cache, use_cache=True)
             cache, logits = out.past_key_values, out.logits[:, -1, :]
 
-    def _prefill(self, rows: list[_Row]):
+    def _prefill(self, rows: list[DecodeRow]):
         width = max(len(row.prompt) for row in rows)
         input_ids = torch.full((len(rows), width), self.tok.pad_token_id, dtype=torch.long)
         attn = torch.zeros((len(rows), width), dtype=torch.long)
@@ -150,7 +150,7 @@ class HFBackend:
                          use_cache=True, **self._last_logits_only)
         return out.past_key_values, attn, out.logits[:, -1, :]
 
-    def _advance(self, row: _Row, tid: int) -> bool:
+    def _advance(self, row: DecodeRow, tid: int) -> bool:
         """Append token `tid` to `row`; True when the row is finished."""
         if tid in self.eos_ids:
             row.finish = "eos"
@@ -161,7 +161,7 @@ class HFBackend:
             return True
         return len(row.tokens) >= row.req.gen.max_new_tokens
 
-    def _pick(self, logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:
+    def _pick(self, logits: torch.Tensor, rows: list[DecodeRow]) -> torch.Tensor:
         greedy = logits.argmax(-1)
         if all(row.req.gen.temperature <= 0 for row in rows):
             return greedy
@@ -183,7 +183,7 @@ class HFBackend:
 
 
 @dataclass
-class _Row:
+class DecodeRow:
     index: int  # position in the caller's request list
     prompt: list[int]
     req: Request

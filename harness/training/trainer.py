@@ -132,7 +132,7 @@ def micro_batches(step_batch: list[int], grad_accum: int, world: int, rank: int)
     return out
 
 
-def _schedule(cfg: TrainConfig, total: int):
+def lr_schedule(cfg: TrainConfig, total: int):
     warm = int(cfg.warmup_ratio * total)
 
     def f(step: int) -> float:
@@ -300,7 +300,7 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     _prepare_model(model, cfg, precision)
     params, opt = _optimizer(model, cfg, dev)
     total = total_steps(cfg, len(features), acc.num_processes)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(cfg, total))
     model, opt, sched = acc.prepare(model, opt, sched)
 
     # -- resume from the last checkpoint, if any -------------------------------------------------------------------

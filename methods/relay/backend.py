@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 
 from harness.backends.base import Capabilities, Generation, Request
-from harness.backends.hf import HFBackend, _Row
+from harness.backends.hf import HFBackend, DecodeRow
 from harness.errors import HarnessError
 from harness.io import read_json
 from harness.loading import BackendConfig, device_and_dtype
@@ -41,7 +41,7 @@ class RelayGenerator(HFBackend):
         encoded = [encode(self.source_tok, self.tok, self.relay_cfg, r.doc) for r in requests]
         rows = []
         for i, (r, e) in enumerate(zip(requests, encoded)):
-            row = _Row(i, e.prefix_ids + e.prompt_ids, r, self.stops_for(r))
+            row = DecodeRow(i, e.prefix_ids + e.prompt_ids, r, self.stops_for(r))
             row.enc = e
             rows.append(row)
         todo = sorted((row for row in rows if row.req.gen.max_new_tokens > 0),

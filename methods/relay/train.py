@@ -148,7 +148,7 @@ def fit(relay: Relay, feats: list, pad_id: int, cfg, out: Path, seed: int, devic
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_epoch = math.ceil(len(feats) / (cfg.batch_size * cfg.grad_accum))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, trainer._schedule(cfg, total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, trainer.lr_schedule(cfg, total))
     ckpt, loss_file = out / "checkpoint.pt", out / "loss.jsonl"
     step, history = 0, []
     if ckpt.exists():  # resume

@@ -21,7 +21,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from harness.backends.base import Capabilities, Generation, Request, cut_at_stop
 from harness.errors import HarnessError
 from harness.languages import short_code
-from methods.xbridge.data import Codes, _pad, llm_prompt
+from methods.xbridge.data import Codes, pad_rows, llm_prompt
 
 META = "xbridge"
 
@@ -110,7 +110,7 @@ class XBridgeBackend:
     def llm_generate(self, src_ids: list[list[int]], prompts: list[list[int]], max_new: int):
         """Greedy LLM continuation per row: (tokens, finish, memory states (n, d_llm))."""
         b, llm = self.bridge, self.bridge.llm
-        src, smask = (t.to(self.device) for t in _pad(src_ids, self.nmt_tok.pad_token_id))
+        src, smask = (t.to(self.device) for t in pad_rows(src_ids, self.nmt_tok.pad_token_id))
         embeds, attn, pos = b.assemble(b.map_enc(b.encode(src, smask)), smask,
                                        [torch.tensor(p, dtype=torch.long) for p in prompts],
                                        [torch.zeros(0, dtype=torch.long)] * len(prompts))

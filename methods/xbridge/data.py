@@ -173,7 +173,7 @@ def features(t: Tuple, codes: Codes, llm_tok, cfg) -> dict:
             "input_ids": prompt + z}  # the LLM tokens: what the shared loop sorts by length
 
 
-def _pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_rows(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max((len(r) for r in rows), default=0)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -196,9 +196,9 @@ class XBridgeObjective:
     def collate(self, feats: list[dict], pad_id: int) -> dict:
         out = {}
         for key, pad in (("src", self.nmt_pad), ("prompt", pad_id), ("z", pad_id), ("zn", self.nmt_pad)):
-            out[f"{key}_ids"], out[f"{key}_mask"] = _pad([f[f"{key}_ids"] for f in feats], pad)
-        out["y_ids"], out["y_mask"] = _pad([f["y_ids"] for f in feats], self.nmt_pad)
-        out["dec_in"], _ = _pad([f["dec_in"] for f in feats], self.nmt_pad)
+            out[f"{key}_ids"], out[f"{key}_mask"] = pad_rows([f[f"{key}_ids"] for f in feats], pad)
+        out["y_ids"], out["y_mask"] = pad_rows([f["y_ids"] for f in feats], self.nmt_pad)
+        out["dec_in"], _ = pad_rows([f["dec_in"] for f in feats], self.nmt_pad)
         return out
 
     def counts(self, batch: dict) -> torch.Tensor:
