@@ -1,4 +1,4 @@
-"""The Python API under the CLI: `run(spec)`, `train(spec)` and `leaderboard(paths)`.
+"""The Python API under the CLI: `run(spec)`, `train(spec)`, `score(folder)` and `leaderboard(paths)`.
 
     from harness.api import RunSpec, leaderboard, run
     spec = RunSpec(method="lora", tasks=["flores"], langs=["de-en"], limit=32, budget="small")
@@ -6,7 +6,7 @@
     print(out.results["tasks"]["flores"]["summary"])
     leaderboard(["results"])             # results/leaderboard.{md,csv,html} + pareto.png
 
-`harness run/train/leaderboard` only translate their arguments into these calls. Everything a run needs is in
+`harness run/train/score/leaderboard` only translate their arguments into these calls. Everything a run needs is in
 one `RunSpec`; budgets, method-config merging and output naming live here, not in the CLI.
 """
 
@@ -270,6 +270,26 @@ def configure_comet(tasks: list, model: str | None):
         print(f"warning: --comet-model ignored: none of the tasks ({', '.join(t.name for t in tasks)}) reports COMET",
               file=sys.stderr)
     return Comet.configure(model)
+
+
+def score(output: str | Path, data_dir: str | Path | None = None, comet_model: str | None = None) -> dict:
+    """Recompute every metric of a finished run from its samples.jsonl (no model calls); returns its results.json."""
+    import time
+
+    from harness.metrics.comet import Comet
+    from harness.rundir.write import reopen
+    from harness.runner import aggregate, rescore
+
+    run = reopen(output, "harness score:")
+    data = DataSource.resolve(str(data_dir) if data_dir else None)
+    comet = Comet.configure(comet_model)
+    for name in run.task_names():  # lmeval: entries were scored by lm-eval itself; nothing to recompute here
+        task = run.task(name, data, comet)  # as the run evaluated it: options, the group's document limit, context
+        store = run.store(task)
+        t0 = time.time()
+        rescore(task, store)
+        run.save(task, aggregate(task, store, run.ctx.limit), time.time() - t0)
+    return run.results
 
 
 def leaderboard(paths: list[str | Path], output: str | Path = "results", resamples: int = 1000,

@@ -4,7 +4,6 @@ and the modules it calls)."""
 from __future__ import annotations
 
 import argparse
-import time
 
 from harness.data import DataSource
 from harness.errors import HarnessError
@@ -114,21 +113,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from harness.metrics.comet import Comet
+    from harness import api
     from harness.report import print_run_table
-    from harness.rundir.write import reopen
-    from harness.runner import aggregate, rescore
 
-    run = reopen(args.output, "harness score:")
-    data = DataSource.resolve(args.data_dir)
-    comet = Comet.configure(args.comet_model)
-    for name in run.task_names():  # lmeval: entries were scored by lm-eval itself; nothing to recompute here
-        task = run.task(name, data, comet)  # as the run evaluated it: options, the group's document limit, context
-        store = run.store(task)
-        t0 = time.time()
-        rescore(task, store)
-        run.save(task, aggregate(task, store, run.ctx.limit), time.time() - t0)
-    print_run_table(run.results, [n for n in run.results["tasks"] if not n.startswith("lmeval:")])
+    results = api.score(args.output, args.data_dir, args.comet_model)
+    print_run_table(results, [n for n in results["tasks"] if not n.startswith("lmeval:")])
     return 0
 
 
