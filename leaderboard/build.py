@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -335,6 +336,7 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
                 sources.setdefault((k, c.source), []).append(f"{rr.label} on {rr.model}")
         rows.append(rr)
     bar.close()
+    notes += seed_spread(sec.rows, rows)
     by_source: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (source, rows) -> columns
     for (k, src), labels in sources.items():
         by_source.setdefault((src, tuple(labels)), []).append(k)
@@ -345,6 +347,27 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
     title = f"Section {index + 1}" + ("" if first is None else f" (not comparable with section 1: "
                                                               f"{describe_difference(first, sec)})")
     return Table(title, settings, columns, rows, notes)
+
+
+def seed_spread(rows: list[Row], results: list[RowResult]) -> list[str]:
+    """One note per composite of a method trained with several seeds: mean, sample sd and range over the seeds (the
+    seed-to-seed spread, to read next to each row's bootstrap interval, which covers test-set sampling only)."""
+    groups: dict[tuple[str, str, str], list[tuple[int, RowResult]]] = {}
+    for row, rr in zip(rows, results):
+        if row.seed is not None:
+            groups.setdefault((row.method, row.variant, row.model), []).append((row.seed, rr))
+    out = []
+    for (method, _, model), members in groups.items():
+        for name in COMPOSITES:
+            got = [(sd, rr.composites[name].value) for sd, rr in members
+                   if name in rr.composites and rr.composites[name].value is not None]
+            if len(got) < 2:
+                continue
+            vals = [v for _, v in got]
+            out.append(f"{method} on {model}, {name} over {len(vals)} seeds ({', '.join(str(sd) for sd, _ in got)}): "
+                       f"mean {statistics.mean(vals):+.2f}, sd {statistics.stdev(vals):.2f}, "
+                       f"range {min(vals):+.2f} to {max(vals):+.2f}")
+    return out
 
 
 def _short(v: list) -> str:

@@ -68,10 +68,11 @@ class Row:
     model_sha: str
     tasks: dict[str, TaskRun] = field(default_factory=dict)
     label: str = ""
+    seed: int | None = None  # the training seed of a trained artifact (None for the untouched base model)
 
     @property
-    def ident(self) -> tuple[str, str, str]:
-        return (self.method, self.variant, self.model_sha)
+    def ident(self) -> tuple[str, str, str, int | None]:
+        return (self.method, self.variant, self.model_sha, self.seed)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Section:
         shared = set(self.keys) & set(runs)
         return bool(shared) and all(self.keys[t] == runs[t].key for t in shared)
 
-    def row(self, ident: tuple[str, str, str]) -> Row | None:
+    def row(self, ident: tuple[str, str, str, int | None]) -> Row | None:
         return next((r for r in self.rows if r.ident == ident), None)
 
     def base_for(self, row: Row) -> Row | None:
@@ -116,11 +117,14 @@ def load_runs(files: list[Path], notes: list[str]) -> list[list[TaskRun]]:
     return runs
 
 
-def _ident(tr: TaskRun) -> tuple[str, str, str]:
+def _ident(tr: TaskRun) -> tuple[str, str, str, int | None]:
+    """(method, config variant, model, training seed): runs of one method trained with other seeds are other rows."""
     m = tr.results["method"]
     art = m.get("artifact") or {}
     variant = art.get("config_hash") or (stable_hash(m.get("config")) if m.get("config") else "")
-    return (m.get("name", "?"), variant, tr.results["model"].get("weights_sha256") or tr.results["model"].get("name", "?"))
+    seed = tr.results.get("seed") if art.get("kind", "none") != "none" else None
+    return (m.get("name", "?"), variant, tr.results["model"].get("weights_sha256") or tr.results["model"].get("name", "?"),
+            seed)
 
 
 def group(runs: list[list[TaskRun]]) -> list[Section]:
@@ -138,7 +142,7 @@ def group(runs: list[list[TaskRun]]) -> list[Section]:
         row = sec.row(ident)
         if row is None:
             row = Row(method=ident[0], variant=ident[1], model=trs[0].results["model"].get("name", "?"),
-                      model_sha=ident[2])
+                      model_sha=ident[2], seed=ident[3])
             sec.rows.append(row)
         for t, tr in by_task.items():
             sec.keys.setdefault(t, tr.key)
@@ -158,9 +162,13 @@ def group(runs: list[list[TaskRun]]) -> list[Section]:
 
 
 def _label(sec: Section) -> None:
+    """method, + @variant when one method has several configs, + `seed N` when one config has several seeds."""
     for row in sec.rows:
         same = [r for r in sec.rows if r.method == row.method and r.model_sha == row.model_sha]
-        row.label = row.method + (f"@{row.variant[:6]}" if len(same) > 1 and row.variant else "")
+        variants = {r.variant for r in same}
+        seeds = {r.seed for r in same if r.variant == row.variant}
+        row.label = (row.method + (f"@{row.variant[:6]}" if len(variants) > 1 and row.variant else "")
+                     + (f" seed {row.seed}" if len(seeds) > 1 else ""))
 
 
 def describe_difference(a: Section, b: Section) -> str:

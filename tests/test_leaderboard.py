@@ -22,7 +22,7 @@ from harness.data import DataSource
 from harness.runner import EvalContext, evaluate
 from harness.task import load_task
 from leaderboard import make_leaderboard, stats
-from leaderboard.build import _grouped_mean, get_path
+from leaderboard.build import grouped_mean, get_path
 from leaderboard.columns import declared_columns
 from leaderboard.plot import frontier
 
@@ -167,7 +167,7 @@ def test_declared_columns_are_unique_and_frontier():
     rec = {"judgment": {"turns": [{"score": 8}, {"score": None}, {"score": 5}]}, "correct": {"flexible": True}}
     assert get_path(rec, "judgment.turns[*].score") == 6.5 and get_path(rec, "correct.flexible") is True
     assert get_path(rec, "scores.rougeL") is None
-    assert _grouped_mean({"a": 1.0, "b": 3.0, "c": 10.0}, [["a", "b"], ["c"]]) == 6.0  # mean of group means
+    assert grouped_mean({"a": 1.0, "b": 3.0, "c": 10.0}, [["a", "b"], ["c"]]) == 6.0  # mean of group means
     pts = [(0.0, 0.0), (1.0, 2.0), (2.0, 1.0), (0.5, -1.0), (3.0, 3.0)]
     assert frontier(pts) == [0, 1, 4]
 
@@ -177,3 +177,24 @@ def test_labels_of_coinciding_points_are_stacked():
 
     pts = [(0.0, 0.0), (-3.1, 2.45), (0.0, 0.04), (0.0, -1.18), (0.01, 0.0)]  # base, sft, lora, radis, another
     assert [len(near_before(pts, i)) for i in range(len(pts))] == [0, 0, 1, 0, 2]
+
+
+def test_seeds_are_rows_and_their_spread_is_noted(data_dir, tmp_path):
+    """One config trained with three seeds: three rows labelled by seed, and a note with the seed spread of the
+    translation-gain composite (mean, sd, range of the three rows' values)."""
+    task = load_task("flores", DataSource.resolve(str(data_dir)))
+    task.select(["de-en"])
+    docs = {d["id"]: d for d in task.docs("de-en")[:12]}
+    fake_run(data_dir, tmp_path / "r" / "base", "base", drop_words(2), langs=("de-en",))
+    for seed, keep in ((0, 3), (1, 4), (2, 5)):
+        ctx = EvalContext(out_dir=tmp_path / "r" / f"tuned-{seed}", seed=seed, limit=12, model=MODEL,
+                          method={"name": "tuned", "config": {"lr": 1},
+                                  "artifact": {"kind": "full", "config_hash": "cfg1", "hash": f"w{seed}"}})
+        evaluate(task, EchoBackend(docs, lambda doc, i, k=keep: drop_words(k)(doc["reference"], i)), ctx)
+    tables, written = make_leaderboard([tmp_path / "r"], tmp_path / "out", n_boot=50)
+    rows = table_rows(tables)
+    assert set(rows) == {"base", "tuned seed 0", "tuned seed 1", "tuned seed 2"}
+    gains = [rows[f"tuned seed {s}"].composites["translation gain"].value for s in range(3)]
+    note = next(n for n in tables[0].notes if "over 3 seeds" in n)
+    assert f"mean {sum(gains) / 3:+.2f}" in note and f"range {min(gains):+.2f} to {max(gains):+.2f}" in note
+    assert note in written[0].read_text()
