@@ -77,7 +77,7 @@ def check_serves(cls, tasks: list, lm_tasks: list) -> None:
                     "run it with a method whose backend is the transformers or vLLM backend")
         else:
             require(cls, "generate", f"task {task.name}", "drop it from --tasks")
-        if getattr(task, "drift_capable", False):
+        if task.drift_capable:
             require(cls, "hf_weights", f"task {task.name} (drift phase)",
                     f"drift scores the base model's answers with the evaluated weights; run {task.name} with "
                     f"--backend transformers and a method without a composite backend, or drop it from --tasks")

@@ -18,5 +18,5 @@ class RaDisMethod(Method):
     def prepare_task(self, task, artifact: Artifact) -> None:
         """Translation tasks keep only the translation of an output that continues with a rationale."""
         keep = artifact.config.get("eval_keep")
-        if keep and hasattr(task.options, "keep") and task.options.keep != keep:
+        if keep and "keep" in task.extraction_options and task.options.keep != keep:
             task.options.keep = keep
