@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -102,12 +103,14 @@ def done(unit: Unit) -> dict:
 _lock = threading.Lock()
 
 
-def record(unit: Unit, phase: str, seconds: float, cmd: list[str]) -> None:
+def record(unit: Unit, phase: str, seconds: float, cmd: list[str], artifact: str = "") -> None:
     with _lock:
         state = done(unit)
         git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
         state[phase] = {"seconds": round(seconds, 1), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                         "git": git.strip(), "command": ["harness", *cmd[3:]]}
+        if artifact:
+            state[phase]["artifact_hash"] = artifact
         unit.out.mkdir(parents=True, exist_ok=True)
         (unit.out / "phases.json").write_text(json.dumps(state, indent=1) + "\n")
 
@@ -126,7 +129,50 @@ def fmt(seconds: float) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
+def run_phase(unit: Unit, phase: str, units: list[Unit], jobs: int, t0: float) -> str:
+    """Run one phase (its output appended to logs/<phase>.log); returns the log text of this run."""
+    cmd = command(unit, phase)
+    print(f"[science {fmt(time.time() - t0)} elapsed, ~{fmt(remaining(units, jobs))} left] {unit.name}/{phase}: "
+          f"harness {' '.join(cmd[3:])}", flush=True)
+    start = time.time()
+    log = unit.out / "logs" / f"{phase}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(log, "a") as fh:
+        fh.write(proc.stdout)
+    if proc.returncode != 0:
+        raise SystemExit(f"science: {unit.name}/{phase} failed (exit {proc.returncode}); see {log.relative_to(ROOT)}")
+    record(unit, phase, time.time() - start, cmd, artifact_hash(proc.stdout) if phase == "train" else "")
+    return proc.stdout
+
+
+def artifact_hash(train_output: str) -> str:
+    found = re.findall(r"artifact: .+? \(kind \w+, config hash \w+, hash (\w+)\)", train_output)
+    if not found:
+        raise SystemExit("science: `harness train` printed no artifact line")
+    return found[-1]
+
+
 def run_unit(unit: Unit, units: list[Unit], jobs: int, t0: float) -> None:
+    state = done(unit)
+    todo = [p for p in unit.phases() if p not in state]
+    if unit.recipe and "train" in state and todo and any(p in state for p in EVAL):
+        # a new machine has no cached artifact: retrain (or find it), and only keep evaluations of the same weights
+        results = unit.out / "results.json"
+        before = state["train"].get("artifact_hash") or (
+            json.loads(results.read_text())["method"]["artifact"]["hash"] if results.exists() else None)
+        cmd = command(unit, "train")
+        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"science: {unit.name}/train failed (exit {out.returncode}): {out.stderr[-500:]}")
+        now = artifact_hash(out.stdout)
+        if before != now:
+            stale = unit.out.with_name(f"{unit.name}.stale-{before}")
+            print(f"science: {unit.name}: retrained weights differ ({now} vs {before}); its evaluations move to "
+                  f"{stale.relative_to(ROOT)} and run again", flush=True)
+            unit.out.rename(stale)
     for phase in unit.phases():
         if phase in done(unit):
             continue
@@ -134,18 +180,7 @@ def run_unit(unit: Unit, units: list[Unit], jobs: int, t0: float) -> None:
             base = next(u for u in UNITS if u.name == BASE_UNIT)
             while "mtbench" not in done(base):  # the drift reference is the base run's answers
                 time.sleep(30)
-        cmd = command(unit, phase)
-        print(f"[science {fmt(time.time() - t0)} elapsed, ~{fmt(remaining(units, jobs))} left] {unit.name}/{phase}: "
-              f"harness {' '.join(cmd[3:])}", flush=True)
-        start = time.time()
-        log = unit.out / "logs" / f"{phase}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-        with open(log, "a") as fh:
-            rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
-        if rc != 0:
-            raise SystemExit(f"science: {unit.name}/{phase} failed (exit {rc}); see {log.relative_to(ROOT)}")
-        record(unit, phase, time.time() - start, cmd)
+        run_phase(unit, phase, units, jobs, t0)
 
 
 def report(units: list[Unit]) -> str:

@@ -32,3 +32,45 @@ def test_plan_lists_every_unit_and_runs_nothing():
     bad = subprocess.run([sys.executable, "results/science.py", "--only", "nope", "--plan"], cwd=REPO,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "unknown unit" in bad.stderr
+
+
+def _science(monkeypatch, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("science_driver", REPO / "results" / "science.py")
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "ROOT", tmp_path)
+    monkeypatch.setattr(mod, "OUT", tmp_path / "science")
+    return mod
+
+
+@pytest.mark.parametrize("retrained, moved", [("aaa111", False), ("bbb222", True)])
+def test_resume_keeps_evaluations_only_of_the_same_weights(monkeypatch, tmp_path, retrained, moved):
+    """A new machine retrains a half-evaluated unit; evaluations of other weights are moved aside, not mixed."""
+    import json
+
+    sci = _science(monkeypatch, tmp_path)
+    unit = sci.Unit("sft-s0", "sft", 0)
+    unit.out.mkdir(parents=True)
+    (unit.out / "phases.json").write_text(json.dumps({"train": {"seconds": 1, "artifact_hash": "aaa111"},
+                                                      "flores": {"seconds": 2}}))
+    calls = []
+
+    class Done:
+        returncode, stderr = 0, ""
+
+        def __init__(self, cmd):
+            phase = "train" if "train" in cmd[3:4] else cmd[cmd.index("--tasks") + 1]
+            calls.append(phase)
+            self.stdout = f"artifact: /c/a b (kind full, config hash c0ffee, hash {retrained})\n"
+
+    monkeypatch.setattr(sci.subprocess, "run", lambda cmd, **kw: Done(cmd))
+    monkeypatch.setattr(sci, "record", lambda *a, **k: None)  # phases stay pending: each runs once here
+    monkeypatch.setattr(sci, "EVAL", {"flores": sci.EVAL["flores"], "ifeval": sci.EVAL["ifeval"]})
+    sci.run_unit(unit, [unit], 1, 0.0)
+    stale = tmp_path / "science" / "sft-s0.stale-aaa111"
+    assert stale.exists() == moved
+    # the retraining check ran first; then the pending phases (all of them again when the weights changed)
+    assert calls == (["train", "train", "flores", "ifeval"] if moved else ["train", "ifeval"])
