@@ -110,3 +110,21 @@ def test_leaderboard_imports_only_the_reader_side():
     code = "import sys, leaderboard, leaderboard.build, leaderboard.general; print(sorted(sys.modules))"
     mods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "'harness.rundir.read'" in mods and "harness.rundir.write" not in mods
+
+
+def test_score_keeps_the_generating_command_and_records_its_own(data_dir, tmp_path, monkeypatch):
+    """`harness score` rewrites the metrics, not the record of how the samples were made: `command`/`git` stay the
+    generating run's, and `rescored` says which command and code recomputed them."""
+    from harness.rundir import write
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(write.provenance, "command_line", lambda: "harness run --tasks flores")
+    generated = flores_run(data_dir, out)
+    monkeypatch.setattr(write.provenance, "command_line", lambda: f"harness score {out}")
+    run = reopen(out, "harness score:")
+    task = run.task("flores", DataSource.resolve(str(data_dir)))
+    run.save(task, {"metrics": {}, "summary": {}, "n_samples": 0}, 0.0)
+    res = read_results(out / "results.json")
+    assert res["command"] == generated["command"] == "harness run --tasks flores"
+    assert res["git"] == generated["git"]
+    assert res["rescored"]["command"] == f"harness score {out}" and res["rescored"]["git"] == generated["git"]

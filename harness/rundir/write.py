@@ -49,14 +49,21 @@ def check_fingerprint(task_dir: Path, fp: dict) -> None:
                            f"use another --output or delete that folder")
 
 
-def merge_entry(ctx, name: str, entry: dict) -> dict:
-    """Put one task's entry into `<out>/results.json` with a fresh header; other tasks' entries are kept."""
+def merge_entry(ctx, name: str, entry: dict, rescored: bool = False) -> dict:
+    """Put one task's entry into `<out>/results.json` with a fresh header; other tasks' entries are kept.
+    `rescored` (harness score / judge on saved samples): the header keeps the command and code that generated the
+    samples, and `rescored` records the command and code that recomputed the metrics."""
     path = ctx.out_dir / "results.json"
     results = read_json(path) if path.exists() else {"schema": SCHEMA, "created": provenance.now(), "tasks": {}}
+    if rescored and "command" in results:
+        results["rescored"] = {"at": provenance.now(), "command": provenance.command_line(),
+                               "git": provenance.git_state()}
+        generated = {"command": results["command"], "git": results["git"]}
+    else:
+        generated = {"command": provenance.command_line(), "git": provenance.git_state()}
     results.update({
         "updated": provenance.now(),
-        "command": provenance.command_line(),
-        "git": provenance.git_state(),
+        **generated,
         "versions": provenance.versions(),
         "machine": provenance.machine(),
         "method": ctx.method,
@@ -70,7 +77,7 @@ def merge_entry(ctx, name: str, entry: dict) -> dict:
     return results
 
 
-def write_results(ctx, task: Task, backend_settings: dict, agg: dict, seconds: float) -> dict:
+def write_results(ctx, task: Task, backend_settings: dict, agg: dict, seconds: float, rescored: bool = False) -> dict:
     """Merge a harness task's results (harness.runner.aggregate's `agg`) into `<out>/results.json`."""
     samples = ctx.out_dir / task.name / "samples.jsonl"
     return merge_entry(ctx, task.name, {
@@ -83,7 +90,7 @@ def write_results(ctx, task: Task, backend_settings: dict, agg: dict, seconds: f
         "samples_file": f"{task.name}/samples.jsonl",
         "samples_sha256": sha256_file(samples) if samples.exists() else None,
         "seconds": round(seconds, 2),
-    })
+    }, rescored)
 
 
 def write_samples(path: Path, records: Iterable[dict]) -> None:
@@ -125,7 +132,8 @@ class SavedRun:
 
     def save(self, task: Task, agg: dict, seconds: float) -> dict:
         """Rewrite the task's results.json entry, keeping the backend settings of the run that generated it."""
-        self.results = write_results(self.ctx, task, self.results["tasks"][task.name]["backend"], agg, seconds)
+        self.results = write_results(self.ctx, task, self.results["tasks"][task.name]["backend"], agg, seconds,
+                                     rescored=True)
         return self.results
 
 
