@@ -140,6 +140,7 @@ def quiet_third_party_deprecations() -> None:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HARNESS_QUIET_LOAD_BARS", "1")  # harness.loading: no "Loading weights" bar per model load
     quiet_third_party_deprecations()
     from harness import commands
 

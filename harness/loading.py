@@ -16,6 +16,30 @@ import torch
 
 from harness.errors import HarnessError
 
+# transformers draws a "Loading weights" (and, after a GGUF conversion, "Writing model shards") bar every time a
+# model loads: seconds of noise per run here. `harness` sets HARNESS_QUIET_LOAD_BARS=1 to drop exactly those bars
+# (downloads and the one-time GGUF conversion keep theirs); the Python API leaves transformers as it is.
+QUIET_BARS = ("Loading weights", "Writing model shards")
+
+
+def _quiet_load_bars() -> None:
+    if os.environ.get("HARNESS_QUIET_LOAD_BARS") != "1":
+        return
+    from transformers.utils import logging as hf_logging
+
+    if not hasattr(hf_logging, "set_tqdm_hook"):  # transformers < 5 (the COMET environment)
+        return
+
+    def hook(factory, args, kwargs):
+        if kwargs.get("desc") in QUIET_BARS:
+            kwargs = {**kwargs, "disable": True}
+        return factory(*args, **kwargs)
+
+    hf_logging.set_tqdm_hook(hook)
+
+
+_quiet_load_bars()
+
 
 def pick_device(requested: str = "auto") -> torch.device:
     if requested != "auto":

@@ -1,4 +1,5 @@
-"""What a run prints: no third-party deprecation notices on every run (harness.cli.quiet_third_party_deprecations)."""
+"""What a run prints: no third-party deprecation notices or per-load "Loading weights" bars on every run
+(harness.cli.quiet_third_party_deprecations, harness.loading.QUIET_BARS); our progress bars stay."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def test_a_run_prints_no_transformers_deprecation_notices(tiny_model, data_dir, 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "out" / "results.json").exists()
     assert "deprecated" not in proc.stderr + proc.stdout, proc.stderr[-2000:]
+    assert "Loading weights" not in proc.stderr  # transformers' per-load bar (harness.loading.QUIET_BARS)
+    assert "flores generate" in proc.stderr  # our own progress bars stay
 
 
 def test_the_filter_drops_only_the_known_notices():
