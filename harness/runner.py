@@ -92,7 +92,7 @@ def generate_samples(task: Task, backend: Backend, ctx: EvalContext) -> JsonlSto
                     Request(id=f"{d['id']}#{round_idx}", messages=task.messages(d, cleaned[i]),
                             gen=task.generation(d, round_idx), chat=task.cfg.prompt.chat, seed=ctx.seed,
                             langs=(d["src"], d["tgt"]) if "src" in d and "tgt" in d else None,
-                            doc=d)
+                            doc=d, round=round_idx)
                     for i, d in enumerate(chunk)
                 ]
                 for i, g in enumerate(backend.generate(reqs, progress=bar)):

@@ -20,7 +20,8 @@ class Request:
     # (source, target) language of a translation request, from the document's `src`/`tgt` fields; None for
     # other prompts. Backends may ignore it; LMS routes each request through its language pair's modules.
     langs: tuple[str, str] | None = None
-    doc: dict | None = None  # the task document, for backends that build their own inputs (relay)
+    doc: dict | None = None  # the task document, for backends that build their own inputs (relay, xbridge)
+    round: int = 0  # which round of a multi-round task (MT-Bench's second turn; XBridge's decoder round) this is
 
     @property
     def pair(self) -> str:

@@ -28,23 +28,10 @@ class XBridgeMethod(Method):
         return train_xbridge(cfg, ctx, self.name)
 
     def prepare_task(self, task, artifact: Artifact) -> None:
-        """Hand each request its document (the backend encodes the source, not a rendered prompt).
-
-        Math tasks get a second round: round 0 is the LLM's English answer (scored as the task's own
-        metrics, the paper's XBridge_LLM), round 1 the decoder's answer in the question's language
-        (scored as `decoder_*` metrics, XBridge_Dec)."""
-        kind = SUPPORTED_TASKS[task.cfg.hook]
-        base_messages = task.messages
-
-        def messages(doc: dict, history: list[str]) -> list[dict]:
-            msgs = base_messages(doc, history[:0])
-            job = ({"kind": kind, "src": doc["src"], "tgt": doc["tgt"], "source": doc["source"]} if kind == "translation"
-                   else {"kind": kind, "src": doc["lang"], "tgt": doc["lang"], "source": doc["question"],
-                         "round": len(history)})
-            return msgs[:-1] + [{**msgs[-1], "xbridge": job}]
-
-        task.messages = messages
-        if kind == "math":
+        """Math tasks get a second round: round 0 is the LLM's English answer (scored as the task's own metrics,
+        the paper's XBridge_LLM), round 1 the decoder's answer in the question's language (scored as `decoder_*`
+        metrics, XBridge_Dec). The backend reads each request's document and round itself (backend.job_of)."""
+        if SUPPORTED_TASKS[task.cfg.hook] == "math":
             _add_decoder_round(task)
 
     def backend(self, artifact: Artifact, model: ResolvedModel, cfg: BackendConfig):

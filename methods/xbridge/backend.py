@@ -9,8 +9,9 @@
 Which text a request gets ("language on demand"): an English target is the LLM's output; any other
 target the NMT model has a language token for is the decoder's output (as the paper scores FLORES).
 
-Requests carry their document in the user message under the key "xbridge" (set by
-`XBridgeMethod.prepare_task`): the task, source text, source and target language, round.
+What a request asks is read from the request itself: a translation request (`Request.langs`) translates its
+document's `source`; a math request (MGSM/GSM8K: no langs) answers its document's `question` in `lang`, in round 0
+with the LLM and in round 1 (`Request.round`, added by `XBridgeMethod.prepare_task`) with the NMT decoder.
 """
 
 from __future__ import annotations
@@ -23,15 +24,15 @@ from harness.errors import HarnessError
 from harness.languages import short_code
 from methods.xbridge.data import Codes, pad_rows, llm_prompt
 
-META = "xbridge"
-
-
 def job_of(req: Request) -> dict:
-    for m in reversed(req.messages):
-        if META in m:
-            return m[META]
-    raise HarnessError(f"xbridge backend: request {req.id} carries no document; only tasks prepared by "
-                       f"XBridgeMethod.prepare_task (flores, mgsm, gsm8k) can run through it")
+    """The request as an XBridge job: kind, source text, source and target language, round."""
+    doc = req.doc or {}
+    if req.langs and "source" in doc:
+        return {"kind": "translation", "src": req.langs[0], "tgt": req.langs[1], "source": doc["source"]}
+    if "question" in doc and "lang" in doc:
+        return {"kind": "math", "src": doc["lang"], "tgt": doc["lang"], "source": doc["question"], "round": req.round}
+    raise HarnessError(f"xbridge backend: request {req.id} is neither a translation (source + languages) nor a math "
+                       f"question (question + lang); only flores, mgsm and gsm8k run through it")
 
 
 class XBridgeBackend:
