@@ -288,7 +288,7 @@ def score(output: str | Path, data_dir: str | Path | None = None, comet_model: s
         store = run.store(task)
         t0 = time.time()
         rescore(task, store)
-        run.save(task, aggregate(task, store, run.ctx.limit), time.time() - t0)
+        run.save(task, aggregate(task, store, run.limit(name)), time.time() - t0)
     return run.results
 
 

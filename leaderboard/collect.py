@@ -34,7 +34,8 @@ class TaskRun:
         metrics = self.entry.get("metrics", {})
         per_subset = {s: {k: m[k] for k in ("signatures", "judge") if k in m}
                       for s, m in sorted(metrics.items()) if isinstance(m, dict)}
-        return {"config_hash": self.entry.get("config_hash"), "limit": self.results.get("limit"),
+        limit = self.entry["limit"] if "limit" in self.entry else self.results.get("limit")  # per task since 2026-12
+        return {"config_hash": self.entry.get("config_hash"), "limit": limit,
                 "selected": list(self.entry.get("config", {}).get("selected", sorted(metrics))),
                 "per_subset": per_subset, "metadata": self.entry.get("metadata", {})}
 

@@ -128,3 +128,27 @@ def test_score_keeps_the_generating_command_and_records_its_own(data_dir, tmp_pa
     assert res["command"] == generated["command"] == "harness run --tasks flores"
     assert res["git"] == generated["git"]
     assert res["rescored"]["command"] == f"harness score {out}" and res["rescored"]["git"] == generated["git"]
+
+
+def test_one_folder_two_limits_scores_and_reads_per_task(data_dir, tmp_path):
+    """Two runs into one folder with different --limit (as the science run does): each entry keeps its own limit,
+    `harness score` re-scores each task on its own documents, and the leaderboard reads the per-task limit."""
+    from harness import api
+    from leaderboard.collect import find_results, load_runs
+
+    out = tmp_path / "run"
+    flores_run(data_dir, out, limit=3)
+    task = load_task("mgsm", DataSource.resolve(str(data_dir)))
+    task.select(["de"])
+    docs = {d["id"]: d for d in task.docs("de")[:2]}
+    ctx = EvalContext(out_dir=out, method=BASE, model=MODEL, seed=0, limit=2)
+    evaluate(task, EchoBackend(docs, lambda doc, i: f"The answer is {doc['answer']}."), ctx)
+    before = read_results(out / "results.json")
+    assert before["tasks"]["flores"]["limit"] == 3 and before["tasks"]["mgsm"]["limit"] == 2
+    after = api.score(out, data_dir)
+    for name in ("flores", "mgsm"):
+        assert after["tasks"][name]["summary"] == before["tasks"][name]["summary"]
+        assert after["tasks"][name]["limit"] == before["tasks"][name]["limit"]
+    assert after["limit"] == before["limit"] == 2  # the header keeps the generating run's
+    runs = load_runs(find_results([out]), [])
+    assert {tr.task: tr.settings["limit"] for tr in runs[0]} == {"flores": 3, "mgsm": 2}

@@ -166,8 +166,8 @@ def judge_saved_run(out: Path, spec: JudgeSpec, data, backend_cfg=None, only: li
             continue
         store = run.store(task)
         t0 = time.time()
-        phase.judge_task(task, store, [d["id"] for d in select_docs(task, run.ctx.limit)])
-        run.save(task, aggregate(task, store, run.ctx.limit), time.time() - t0)
+        phase.judge_task(task, store, [d["id"] for d in select_docs(task, run.limit(name))])
+        run.save(task, aggregate(task, store, run.limit(name)), time.time() - t0)
         judged.append(name)
     if not judged:
         raise HarnessError(f"{out}: none of its tasks ({', '.join(run.results['tasks'])}) uses a judge")

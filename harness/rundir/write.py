@@ -8,6 +8,7 @@ harness.runner.EvalContext (out_dir, method, model, seed, limit, extra).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ def merge_entry(ctx, name: str, entry: dict, rescored: bool = False) -> dict:
     if rescored and "command" in results:
         results["rescored"] = {"at": provenance.now(), "command": provenance.command_line(),
                                "git": provenance.git_state()}
-        generated = {"command": results["command"], "git": results["git"]}
+        generated = {"command": results["command"], "git": results["git"], "limit": results["limit"]}
     else:
         generated = {"command": provenance.command_line(), "git": provenance.git_state()}
     results.update({
@@ -71,6 +72,7 @@ def merge_entry(ctx, name: str, entry: dict, rescored: bool = False) -> dict:
         "seed": ctx.seed,
         "limit": ctx.limit,
         **ctx.extra,
+        **generated,
     })
     results["tasks"][name] = entry
     atomic_write_json(path, results)
@@ -86,6 +88,7 @@ def write_results(ctx, task: Task, backend_settings: dict, agg: dict, seconds: f
         "backend": backend_settings,
         **agg,
         "metadata": task.metadata(),
+        "limit": ctx.limit,  # this task's --limit (one folder may hold runs with different limits)
         "doc_limit": task.doc_limit,  # the group's default, used when --limit is not given
         "samples_file": f"{task.name}/samples.jsonl",
         "samples_sha256": sha256_file(samples) if samples.exists() else None,
@@ -127,13 +130,18 @@ class SavedRun:
         task.set_context(RunContext(out_dir=self.out) if comet is None else RunContext(out_dir=self.out, comet=comet))
         return task
 
+    def limit(self, name: str) -> int | None:
+        """The --limit the task was evaluated with (entries before per-task limits: the header's)."""
+        entry = self.results["tasks"][name]
+        return entry["limit"] if "limit" in entry else self.results["limit"]
+
     def store(self, task: Task) -> JsonlStore:
         return JsonlStore(samples_path(self.out, task.name, self.results["tasks"][task.name]))
 
     def save(self, task: Task, agg: dict, seconds: float) -> dict:
         """Rewrite the task's results.json entry, keeping the backend settings of the run that generated it."""
-        self.results = write_results(self.ctx, task, self.results["tasks"][task.name]["backend"], agg, seconds,
-                                     rescored=True)
+        ctx = dataclasses.replace(self.ctx, limit=self.limit(task.name))
+        self.results = write_results(ctx, task, self.results["tasks"][task.name]["backend"], agg, seconds, rescored=True)
         return self.results
 
 
