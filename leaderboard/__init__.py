@@ -1,7 +1,8 @@
 """`harness leaderboard`: results.json + samples.jsonl files → leaderboard.md/.csv/.html and pareto.png.
 
 collect.py finds and groups comparable runs, stats.py does the paired bootstrap, build.py turns runs into
-tables (column spec and composite definitions), render.py and plot.py write the files.
+tables (column spec and composite definitions), notrun.py adds a row per not_run.json (a method deliberately not
+run), render.py and plot.py write the files.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: 
     """Build every table and write the four files; returns (tables, written paths)."""
     from leaderboard import collect, render
     from leaderboard.build import build
+    from leaderboard.notrun import attach
     from leaderboard.plot import pareto_png
 
     if n_boot < 10:
@@ -23,10 +25,12 @@ def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: 
     writable_dir(output, "--output")  # before the (slow) bootstrap
     notes: list[str] = []
     files = collect.find_results(paths)
+    not_run = collect.find_not_run(paths)  # a malformed one stops here, before the bootstrap
     runs = collect.load_runs(files, notes)
     if not runs:
         raise HarnessError(f"no results.json under {', '.join(map(str, paths))}; run `harness run` first")
     tables = build(collect.group(runs), n_boot=n_boot, seed=seed)
+    attach(tables, not_run)
     if notes:
         tables[0].notes[:0] = notes
     output.mkdir(parents=True, exist_ok=True)

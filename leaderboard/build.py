@@ -81,6 +81,7 @@ class RowResult:
     is_base: bool
     cells: dict[str, Cell] = field(default_factory=dict)
     composites: dict[str, Cell] = field(default_factory=dict)
+    not_run: str = ""  # the reason, for a method deliberately not run (not_run.json; leaderboard/notrun.py)
 
 
 @dataclass

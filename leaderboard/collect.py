@@ -6,7 +6,8 @@ A *row* of the leaderboard is one method variant (method name + method config ha
 matches: task config hash (prompt, generation, options, selected subsets), `limit`, selected subsets,
 metric signatures and judge identity per subset, and the task metadata. Runs are put into *sections*:
 a run joins the first section that agrees with it on every task both have, otherwise it opens a new one;
-the leaderboard renders each section separately and says what differs.
+the leaderboard renders each section separately and says what differs. A `not_run.json` (a method deliberately
+not run on a model, and why) is found under the same paths and becomes a "not run" row (leaderboard/notrun.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.io import sha256_file, stable_hash
-from harness.rundir.read import SCHEMA, read_results, read_samples, samples_path
+from harness.rundir.read import (
+    NOT_RUN_FILE,
+    SCHEMA,
+    read_not_run,
+    read_results,
+    read_samples,
+    samples_path,
+)
 
 
 @dataclass
@@ -99,12 +107,40 @@ def find_results(paths: list[Path]) -> list[Path]:
     for p in paths:
         if p.is_file() and p.name == "results.json":
             found.append(p)
+        elif p.is_file() and p.name == NOT_RUN_FILE:
+            continue  # find_not_run's
         elif p.is_dir():
             found.extend(sorted(p.rglob("results.json")))
         else:
             raise HarnessError(f"{p}: no such results.json or folder")
     # skip copies inside artifact folders etc. only if they are not results files
     return [f for f in dict.fromkeys(f.resolve() for f in found)]
+
+
+@dataclass
+class NotRun:
+    """One not_run.json: `method` deliberately not run on the model named `model`, for `reason`."""
+
+    path: Path
+    method: str
+    model: str
+    reason: str
+
+
+def find_not_run(paths: list[Path]) -> list[NotRun]:
+    """Every not_run.json under the paths (or given as a path), read and checked: a malformed one, or one beside a
+    results.json, is a one-line HarnessError naming the file."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_file() and p.name == NOT_RUN_FILE:
+            found.append(p)
+        elif p.is_dir():
+            found.extend(sorted(p.rglob(NOT_RUN_FILE)))
+    out = []
+    for f in dict.fromkeys(f.resolve() for f in found):
+        d = read_not_run(f)
+        out.append(NotRun(f, d["method"], d["model"], d["reason"]))
+    return out
 
 
 def load_runs(files: list[Path], notes: list[str]) -> list[list[TaskRun]]:

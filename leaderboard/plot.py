@@ -37,7 +37,7 @@ def pareto_png(table: Table, path: Path) -> None:
     models = sorted({r.model for r in table.rows})
     for r in table.rows:
         g, lo = r.composites.get(GAIN), r.composites.get(LOSS)
-        if g is None or lo is None or g.value is None or lo.value is None:
+        if r.not_run or g is None or lo is None or g.value is None or lo.value is None:
             continue
         pts.append((lo.value, g.value))
         labels.append(r.label if len(models) == 1 else f"{r.label} ({r.model})")

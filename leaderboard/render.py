@@ -35,6 +35,11 @@ def delta_text(c: Cell | None, col: Column | None = None) -> str:
     return text
 
 
+def not_run_cells(reason: str, n: int) -> list[str]:
+    """A not-run row's n data cells: the first says so and why, the others are empty."""
+    return ([f"not run: {reason}"] + [""] * (n - 1)) if n else []
+
+
 def _heads(t: Table) -> tuple[list[str], list[str]]:
     comps = [n for n in COMPOSITES if any(n in r.composites for r in t.rows)]
     return comps, [c.label for c in t.columns]
@@ -55,12 +60,16 @@ def markdown(tables: list[Table], n_boot: int, seed: int) -> str:
         for r in t.rows:
             cells = [delta_text(r.composites.get(n)) for n in comps]
             cells += [delta_text(r.cells.get(c.label), c) for c in t.columns]
+            if r.not_run:
+                cells = not_run_cells(r.not_run.replace("|", "\\|"), len(cells))
             out.append("| " + " | ".join([r.label, r.model] + cells) + " |")
         out += ["", "### Scores", ""]
         head = ["method", "model"] + [c.label + _arrow(c) for c in t.columns]
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in t.rows:
             vals = [_fmt(r.cells[c.label].value, c) if c.label in r.cells else "" for c in t.columns]
+            if r.not_run:
+                vals = not_run_cells(r.not_run.replace("|", "\\|"), len(vals))
             out.append("| " + " | ".join([r.label, r.model] + vals) + " |")
         if t.notes:
             out += ["", "Notes:", ""] + [f"- {n}" for n in dict.fromkeys(t.notes)]
@@ -69,10 +78,11 @@ def markdown(tables: list[Table], n_boot: int, seed: int) -> str:
 
 
 def csv_text(tables: list[Table]) -> str:
-    rows, fields = [], ["section", "method", "model"]
+    rows, fields = [], ["section", "method", "model", "status", "reason"]
     for i, t in enumerate(tables):
         for r in t.rows:
-            d = {"section": i + 1, "method": r.label, "model": r.model}
+            d = {"section": i + 1, "method": r.label, "model": r.model, "status": "not_run" if r.not_run else "run",
+                 "reason": r.not_run}
             named = [(n, r.composites.get(n)) for n in COMPOSITES] + [(c.label, r.cells.get(c.label)) for c in t.columns]
             for name, c in named:
                 if c is None:
@@ -108,10 +118,14 @@ document.querySelectorAll('table.lb th').forEach(function (th, col) {
 """
 
 
-def _td(text: str, v: float | None = None, dim: bool = False) -> str:
+def _td(text: str, v: float | None = None, dim: bool = False, cls: str = "") -> str:
     attr = f' data-v="{v}"' if v is not None else ""
-    cls = ' class="ns"' if dim else ""
+    cls = ' class="ns"' if dim else f' class="{cls}"' if cls else ""
     return f"<td{attr}{cls}>{html.escape(text)}</td>"
+
+
+def _not_run_tds(reason: str, n: int) -> list[str]:
+    return [_td(text, cls="nr" if text else "") for text in not_run_cells(reason, n)]
 
 
 def html_text(tables: list[Table], n_boot: int, seed: int) -> str:
@@ -119,6 +133,7 @@ def html_text(tables: list[Table], n_boot: int, seed: int) -> str:
              "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}",
              "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}",
              "th{cursor:pointer;background:#f0f0f0}td:first-child,td:nth-child(2){text-align:left}.ns{color:#888}",
+             ".nr{text-align:left;color:#888;font-style:italic}",
              "</style></head><body><h1>Leaderboard</h1>",
              f"<p>{html.escape(LEGEND)} Bootstrap: {n_boot} resamples, seed {seed}. Click a header to sort.</p>"]
     for t in tables:
@@ -129,6 +144,9 @@ def html_text(tables: list[Table], n_boot: int, seed: int) -> str:
                      + "</tr></thead><tbody>")
         for r in t.rows:
             tds = [_td(r.label), _td(r.model)]
+            if r.not_run:
+                parts.append("<tr>" + "".join(tds + _not_run_tds(r.not_run, len(comps) + len(t.columns))) + "</tr>")
+                continue
             for name in comps:
                 c = r.composites.get(name)
                 tds.append(_td(delta_text(c), c.delta if c and c.delta is not None else (0.0 if c and c.value == 0 else None),
@@ -142,6 +160,9 @@ def html_text(tables: list[Table], n_boot: int, seed: int) -> str:
                                + [c.label + _arrow(c) for c in t.columns]) + "</tr></thead><tbody>")
         for r in t.rows:
             tds = [_td(r.label), _td(r.model)]
+            if r.not_run:
+                parts.append("<tr>" + "".join(tds + _not_run_tds(r.not_run, len(t.columns))) + "</tr>")
+                continue
             for col in t.columns:
                 c = r.cells.get(col.label)
                 tds.append(_td(_fmt(c.value, col) if c else "", c.value if c else None))

@@ -1,4 +1,5 @@
-"""One owner of a run folder (`OUT/results.json`, `OUT/<task>/samples.jsonl`, `OUT/<task>/run.json`).
+"""One owner of a run folder (`OUT/results.json`, `OUT/<task>/samples.jsonl`, `OUT/<task>/run.json`; or, for a
+method deliberately not run, `OUT/not_run.json` with the reason instead).
 
 `harness.rundir.read` reads a finished folder (the leaderboard imports only this side);
 `harness.rundir.write` writes it: the results.json header and task entries, the run.json fingerprint

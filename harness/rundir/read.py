@@ -1,4 +1,5 @@
-"""The reader side of a run folder: results.json, a task's samples.jsonl and its run.json fingerprint.
+"""The reader side of a run folder: results.json, a task's samples.jsonl and its run.json fingerprint, or instead
+of results.json a not_run.json (a method deliberately not run on a model, and why).
 
 Nothing here writes; `leaderboard/` imports only this module (the writer is harness.rundir.write).
 """
@@ -12,6 +13,10 @@ from harness.errors import HarnessError
 from harness.io import read_json
 
 SCHEMA = "mt-harness/results/v1"  # results.json's "schema"; change it only with a reader for the old one
+NOT_RUN_FILE, NOT_RUN_SCHEMA = "not_run.json", "mt-harness/not-run/v1"
+NOT_RUN_KEYS = ("schema", "method", "model", "reason")
+_NOT_RUN_FIX = (f'write it as {{"schema": "{NOT_RUN_SCHEMA}", "method": "<method>", "model": "<model name>", '
+                f'"reason": "<one line>"}}')
 
 
 def read_results(path: str | Path) -> dict | None:
@@ -53,3 +58,35 @@ def read_fingerprint(task_dir: Path) -> dict:
     """The run.json fingerprint of what produced a task folder's samples ({} when there is none)."""
     path = Path(task_dir) / "run.json"
     return read_json(path) if path.exists() else {}
+
+
+def check_not_run(data, path: str | Path) -> dict:
+    """A not_run.json's content as given, or a one-line HarnessError naming the file, the fault and the fix."""
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: not a JSON object; {_NOT_RUN_FIX}")
+    if data.get("schema") != NOT_RUN_SCHEMA:
+        raise HarnessError(f"{path}: schema {data.get('schema')!r}, expected {NOT_RUN_SCHEMA!r}; {_NOT_RUN_FIX}")
+    missing = [k for k in NOT_RUN_KEYS if not isinstance(data.get(k), str) or not data[k].strip()]
+    unknown = sorted(set(data) - set(NOT_RUN_KEYS))
+    if missing or unknown:
+        what = "; ".join(x for x in (f"missing or empty {', '.join(missing)}" if missing else "",
+                                     f"unknown {', '.join(unknown)}" if unknown else "") if x)
+        raise HarnessError(f"{path}: {what}; {_NOT_RUN_FIX}")
+    if "\n" in data["reason"] or "\r" in data["reason"]:
+        raise HarnessError(f"{path}: reason spans several lines; {_NOT_RUN_FIX}")
+    return data
+
+
+def read_not_run(path: str | Path) -> dict:
+    """A not_run.json: {schema, method, model, reason}. Bad JSON, a missing or unknown key, a wrong schema, or a
+    results.json beside it (the folder would say both) is a one-line HarnessError naming the file and the fix."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HarnessError(f"{path}: not valid JSON ({e}); {_NOT_RUN_FIX}") from None
+    check_not_run(data, path)
+    if (path.parent / "results.json").exists():
+        raise HarnessError(f"{path.parent}: holds both results.json and {NOT_RUN_FILE}; delete {NOT_RUN_FILE} if "
+                           f"{data['method']} was run, or results.json if it was not")
+    return data

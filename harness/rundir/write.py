@@ -19,7 +19,8 @@ from harness import provenance
 from harness.errors import HarnessError
 from harness.io import (JsonlStore, atomic_write_json, atomic_write_text, existing_dir, read_json, remove_stale_tmp,
                         sha256_file, stable_hash)
-from harness.rundir.read import SCHEMA, read_results, samples_path
+from harness.rundir.read import (NOT_RUN_FILE, NOT_RUN_SCHEMA, SCHEMA, check_not_run, read_not_run, read_results,
+                                 samples_path)
 from harness.task import Task, comparable_config, config_dict
 
 
@@ -77,6 +78,20 @@ def merge_entry(ctx, name: str, entry: dict, rescored: bool = False) -> dict:
     results["tasks"][name] = entry
     atomic_write_json(path, results)
     return results
+
+
+def write_not_run(folder: str | Path, method: str, model: str, reason: str) -> Path:
+    """Record in `folder`/not_run.json that `method` was deliberately not run on `model` and why (one line); the
+    leaderboard shows it as a "not run" row. An existing not_run.json is kept (checked, not rewritten)."""
+    path = Path(folder) / NOT_RUN_FILE
+    if path.exists():
+        read_not_run(path)
+        return path
+    if (path.parent / "results.json").exists():
+        raise HarnessError(f"{path.parent}: holds results.json; {method} was run there, so no {NOT_RUN_FILE}")
+    data = check_not_run({"schema": NOT_RUN_SCHEMA, "method": method, "model": model, "reason": reason}, path)
+    atomic_write_json(path, data)
+    return path
 
 
 def write_results(ctx, task: Task, backend_settings: dict, agg: dict, seconds: float, rescored: bool = False) -> dict:
