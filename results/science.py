@@ -16,7 +16,8 @@ Budget (methods/<m>/recipes/cpu-150.yaml): 1200 ALMA pairs (300 per direction de
 excluded), 150 optimizer steps of batch 8. Evaluation: FLORES de<->en and zh<->en (200 lines each), HellaSwag, ARC-E,
 ARC-C, PIQA, WinoGrande (500 each), IFEval (all 541), AdvBench (first 250) and XSTest (all 450: the safety task's
 --limit is per subset), MT-Bench (all 80, drift against the base run's answers). XBridge is not run: no NMT
-encoder-decoder is reachable offline (methods/xbridge/README.md).
+encoder-decoder is reachable offline (methods/xbridge/README.md); a run (and --report) writes that reason to
+results/science/<model>/xbridge/not_run.json, which the leaderboard shows as a "not run" row.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's harness (for the not_run.json writer), not an installed one
 MODEL = "smollm2-135m-instruct"
 OUT = ROOT / "results" / "science" / MODEL
 PAIRS = "de-en,en-de,zh-en,en-zh"
@@ -60,12 +62,15 @@ class Unit:
     recipe: bool = True  # methods/<method>/recipes/cpu-150.yaml
     eval_args: tuple[str, ...] = ()  # extra harness run arguments
     skip: tuple[str, ...] = ()  # evaluation blocks the method cannot serve (said in the report)
+    not_run: str = ""  # why the method is deliberately not run at all (written to <out>/not_run.json)
 
     @property
     def out(self) -> Path:
         return OUT / self.name
 
     def phases(self) -> list[str]:
+        if self.not_run:
+            return []
         return (["train"] if self.recipe else []) + [p for p in EVAL if p not in self.skip]
 
 
@@ -79,7 +84,18 @@ UNITS = [
     # model's weights for drift anyway (methods/relay/README.md)
     Unit("relay-s0", "relay", 0, eval_args=("--batch-size", "8"), skip=("multiple_choice", "ifeval", "safety", "mtbench")),
     Unit("sft-s1", "sft", 1), Unit("sft-s2", "sft", 2), Unit("radis-s1", "radis", 1), Unit("radis-s2", "radis", 2),
+    Unit("xbridge", "xbridge", recipe=False,
+         not_run="no NMT encoder-decoder is reachable offline (methods/xbridge/README.md)"),
 ]
+
+
+def write_not_run(units: list[Unit]) -> None:
+    """<out>/not_run.json for each unit that is never run (an existing one is kept), so the leaderboard shows it."""
+    from harness.rundir.write import write_not_run as write
+
+    for u in units:
+        if u.not_run:
+            write(u.out, u.method, MODEL, u.not_run)
 
 
 def command(unit: Unit, phase: str) -> list[str]:
@@ -188,6 +204,9 @@ def report(units: list[Unit]) -> str:
     lines = ["# Science run: wall time per unit and phase (one torch thread per process, 2-core CPU)", "",
              "| unit | " + " | ".join(phases) + " | total |", "|---" * (len(phases) + 2) + "|"]
     for u in units:
+        if u.not_run:
+            lines.append(f"| {u.name} | not run: {u.not_run} |" + " |" * len(phases))
+            continue
         d = done(u)
         cells = [fmt(d[p]["seconds"]) if p in d else ("n/a" if p in u.skip else "-" if p not in u.phases() else "pending")
                  for p in phases]
@@ -207,19 +226,24 @@ def main() -> int:
         known = ", ".join(u.name for u in UNITS)
         raise SystemExit(f"science: --only {args.only}: unknown unit (known: {known})")
     if args.report:
+        write_not_run(UNITS)
         text = report(UNITS)
         (OUT.parent / "COST.md").write_text(text)
         print(text)
         return 0
     for u in units:
+        if u.not_run:
+            print(f"{u.name:12s} {u.method:9s} not run: {u.not_run}")
+            continue
         todo = [p for p in u.phases() if p not in done(u)]
         print(f"{u.name:12s} {u.method:9s} seed {u.seed}  to do: {', '.join(todo) or 'nothing'}")
     print(f"estimated: {fmt(remaining(units, args.jobs))} at --jobs {args.jobs}")
     if args.plan:
         return 0
+    write_not_run(units)
     t0 = time.time()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for fut in [pool.submit(run_unit, u, units, args.jobs, t0) for u in units]:
+        for fut in [pool.submit(run_unit, u, units, args.jobs, t0) for u in units if not u.not_run]:
             fut.result()
     print(report(units))
     return 0

@@ -13,6 +13,7 @@ from harness.api import load_method_config
 from methods import get_method
 
 REPO = Path(__file__).resolve().parent.parent
+XBRIDGE = "no NMT encoder-decoder is reachable offline (methods/xbridge/README.md)"
 
 
 @pytest.mark.parametrize("method", ["sft", "lora", "radis", "landermt", "lms", "relay"])
@@ -29,6 +30,7 @@ def test_plan_lists_every_unit_and_runs_nothing():
     names = [line.split()[0] for line in out.stdout.splitlines() if "seed" in line]
     assert names == ["base", "sft-s0", "radis-s0", "lora-s0", "landermt-s0", "lms-s0", "relay-s0", "sft-s1", "sft-s2",
                      "radis-s1", "radis-s2"]
+    assert f"xbridge      xbridge   not run: {XBRIDGE}" in out.stdout.splitlines()
     bad = subprocess.run([sys.executable, "results/science.py", "--only", "nope", "--plan"], cwd=REPO,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "unknown unit" in bad.stderr
@@ -74,3 +76,26 @@ def test_resume_keeps_evaluations_only_of_the_same_weights(monkeypatch, tmp_path
     assert stale.exists() == moved
     # the retraining check ran first; then the pending phases (all of them again when the weights changed)
     assert calls == (["train", "train", "flores", "ifeval"] if moved else ["train", "ifeval"])
+
+
+def test_xbridge_is_never_run_and_its_not_run_json_is_written_by_a_run_and_report(monkeypatch, tmp_path, capsys):
+    """--plan writes nothing; a run writes science/xbridge/not_run.json (the leaderboard's "not run" row) and never
+    starts an xbridge phase; --report writes it too (kept if present) and prints the unit as not run."""
+    from harness.rundir.read import read_not_run
+
+    sci = _science(monkeypatch, tmp_path)
+    path = tmp_path / "science" / "xbridge" / "not_run.json"
+    monkeypatch.setattr(sys, "argv", ["science.py", "--plan"])
+    assert sci.main() == 0 and not path.exists()
+    started = []
+    monkeypatch.setattr(sci, "run_unit", lambda unit, *a: started.append(unit.name))
+    monkeypatch.setattr(sys, "argv", ["science.py"])
+    assert sci.main() == 0
+    assert read_not_run(path) == {"schema": "mt-harness/not-run/v1", "method": "xbridge", "model": sci.MODEL,
+                                  "reason": XBRIDGE}
+    assert "xbridge" not in started and len(started) == len(sci.UNITS) - 1
+    path.unlink()
+    monkeypatch.setattr(sys, "argv", ["science.py", "--report"])
+    assert sci.main() == 0 and read_not_run(path)["reason"] == XBRIDGE
+    row = f"| xbridge | not run: {XBRIDGE} |" + " |" * 6
+    assert row in capsys.readouterr().out.splitlines() and row in (tmp_path / "COST.md").read_text()
