@@ -5,8 +5,9 @@ KV-cache loop: a row that hits EOS, a stop string or its token cap leaves the ba
 waiting requests are prefilled and merged into the running KV cache as soon as enough rows are free,
 so finished sequences stop costing compute (HF `generate` and lm-eval keep a batch until its longest
 row ends). Models whose cache cannot be merged (sliding-window layers, e.g. Gemma 3) fall back to
-static batches that still shrink as rows finish. `scheduler: auto` uses continuous batching in float32
-only: in bf16/fp16 a row's rounding depends on its batch neighbours, and static batches keep outputs
+static batches that still shrink as rows finish. The KV cache appends into spare capacity instead of
+re-concatenating at every step (`harness.backends.kvcache`; same values). `scheduler: auto` uses
+continuous batching in float32 only: in bf16/fp16 a row's rounding depends on its batch neighbours, and static batches keep outputs
 identical to a plain `generate` loop at the same batch size. Outputs are returned in the original order.
 """
 
@@ -20,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.backends.base import Capabilities, Generation, Request, cut_at_stop
+from harness.backends.kvcache import merge, mergeable, new_cache, select_rows, trim_left
 from harness.errors import HarnessError
 from harness.loading import BackendConfig
 from harness.prompting import adds_bos, render, uses_chat
@@ -114,9 +116,9 @@ class HFBackend:
                 n_cache, n_attn, n_logits = self._prefill(new)
                 if not active:
                     cache, attn, logits = n_cache, n_attn, n_logits
-                    refill = refill and _mergeable(cache)
+                    refill = refill and mergeable(cache)
                 else:
-                    attn = _merge(cache, attn, n_cache, n_attn)
+                    attn = merge(cache, attn, n_cache, n_attn)
                     logits = torch.cat([logits, n_logits])
                 active += new
             next_ids = self._pick(logits, active)
@@ -128,10 +130,10 @@ class HFBackend:
                 continue
             if len(keep) < len(active):
                 sel = torch.tensor(keep, device=self.device)
-                _select_rows(cache, sel)
+                select_rows(cache, sel)
                 attn, next_ids = attn[sel], next_ids[sel]
                 if refill:  # static batches keep their width: same arithmetic as a plain `generate` loop
-                    attn = _trim_left(cache, attn)
+                    attn = trim_left(cache, attn)
                 active = [active[j] for j in keep]
             attn = torch.cat([attn, attn.new_ones((len(active), 1))], dim=-1)
             out = self.model(input_ids=next_ids[:, None], attention_mask=attn,
@@ -146,8 +148,10 @@ class HFBackend:
             input_ids[r, width - len(row.prompt):] = torch.tensor(row.prompt)
             attn[r, width - len(row.prompt):] = 1
         input_ids, attn = input_ids.to(self.device), attn.to(self.device)
+        cache = new_cache(self.model)
         out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
-                         use_cache=True, **self._last_logits_only)
+                         use_cache=True, **({"past_key_values": cache} if cache is not None else {}),
+                         **self._last_logits_only)
         return out.past_key_values, attn, out.logits[:, -1, :]
 
     def _advance(self, row: DecodeRow, tid: int) -> bool:
@@ -195,48 +199,3 @@ class DecodeRow:
     def __post_init__(self):
         if self.req.gen.temperature > 0:
             self.rng = torch.Generator(device="cpu").manual_seed(self.req.seed)
-
-
-def _mergeable(cache) -> bool:
-    """Rows can join a running batch only when every cache layer is a plain growing one (no sliding window)."""
-    from transformers.cache_utils import DynamicLayer
-
-    layers = getattr(cache, "layers", None)
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
-
-
-def _left_pad(x: torch.Tensor, width: int, dim: int) -> torch.Tensor:
-    missing = width - x.shape[dim]
-    if missing == 0:
-        return x
-    shape = list(x.shape)
-    shape[dim] = missing
-    return torch.cat([x.new_zeros(shape), x], dim=dim)
-
-
-def _merge(cache, attn: torch.Tensor, new_cache, new_attn: torch.Tensor) -> torch.Tensor:
-    """Append the rows of `new_cache` to `cache` (in place), left-padding the narrower side; returns the mask."""
-    width = max(attn.shape[1], new_attn.shape[1])
-    for layer, new in zip(cache.layers, new_cache.layers):
-        layer.keys = torch.cat([_left_pad(layer.keys, width, -2), _left_pad(new.keys, width, -2)])
-        layer.values = torch.cat([_left_pad(layer.values, width, -2), _left_pad(new.values, width, -2)])
-    return torch.cat([_left_pad(attn, width, 1), _left_pad(new_attn, width, 1)])
-
-
-def _trim_left(cache, attn: torch.Tensor) -> torch.Tensor:
-    """Drop leading cache columns that no remaining row attends to (left padding of rows that left)."""
-    lead = int((attn.sum(0) == 0).long().cumprod(0).sum())
-    if lead == 0:
-        return attn
-    for layer in cache.layers:
-        layer.keys, layer.values = layer.keys[..., lead:, :], layer.values[..., lead:, :]
-    return attn[:, lead:]
-
-
-def _select_rows(cache, sel: torch.Tensor) -> None:
-    """Keep only rows `sel` of a KV cache (transformers 4.57 and 5.x)."""
-    if hasattr(cache, "batch_select_indices"):
-        cache.batch_select_indices(sel)
-    else:
-        cache.reorder_cache(sel)
-
