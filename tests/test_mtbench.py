@@ -138,3 +138,21 @@ def test_drift_ref_from_another_model_is_refused_honestly(tiny_model, tiny_model
     assert "drift_nll" not in m and m["drift"].startswith("not computed:")
     assert main(["run", "--method", "base", "--model", str(other), "--output", str(tmp_path / "x"),
                  "--drift-ref", str(tmp_path / "nowhere"), *common]) == 2
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_drift_scores_answer_positions_only_with_the_same_numbers(tiny_model, monkeypatch, dtype):
+    """The output layer runs on the answer positions only (`logits_to_keep`); the log-probs equal those of the
+    full-sequence forward pass."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.metrics import drift as drift_mod
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=dtype).eval()
+    p, a = drift_mod._encode(tok, "<|im_start|>user\nA long question about the weather<|im_end|>\n", "Sunny, then rain")
+    kept = drift_mod._logprobs(model, p + a, len(p))
+    monkeypatch.setattr(drift_mod, "_keeps_logits", lambda m: False)
+    full = drift_mod._logprobs(model, p + a, len(p))
+    assert kept.shape == (len(a), model.config.vocab_size)
+    assert torch.equal(kept, full)

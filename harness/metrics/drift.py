@@ -3,7 +3,8 @@
 Definition (deterministic, offline). Take the BASE model's own answers a_i to prompts p_i (the
 exact rendered prompt strings and raw answers of a base run's samples.jsonl, every round of
 multi-turn samples). Tokenize both with the base tokenizer, once, and teacher-force them through
-the evaluated model E and the base model B in float32:
+the evaluated model E and the base model B (each in the dtype it was loaded in, i.e. the run's --dtype;
+log-softmax and every sum below in float32):
 
     nll_M    = (1/N) Σ_i Σ_t  −log P_M(a_i,t | p_i, a_i,<t)         (N = answer tokens in total)
     drift_nll = nll_E − nll_B                                        (nats per token, ≥ 0 expected)
@@ -35,11 +36,24 @@ def _encode(tok, prompt: str, answer: str) -> tuple[list[int], list[int]]:
 
 @torch.inference_mode()
 def _logprobs(model, ids: list[int], n_prompt: int) -> torch.Tensor:
-    """log-softmax (float32) of the next-token distributions that predict the answer tokens."""
+    """log-softmax (float32) of the next-token distributions that predict the answer tokens.
+
+    Only those positions go through the output layer (`logits_to_keep`): on MT-Bench's second turns most of
+    the sequence is prompt, and the vocabulary projection is a fifth of a small model's compute per token."""
     device = next(model.parameters()).device
     x = torch.tensor([ids], device=device)
-    logits = model(input_ids=x).logits[0, n_prompt - 1 : len(ids) - 1].float()
-    return torch.log_softmax(logits, dim=-1).cpu()
+    n_answer = len(ids) - n_prompt
+    if _keeps_logits(model):
+        logits = model(input_ids=x, logits_to_keep=n_answer + 1).logits[0, :-1]
+    else:
+        logits = model(input_ids=x).logits[0, n_prompt - 1 : len(ids) - 1]
+    return torch.log_softmax(logits.float(), dim=-1).cpu()
+
+
+def _keeps_logits(model) -> bool:
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 def same_vocab(tok_a, tok_b) -> bool:
