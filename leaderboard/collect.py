@@ -136,8 +136,11 @@ def find_not_run(paths: list[Path]) -> list[NotRun]:
             found.append(p)
         elif p.is_dir():
             found.extend(sorted(p.rglob(NOT_RUN_FILE)))
-    out = []
-    for f in dict.fromkeys(f.resolve() for f in found):
+    out, seen = [], set()
+    for f in found:  # shown as given (relative paths stay relative in committed boards), deduplicated by identity
+        if f.resolve() in seen:
+            continue
+        seen.add(f.resolve())
         d = read_not_run(f)
         out.append(NotRun(f, d["method"], d["model"], d["reason"]))
     return out

@@ -105,10 +105,11 @@ document.querySelectorAll('table.lb th').forEach(function (th, col) {
     var body = th.closest('table').tBodies[0], asc = th.dataset.asc !== '1';
     th.dataset.asc = asc ? '1' : '0';
     var rows = Array.prototype.slice.call(body.rows);
+    function cell(r) { return r.cells[Math.min(col, r.cells.length - 1)]; }  // a "not run" row spans its columns
     rows.sort(function (a, b) {
-      var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
+      var x = cell(a).dataset.v, y = cell(b).dataset.v;
       var nx = parseFloat(x), ny = parseFloat(y);
-      if (isNaN(nx) || isNaN(ny)) { x = a.cells[col].textContent; y = b.cells[col].textContent;
+      if (isNaN(nx) || isNaN(ny)) { x = cell(a).textContent; y = cell(b).textContent;
         return (isNaN(nx) - isNaN(ny)) || (asc ? x.localeCompare(y) : y.localeCompare(x)); }
       return asc ? nx - ny : ny - nx;
     });
@@ -125,7 +126,8 @@ def _td(text: str, v: float | None = None, dim: bool = False, cls: str = "") -> 
 
 
 def _not_run_tds(reason: str, n: int) -> list[str]:
-    return [_td(text, cls="nr" if text else "") for text in not_run_cells(reason, n)]
+    """One cell across all n data columns (the reason would otherwise widen the first of them)."""
+    return [f'<td class="nr" colspan="{n}">{html.escape(not_run_cells(reason, n)[0])}</td>']
 
 
 def html_text(tables: list[Table], n_boot: int, seed: int) -> str:

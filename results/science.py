@@ -211,6 +211,11 @@ def report(units: list[Unit]) -> str:
         cells = [fmt(d[p]["seconds"]) if p in d else ("n/a" if p in u.skip else "-" if p not in u.phases() else "pending")
                  for p in phases]
         lines.append(f"| {u.name} | " + " | ".join(cells) + f" | {fmt(sum(v['seconds'] for v in d.values()))} |")
+    spent = sum(v["seconds"] for u in units for v in done(u).values())
+    left = sum(estimate(p, u) for u in units for p in u.phases() if p not in done(u))
+    lines += ["", f"Process time measured so far: {fmt(spent)}; pending phases, estimated from the measured means of "
+              f"the same phase (train: of the same method): {fmt(left)}. The whole run at --jobs 2 (two processes "
+              f"sharing the two cores, as measured): about {fmt((spent + left) / 2)} of wall time."]
     return "\n".join(lines) + "\n"
 
 
