@@ -143,7 +143,8 @@ def test_drift_ref_from_another_model_is_refused_honestly(tiny_model, tiny_model
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_drift_scores_answer_positions_only_with_the_same_numbers(tiny_model, monkeypatch, dtype):
     """The output layer runs on the answer positions only (`logits_to_keep`); the log-probs equal those of the
-    full-sequence forward pass."""
+    full-sequence forward pass up to float rounding (a matmul over fewer rows may sum in another order; often, e.g.
+    on SmolLM2 at one thread, they are bit-identical)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness.metrics import drift as drift_mod
@@ -155,4 +156,5 @@ def test_drift_scores_answer_positions_only_with_the_same_numbers(tiny_model, mo
     monkeypatch.setattr(drift_mod, "_keeps_logits", lambda m: False)
     full = drift_mod._logprobs(model, p + a, len(p))
     assert kept.shape == (len(a), model.config.vocab_size)
-    assert torch.equal(kept, full)
+    fp32 = dtype == torch.float32
+    torch.testing.assert_close(kept, full, rtol=1e-6 if fp32 else 1e-2, atol=1e-5 if fp32 else 5e-2)

@@ -9,6 +9,8 @@ turns). The cached values, and therefore the outputs, are bit-identical: only wh
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 
@@ -24,10 +26,12 @@ def _growing_layer_class():
 
         _kbuf: torch.Tensor | None = None
         _vbuf: torch.Tensor | None = None
+        # transformers 5 initialises from keys and values, 4.57 from keys only
+        _lazy_args = len(inspect.signature(DynamicLayer.lazy_initialization).parameters) - 1
 
         def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
             if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
+                self.lazy_initialization(*(key_states, value_states)[: self._lazy_args])
             n = self.keys.shape[-2] if self.keys.numel() else 0
             need = n + key_states.shape[-2]
             if not (_starts(self.keys, self._kbuf, key_states) and _starts(self.values, self._vbuf, value_states)
