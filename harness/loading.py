@@ -141,3 +141,14 @@ def load_for_training(path, backend_cfg: BackendConfig):
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
                                                  trust_remote_code=backend_cfg.trust_remote_code)
     return model, tok
+
+
+def keeps_logits(model) -> bool:
+    """Whether `model` can compute logits at chosen positions only (`logits_to_keep`; DDP and peft unwrapped).
+    The output layer is a fifth of a small model's compute per token: prefill, training and drift skip it where
+    its logits are not needed."""
+    import inspect
+
+    base = getattr(model, "module", model)  # DDP
+    base = base.get_base_model() if hasattr(base, "get_base_model") else base  # peft
+    return "logits_to_keep" in inspect.signature(base.forward).parameters

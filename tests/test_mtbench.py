@@ -153,7 +153,7 @@ def test_drift_scores_answer_positions_only_with_the_same_numbers(tiny_model, mo
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=dtype).eval()
     p, a = drift_mod._encode(tok, "<|im_start|>user\nA long question about the weather<|im_end|>\n", "Sunny, then rain")
     kept = drift_mod._logprobs(model, p + a, len(p))
-    monkeypatch.setattr(drift_mod, "_keeps_logits", lambda m: False)
+    monkeypatch.setattr(drift_mod, "keeps_logits", lambda m: False)
     full = drift_mod._logprobs(model, p + a, len(p))
     assert kept.shape == (len(a), model.config.vocab_size)
     fp32 = dtype == torch.float32

@@ -7,13 +7,13 @@ so finished sequences stop costing compute (HF `generate` and lm-eval keep a bat
 row ends). Models whose cache cannot be merged (sliding-window layers, e.g. Gemma 3) fall back to
 static batches that still shrink as rows finish. The KV cache appends into spare capacity instead of
 re-concatenating at every step (`harness.backends.kvcache`; same values). `scheduler: auto` uses
-continuous batching in float32 only: in bf16/fp16 a row's rounding depends on its batch neighbours, and static batches keep outputs
-identical to a plain `generate` loop at the same batch size. Outputs are returned in the original order.
+continuous batching in float32 only: in bf16/fp16 a row's rounding depends on its batch neighbours, and
+static batches keep outputs identical to a plain `generate` loop at the same batch size. Outputs are
+returned in the original order.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from harness.backends.base import Capabilities, Generation, Request, cut_at_stop
 from harness.backends.kvcache import merge, mergeable, new_cache, select_rows, trim_left
 from harness.errors import HarnessError
-from harness.loading import BackendConfig
+from harness.loading import BackendConfig, keeps_logits
 from harness.prompting import adds_bos, render, uses_chat
 
 
@@ -43,8 +43,7 @@ class HFBackend:
             self.tok.pad_token = self.tok.eos_token
         self.eos_ids = self._eos_ids()
         # prefill computes logits for the last position only (the full [batch, width, vocab] matmul is wasted work)
-        params = inspect.signature(self.model.forward).parameters
-        self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        self._last_logits_only = {"logits_to_keep": 1} if keeps_logits(self.model) else {}
         if cfg.scheduler not in ("auto", "continuous", "static"):
             raise HarnessError(f"--scheduler {cfg.scheduler}: use auto, continuous or static")
         self.continuous = cfg.scheduler == "continuous" or (cfg.scheduler == "auto" and self.dtype == torch.float32)

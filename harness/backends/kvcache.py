@@ -3,8 +3,8 @@
 `new_cache(model)` is the cache the backend prefills into: transformers' own `DynamicCache` whose plain layers
 append into spare capacity (`GrowingLayer`) instead of `torch.cat`-ing the whole cache at every decode step.
 `torch.cat` copies every cached key and value once per generated token, which is O(length²) memory traffic over
-a generation (a quarter of the decode time at 500 tokens of context on a 135M model, more on MT-Bench's second
-turns). The cached values, and therefore the outputs, are bit-identical: only where they live changes.
+a generation (8 % of the decode time in a profile of 32 IFEval prompts on a 135M model at batch 32, growing with
+the context). The cached values, and therefore the outputs, are bit-identical: only where they live changes.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from harness.errors import HarnessError
+from harness.loading import keeps_logits
 from harness.prompting import adds_bos
 
 
@@ -43,17 +44,11 @@ def _logprobs(model, ids: list[int], n_prompt: int) -> torch.Tensor:
     device = next(model.parameters()).device
     x = torch.tensor([ids], device=device)
     n_answer = len(ids) - n_prompt
-    if _keeps_logits(model):
+    if keeps_logits(model):
         logits = model(input_ids=x, logits_to_keep=n_answer + 1).logits[0, :-1]
     else:
         logits = model(input_ids=x).logits[0, n_prompt - 1 : len(ids) - 1]
     return torch.log_softmax(logits.float(), dim=-1).cpu()
-
-
-def _keeps_logits(model) -> bool:
-    import inspect
-
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 def same_vocab(tok_a, tok_b) -> bool:

@@ -13,7 +13,6 @@ processes) gives exactly the gradient of the step's mean.
 
 from __future__ import annotations
 
-import inspect
 from typing import Protocol
 
 import torch
@@ -134,7 +133,7 @@ class CausalLMObjective:
     def _slim(self, model) -> bool:
         """Whether the model computes logits at chosen positions only (`logits_to_keep`)."""
         if not hasattr(self, "_slim_cache"):
-            base = getattr(model, "module", model)  # DDP
-            base = base.get_base_model() if hasattr(base, "get_base_model") else base  # peft
-            self._slim_cache = "logits_to_keep" in inspect.signature(base.forward).parameters
+            from harness.loading import keeps_logits
+
+            self._slim_cache = keeps_logits(model)
         return self._slim_cache

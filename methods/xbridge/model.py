@@ -13,12 +13,11 @@ the NMT encoder, embeddings and the rest of the decoder never change.
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
+from harness.loading import keeps_logits
 from methods.xbridge.losses import entropic_ot, relaxed_ot
 
 TRAINABLE = {1: ("enc", "dec"), 2: ("enc",), 3: ("dec",)}
@@ -57,7 +56,7 @@ class XBridge(nn.Module):
         self.map_dec = Mapping(d_llm, dec_mid, d_nmt, 2)
         self.hidden_layer, self.bos_id = hidden_layer, bos_id
         self.ot, self.ot_reg, self.ot_iters = ot, ot_reg, ot_iters
-        self._keep = "logits_to_keep" in inspect.signature(llm.forward).parameters
+        self._keep = keeps_logits(llm)
         self.set_stage(0)
 
     # -- what trains --------------------------------------------------------------------------
