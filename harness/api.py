@@ -293,9 +293,10 @@ def score(output: str | Path, data_dir: str | Path | None = None, comet_model: s
 
 
 def leaderboard(paths: list[str | Path], output: str | Path = "results", resamples: int = 1000,
-                bootstrap_seed: int = 12345):
+                bootstrap_seed: int = 12345, versus: str | None = None):
     """Regenerate leaderboard.{md,csv,html} and pareto.png in `output` from results.json files or folders.
+    `versus`: reference method of the composite-difference table (None: sft when present; "none": no table).
     Returns (tables, written paths)."""
     from leaderboard import make_leaderboard
 
-    return make_leaderboard([Path(p) for p in paths], Path(output), resamples, bootstrap_seed)
+    return make_leaderboard([Path(p) for p in paths], Path(output), resamples, bootstrap_seed, versus)

@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--output", default="results", help="folder for leaderboard.md/.csv/.html and pareto.png (default: results)")
     lb.add_argument("--resamples", type=int, default=1000, help="paired-bootstrap resamples (default 1000)")
     lb.add_argument("--bootstrap-seed", type=int, default=12345, help="seed of the bootstrap resampling")
+    lb.add_argument("--versus", default=None, metavar="METHOD",
+                    help="also compare every method's composites with this method's, paired (default: sft when "
+                         "there is an sft run; none: no such table)")
     return parser
 
 

@@ -62,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from harness import api
 
-    tables, written = api.leaderboard(args.paths, args.output, args.resamples, args.bootstrap_seed)
+    tables, written = api.leaderboard(args.paths, args.output, args.resamples, args.bootstrap_seed, args.versus)
     for t in tables:
         print(f"{t.title}: {len(t.rows)} rows, {len(t.columns)} columns")
     for path in written:

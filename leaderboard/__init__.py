@@ -1,7 +1,8 @@
 """`harness leaderboard`: results.json + samples.jsonl files → leaderboard.md/.csv/.html and pareto.png.
 
 collect.py finds and groups comparable runs, stats.py does the paired bootstrap, build.py turns runs into
-tables (column spec and composite definitions), notrun.py adds a row per not_run.json (a method deliberately not
+tables (column spec and composite definitions), versus.py compares each method's composites with a reference
+method's (default sft), notrun.py adds a row per not_run.json (a method deliberately not
 run), render.py and plot.py write the files.
 """
 
@@ -13,12 +14,16 @@ from harness.errors import HarnessError
 from harness.io import atomic_write_text, writable_dir
 
 
-def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: int = 12345) -> tuple[list, list[Path]]:
-    """Build every table and write the four files; returns (tables, written paths)."""
+def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: int = 12345,
+                     versus: str | None = None) -> tuple[list, list[Path]]:
+    """Build every table and write the four files; returns (tables, written paths). `versus`: the reference
+    method of the composite-difference table (leaderboard/versus.py); None: sft where there is an sft run;
+    "none": no such table."""
     from leaderboard import collect, render
     from leaderboard.build import build
     from leaderboard.notrun import attach
     from leaderboard.plot import pareto_png
+    from leaderboard.versus import attach_versus
 
     if n_boot < 10:
         raise HarnessError("--resamples: use at least 10 bootstrap resamples (1000 recommended)")
@@ -29,7 +34,13 @@ def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: 
     runs = collect.load_runs(files, notes)
     if not runs:
         raise HarnessError(f"no results.json under {', '.join(map(str, paths))}; run `harness run` first")
-    tables = build(collect.group(runs), n_boot=n_boot, seed=seed)
+    sections = collect.group(runs)
+    methods = sorted({r.method for s in sections for r in s.rows})
+    if versus not in (None, "none") and versus not in methods:
+        raise HarnessError(f"--versus {versus}: no run of that method in these results (methods: {', '.join(methods)}; "
+                           f"or --versus none)")
+    tables = build(sections, n_boot=n_boot, seed=seed)
+    attach_versus(tables, versus or "sft")
     attach(tables, not_run)
     if notes:
         tables[0].notes[:0] = notes

@@ -82,6 +82,7 @@ class RowResult:
     cells: dict[str, Cell] = field(default_factory=dict)
     composites: dict[str, Cell] = field(default_factory=dict)
     not_run: str = ""  # the reason, for a method deliberately not run (not_run.json; leaderboard/notrun.py)
+    seed: int | None = None  # training seed (None for the untouched base model)
 
 
 @dataclass
@@ -91,6 +92,8 @@ class Table:
     columns: list[Column]
     rows: list[RowResult]
     notes: list[str]
+    versus_ref: str = ""  # the reference method of `versus` (leaderboard/versus.py)
+    versus: list = field(default_factory=list)  # versus.Versus per method row
 
 
 def get_path(rec: dict, path: str):
@@ -301,7 +304,7 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
                dynamic_ncols=True, leave=False)
     for row in sec.rows:
         base = sec.base_for(row)
-        rr = RowResult(row.label, row.method, row.model, row.method == "base")
+        rr = RowResult(row.label, row.method, row.model, row.method == "base", seed=row.seed)
         if base is None:
             notes.append(f"{row.label} on {row.model}: no `base` run of this model with the same settings; "
                          f"no Δ or interval")

@@ -40,6 +40,23 @@ def not_run_cells(reason: str, n: int) -> list[str]:
     return ([f"not run: {reason}"] + [""] * (n - 1)) if n else []
 
 
+def versus_lines(t: Table) -> tuple[str, list[str], list[tuple[str, str, str, list]]]:
+    """The composite-difference table of `t` (leaderboard/versus.py): its intro, header and rows
+    (label, model, reference label, [(text, value, dim)] per composite); ("", [], []) when there is none."""
+    comps = [n for n in COMPOSITES if any(n in v.cells for v in t.versus)]
+    if not comps:
+        return "", [], []
+    ref = t.versus_ref
+    intro = (f"Each method's composite minus that of the {ref} run of the same base model trained with the same seed, "
+             f"per bootstrap resample (paired: same samples, same resamples); [lo, hi] = 95% interval, {DAGGER} = "
+             f"contains 0. Translation gain > 0: gains more than {ref}; general-ability loss < 0: loses less "
+             f"than {ref}. Seed-to-seed variation is not in these intervals (see the seed-spread notes).")
+    rows = [(v.row.label, v.row.model, v.ref.label if v.ref else v.note,
+             [(delta_text(v.cells.get(n)), v.cells[n].delta if n in v.cells else None,
+               bool(n in v.cells and v.cells[n].crosses_zero)) for n in comps]) for v in t.versus]
+    return intro, ["method", "model", "versus"] + [f"{n} − {ref}'s" for n in comps], rows
+
+
 def _heads(t: Table) -> tuple[list[str], list[str]]:
     comps = [n for n in COMPOSITES if any(n in r.composites for r in t.rows)]
     return comps, [c.label for c in t.columns]
@@ -71,6 +88,10 @@ def markdown(tables: list[Table], n_boot: int, seed: int) -> str:
             if r.not_run:
                 vals = not_run_cells(r.not_run.replace("|", "\\|"), len(vals))
             out.append("| " + " | ".join([r.label, r.model] + vals) + " |")
+        intro, head, vrows = versus_lines(t)
+        if vrows:
+            out += ["", f"### Versus {t.versus_ref}", "", intro, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            out += ["| " + " | ".join([a, b, c] + [x[0] for x in cells]) + " |" for a, b, c, cells in vrows]
         if t.notes:
             out += ["", "Notes:", ""] + [f"- {n}" for n in dict.fromkeys(t.notes)]
         out.append("")
@@ -80,6 +101,7 @@ def markdown(tables: list[Table], n_boot: int, seed: int) -> str:
 def csv_text(tables: list[Table]) -> str:
     rows, fields = [], ["section", "method", "model", "status", "reason"]
     for i, t in enumerate(tables):
+        versus = {id(v.row): v for v in t.versus}
         for r in t.rows:
             d = {"section": i + 1, "method": r.label, "model": r.model, "status": "not_run" if r.not_run else "run",
                  "reason": r.not_run}
@@ -90,6 +112,13 @@ def csv_text(tables: list[Table]) -> str:
                 d[name] = c.value
                 d[f"{name} delta"], d[f"{name} lo"], d[f"{name} hi"] = c.delta, c.lo, c.hi
                 d[f"{name} ci_contains_0"] = c.crosses_zero if c.lo is not None else ""
+            v = versus.get(id(r))
+            if v is not None and v.ref is not None:
+                d[f"versus {t.versus_ref}"] = v.ref.label
+                for name, c in v.cells.items():
+                    key = f"{name} minus {t.versus_ref}"
+                    d[key], d[f"{key} lo"], d[f"{key} hi"] = c.delta, c.lo, c.hi
+                    d[f"{key} ci_contains_0"] = c.crosses_zero
             rows.append(d)
             fields += [k for k in d if k not in fields]
     buf = io.StringIO()
@@ -170,6 +199,13 @@ def html_text(tables: list[Table], n_boot: int, seed: int) -> str:
                 tds.append(_td(_fmt(c.value, col) if c else "", c.value if c else None))
             parts.append("<tr>" + "".join(tds) + "</tr>")
         parts.append("</tbody></table>")
+        intro, head, vrows = versus_lines(t)
+        if vrows:
+            parts += [f"<h3>Versus {html.escape(t.versus_ref)}</h3><p>{html.escape(intro)}</p><table class='lb'><thead><tr>"
+                      + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+            parts += ["<tr>" + "".join([_td(a), _td(b), _td(c)] + [_td(x, v, dim) for x, v, dim in cells]) + "</tr>"
+                      for a, b, c, cells in vrows]
+            parts.append("</tbody></table>")
         if t.notes:
             parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in dict.fromkeys(t.notes)) + "</ul>")
     parts.append(f"<script>{_SORT_JS}</script></body></html>")

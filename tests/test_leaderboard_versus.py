@@ -1,0 +1,100 @@
+"""The composite-difference table (leaderboard/versus.py): each method's composites minus its sft run's, paired.
+
+Runs are real FLORES scorings of known hypotheses (test_leaderboard.fake_run); "twin" produces exactly sft's outputs,
+so its difference must be 0 with a [0, 0] interval, and "worse" must gain less than sft with an interval below 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+from test_leaderboard import drop_words, fake_run
+
+from harness.cli import main
+from harness.task import Column
+from leaderboard import make_leaderboard, stats
+from leaderboard.build import Cell, RowResult, Table
+from leaderboard.versus import compare
+
+
+def sft_like(ref, i):
+    return ref if i % 3 else drop_words(2)(ref, i)
+
+
+@pytest.fixture(scope="module")
+def runs(data_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("versus")
+    fake_run(data_dir, root / "base", "base", drop_words(2))
+    fake_run(data_dir, root / "sft", "sft", sft_like)
+    fake_run(data_dir, root / "twin", "twin", sft_like)
+    fake_run(data_dir, root / "worse", "worse", lambda ref, i: " ".join(ref.split()[::3]))
+    return root
+
+
+def test_difference_is_paired_and_written(runs, tmp_path):
+    tables, written = make_leaderboard([runs], tmp_path, n_boot=200, seed=3)
+    t = tables[0]
+    assert t.versus_ref == "sft"
+    by = {v.row.label: v for v in t.versus}
+    assert set(by) == {"twin", "worse"}  # not base, not sft itself
+    rows = {r.label: r for r in t.rows}
+    twin = by["twin"].cells["translation gain"]
+    assert by["twin"].ref is rows["sft"]
+    assert twin.delta == 0 and twin.lo == 0 and twin.hi == 0 and twin.crosses_zero
+    worse = by["worse"].cells["translation gain"]
+    g_w, g_s = rows["worse"].composites["translation gain"], rows["sft"].composites["translation gain"]
+    assert worse.delta == pytest.approx(g_w.value - g_s.value)
+    assert (worse.lo, worse.hi) == stats.interval(g_w.boot - g_s.boot) and worse.hi < 0
+    # pairing: the difference's interval is narrower than one from the two rows' distributions drawn independently
+    unpaired = stats.interval(g_w.boot - np.roll(g_s.boot, 1))
+    assert worse.hi - worse.lo < unpaired[1] - unpaired[0]
+    md = written[0].read_text()
+    assert "### Versus sft" in md and "| twin | tiny-test | sft | +0.00 [+0.00, +0.00]† |" in md
+    with open(written[1]) as f:
+        recs = {r["method"]: r for r in csv.DictReader(f)}
+    assert recs["worse"]["versus sft"] == "sft"
+    assert float(recs["worse"]["translation gain minus sft"]) == pytest.approx(worse.delta)
+    assert recs["sft"]["versus sft"] == "" and recs["base"]["translation gain minus sft"] == ""
+    assert "<h3>Versus sft</h3>" in written[2].read_text()
+
+
+def test_versus_option(runs, tmp_path, capsys):
+    tables, written = make_leaderboard([runs], tmp_path / "a", n_boot=50, versus="worse")
+    assert {v.row.label for v in tables[0].versus} == {"sft", "twin"} and "### Versus worse" in written[0].read_text()
+    tables, written = make_leaderboard([runs], tmp_path / "b", n_boot=50, versus="none")
+    assert tables[0].versus == [] and "Versus" not in written[0].read_text()
+    assert main(["leaderboard", str(runs), "--output", str(tmp_path / "c"), "--resamples", "50",
+                 "--versus", "sfft"]) == 2
+    err = capsys.readouterr().err
+    assert "--versus sfft: no run of that method" in err and "sft" in err
+    assert not (tmp_path / "c" / "leaderboard.md").exists()
+    # without an sft run, the default makes no table and no error
+    shutil.copytree(runs, tmp_path / "nosft")
+    shutil.rmtree(tmp_path / "nosft" / "sft")
+    tables, written = make_leaderboard([tmp_path / "nosft"], tmp_path / "d", n_boot=50)
+    assert tables[0].versus == [] and "Versus" not in written[0].read_text()
+
+
+def _row(label, method, seed, cells, gain=None):
+    rr = RowResult(label, method, "m", method == "base", cells=cells, seed=seed)
+    if gain is not None:
+        rr.composites["general-ability loss"] = Cell(gain, gain, boot=np.full(20, gain))
+    return rr
+
+
+def test_reference_is_the_same_seed_and_columns_must_match():
+    cols = [Column("A", "a", "a", role="general", family="f"), Column("B", "b", "b", role="general", family="f")]
+    both = {"A": Cell(1, 0.1, boot=np.zeros(20)), "B": Cell(1, 0.1, boot=np.zeros(20))}
+    rows = [_row("base", "base", None, {}), _row("sft seed 0", "sft", 0, both, 1.0),
+            _row("sft seed 1", "sft", 1, both, 3.0), _row("x seed 1", "x", 1, both, 2.0),
+            _row("y", "y", 5, both, 2.0), _row("z", "z", 0, {"A": both["A"]}, 2.0)]
+    t = Table("s", "", cols, rows, [])
+    by = {v.row.label: v for v in compare(t, "sft")}
+    assert by["x seed 1"].ref.label == "sft seed 1"
+    assert by["x seed 1"].cells["general-ability loss"].delta == pytest.approx(-1.0)  # loses less than sft seed 1
+    assert by["y"].ref is None and "none with seed 5" in by["y"].note
+    assert by["z"].ref.label == "sft seed 0" and by["z"].cells == {}  # its loss uses column A only
+    assert any("z on m versus sft seed 0" in n and "other columns" in n for n in t.notes)
