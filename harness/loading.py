@@ -117,9 +117,12 @@ def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
 
 
 def load_model_and_tokenizer(path: str | Path, cfg: BackendConfig, adapter: str | Path | None = None):
-    """Causal LM (+ a peft adapter merged in) on `cfg`'s device and dtype, in eval mode, and its tokenizer."""
+    """Causal LM (+ a peft adapter merged in) on `cfg`'s device and dtype, in eval mode, and its tokenizer.
+    `cfg.threads`, when set, is applied here too, so a Python caller who only builds a backend gets it."""
     from transformers import AutoModelForCausalLM
 
+    if cfg.threads:
+        set_threads(cfg.threads)
     device, dtype = device_and_dtype(cfg)
     tok = load_tokenizer(path, cfg.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
@@ -132,9 +135,12 @@ def load_model_and_tokenizer(path: str | Path, cfg: BackendConfig, adapter: str 
 
 
 def load_for_training(path, backend_cfg: BackendConfig):
-    """Tokenizer (pad = eos when unset) + model in float32 (the training loop casts to the configured precision)."""
+    """Tokenizer (pad = eos when unset) + model in float32 (the training loop casts to the configured precision).
+    `backend_cfg.threads`, when set, is applied (as in load_model_and_tokenizer)."""
     from transformers import AutoModelForCausalLM
 
+    if backend_cfg.threads:
+        set_threads(backend_cfg.threads)
     tok = load_tokenizer(path, backend_cfg.trust_remote_code)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token

@@ -71,3 +71,24 @@ def test_auto_scheduler_is_static_in_half_precision(tiny_model):
     cfg = BackendConfig(dtype="bfloat16", device="cpu")
     assert HFBackend(*load_model_and_tokenizer(tiny_model, cfg), cfg).settings()["scheduler"] == "static"
     assert _backend(tiny_model).settings()["scheduler"] == "continuous"
+
+
+def test_loaders_apply_the_configured_thread_count(tiny_model):
+    """A Python caller who only loads a model (no CLI, no harness.api) still gets BackendConfig.threads."""
+    import torch
+
+    from harness.loading import load_for_training
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        load_model_and_tokenizer(tiny_model, BackendConfig(dtype="float32", threads=1))
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        load_for_training(tiny_model, BackendConfig(threads=1))
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        load_model_and_tokenizer(tiny_model, BackendConfig(dtype="float32"))  # threads unset: left as the caller set them
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
