@@ -199,8 +199,15 @@ def run_unit(unit: Unit, units: list[Unit], jobs: int, t0: float) -> None:
         run_phase(unit, phase, units, jobs, t0)
 
 
+def spent_on(rec: dict) -> float:
+    """A phase's time: measured seconds, plus the estimated time of an attempt that was interrupted and not
+    logged (`estimated_extra_seconds`; its `note` says how it was estimated)."""
+    return rec["seconds"] + rec.get("estimated_extra_seconds", 0.0)
+
+
 def report(units: list[Unit]) -> str:
     phases = ["train", *EVAL]
+    notes: list[str] = []
     lines = ["# Science run: wall time per unit and phase (one torch thread per process, 2-core CPU)", "",
              "| unit | " + " | ".join(phases) + " | total |", "|---" * (len(phases) + 2) + "|"]
     for u in units:
@@ -208,14 +215,16 @@ def report(units: list[Unit]) -> str:
             lines.append(f"| {u.name} | not run: {u.not_run} |" + " |" * len(phases))
             continue
         d = done(u)
-        cells = [fmt(d[p]["seconds"]) if p in d else ("n/a" if p in u.skip else "-" if p not in u.phases() else "pending")
-                 for p in phases]
-        lines.append(f"| {u.name} | " + " | ".join(cells) + f" | {fmt(sum(v['seconds'] for v in d.values()))} |")
-    spent = sum(v["seconds"] for u in units for v in done(u).values())
+        cells = [fmt(spent_on(d[p])) + ("*" if "note" in d[p] else "") if p in d
+                 else ("n/a" if p in u.skip else "-" if p not in u.phases() else "pending") for p in phases]
+        lines.append(f"| {u.name} | " + " | ".join(cells) + f" | {fmt(sum(map(spent_on, d.values())))} |")
+        notes += [f"{u.name}/{p}: {d[p]['note']}" for p in phases if p in d and "note" in d[p]]
+    spent = sum(spent_on(v) for u in units for v in done(u).values())
     left = sum(estimate(p, u) for u in units for p in u.phases() if p not in done(u))
     lines += ["", f"Process time measured so far: {fmt(spent)}; pending phases, estimated from the measured means of "
               f"the same phase (train: of the same method): {fmt(left)}. The whole run at --jobs 2 (two processes "
               f"sharing the two cores, as measured): about {fmt((spent + left) / 2)} of wall time."]
+    lines += [""] + [f"\\* {n}" for n in notes] if notes else []
     return "\n".join(lines) + "\n"
 
 

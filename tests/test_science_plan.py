@@ -99,3 +99,20 @@ def test_xbridge_is_never_run_and_its_not_run_json_is_written_by_a_run_and_repor
     assert sci.main() == 0 and read_not_run(path)["reason"] == XBRIDGE
     row = f"| xbridge | not run: {XBRIDGE} |" + " |" * 6
     assert row in capsys.readouterr().out.splitlines() and row in (tmp_path / "COST.md").read_text()
+
+
+def test_report_adds_and_footnotes_an_interrupted_attempts_estimated_time(monkeypatch, tmp_path):
+    """A phase whose interrupted attempt was not logged: the estimate is added to its cell and the unit's total, the
+    cell is starred, and the note that says how it was estimated is printed below the table."""
+    import json
+
+    sci = _science(monkeypatch, tmp_path)
+    unit = next(u for u in sci.UNITS if u.name == "lora-s0")
+    unit.out.mkdir(parents=True)
+    (unit.out / "phases.json").write_text(json.dumps({
+        "train": {"seconds": 1800.0}, "flores": {"seconds": 600.0, "estimated_extra_seconds": 300.0,
+                                                 "note": "an earlier attempt, estimated"}}))
+    text = sci.report(sci.UNITS)
+    row = next(line for line in text.splitlines() if line.startswith("| lora-s0 |"))
+    assert row.startswith("| lora-s0 | 0h30m | 0h15m* | pending |") and row.endswith("| 0h45m |")
+    assert "\\* lora-s0/flores: an earlier attempt, estimated" in text.splitlines()
