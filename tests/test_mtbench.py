@@ -152,9 +152,47 @@ def test_drift_scores_answer_positions_only_with_the_same_numbers(tiny_model, mo
     tok = AutoTokenizer.from_pretrained(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=dtype).eval()
     p, a = drift_mod._encode(tok, "<|im_start|>user\nA long question about the weather<|im_end|>\n", "Sunny, then rain")
-    kept = drift_mod._logprobs(model, p + a, len(p))
+    span = [(len(p), len(p) + len(a))]
+    (kept,) = drift_mod._logprobs(model, p + a, span)
     monkeypatch.setattr(drift_mod, "keeps_logits", lambda m: False)
-    full = drift_mod._logprobs(model, p + a, len(p))
+    (full,) = drift_mod._logprobs(model, p + a, span)
     assert kept.shape == (len(a), model.config.vocab_size)
     fp32 = dtype == torch.float32
     torch.testing.assert_close(kept, full, rtol=1e-6 if fp32 else 1e-2, atol=1e-5 if fp32 else 5e-2)
+
+
+def test_drift_scores_a_conversation_in_one_pass_with_the_same_numbers(tiny_model, monkeypatch):
+    """A second turn's prompt holds the first turn's prompt and answer: one forward pass over it scores both answers.
+    Its numbers equal one pass per answer (causal attention) up to float rounding; a pair whose prompt does not
+    continue the previous pair's tokens starts a new pass."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.metrics import drift as drift_mod
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    moved = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    with torch.no_grad():
+        for p in moved.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2)))
+    t1 = "<|im_start|>user\nName a colour<|im_end|>\n<|im_start|>assistant\n"
+    a1, a2 = "Blue, like the sea", "Green"
+    t2 = t1 + a1 + "<|im_end|>\n<|im_start|>user\nAnother one<|im_end|>\n<|im_start|>assistant\n"
+    other = "<|im_start|>user\nCount to three<|im_end|>\n<|im_start|>assistant\n"
+    pairs = [(t1, a1), (t2, a2), (other, "1, 2, 3"), (other, ""), (other, "one two three")]
+    encoded = [drift_mod._encode(tok, p, a) for p, a in pairs]
+    assert drift_mod._chains(encoded) == [[0, 1], [2], [3], [4]]
+
+    calls = []
+    real = drift_mod._logprobs
+    monkeypatch.setattr(drift_mod, "_logprobs", lambda m, ids, spans: calls.append(len(ids)) or real(m, ids, spans))
+    chained = drift(moved, base, tok, pairs)
+    assert len(calls) == 2 * 3  # (turns 1+2), "1, 2, 3", "one two three"; the empty answer is skipped; two models
+    monkeypatch.setattr(drift_mod, "_chains", lambda enc: [[i] for i in range(len(enc))])
+    separate = drift(moved, base, tok, pairs)
+    assert chained["n_tokens"] == separate["n_tokens"] and chained["n_answers"] == separate["n_answers"] == 4
+    for key in ("nll_eval", "nll_base", "drift_nll", "kl_base_eval"):
+        assert chained[key] == pytest.approx(separate[key], rel=1e-5, abs=1e-6)
+    for c, s in zip(chained["per_pair"], separate["per_pair"]):
+        assert c == pytest.approx(s, rel=1e-5, abs=1e-5)
+    assert chained["per_pair"][3] == (0.0, 0.0, 0)

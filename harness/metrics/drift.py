@@ -36,19 +36,41 @@ def _encode(tok, prompt: str, answer: str) -> tuple[list[int], list[int]]:
 
 
 @torch.inference_mode()
-def _logprobs(model, ids: list[int], n_prompt: int) -> torch.Tensor:
-    """log-softmax (float32) of the next-token distributions that predict the answer tokens.
+def _logprobs(model, ids: list[int], spans: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """log-softmax (float32) of the next-token distributions that predict each answer span [start, end) of `ids`
+    (one tensor per span, computed from one forward pass).
 
     Only those positions go through the output layer (`logits_to_keep`): on MT-Bench's second turns most of
     the sequence is prompt, and the vocabulary projection is a fifth of a small model's compute per token."""
     device = next(model.parameters()).device
     x = torch.tensor([ids], device=device)
-    n_answer = len(ids) - n_prompt
+    keep = torch.cat([torch.arange(s - 1, e - 1) for s, e in spans]).to(device)
     if keeps_logits(model):
-        logits = model(input_ids=x, logits_to_keep=n_answer + 1).logits[0, :-1]
+        logits = model(input_ids=x, logits_to_keep=keep).logits[0]
     else:
-        logits = model(input_ids=x).logits[0, n_prompt - 1 : len(ids) - 1]
-    return torch.log_softmax(logits.float(), dim=-1).cpu()
+        logits = model(input_ids=x).logits[0, keep]
+    out, at = [], 0
+    for s, e in spans:  # float32 one span at a time: a long vocabulary makes the whole chain's copy large
+        out.append(torch.log_softmax(logits[at : at + e - s].float(), dim=-1).cpu())
+        at += e - s
+    return out
+
+
+def _chains(encoded: list[tuple[list[int], list[int]]]) -> list[list[int]]:
+    """Consecutive pairs grouped so that each one's prompt begins with the previous one's full token sequence
+    (a multi-turn conversation: turn 2's prompt is turn 1's prompt + answer + the next user turn). One forward pass
+    over a chain's last sequence gives the log-probs of every answer in it: on MT-Bench that skips turn 1's tokens,
+    a third of the drift phase's tokens, with the same numbers (causal attention: a position never sees what
+    follows it; equal up to float rounding)."""
+    chains: list[list[int]] = []
+    for i, (p, a) in enumerate(encoded):
+        if chains and p and a:
+            q, b = encoded[chains[-1][-1]]
+            if q and b and p[: len(q) + len(b)] == q + b:
+                chains[-1].append(i)
+                continue
+        chains.append([i])
+    return chains
 
 
 def same_vocab(tok_a, tok_b) -> bool:
@@ -62,28 +84,29 @@ def drift(eval_model, base_model, base_tok, pairs: list[tuple[str, str]], eval_t
     same = eval_model is base_model
     tot_e = tot_b = tot_kl = 0.0
     n_tok = n_ans = 0
-    per_pair = []  # (Σ nll eval, Σ nll base, answer tokens) of every pair, in order; (0, 0, 0) when skipped
-    for prompt, answer in pairs:
-        p, a = _encode(base_tok, prompt, answer)
-        if not a or not p:
-            per_pair.append((0.0, 0.0, 0))
-            continue
-        ids = p + a
-        target = torch.tensor(a)
-        lp_b = _logprobs(base_model, ids, len(p))
-        lp_e = lp_b if same else _logprobs(eval_model, ids, len(p))
-        if lp_e.shape[-1] != lp_b.shape[-1]:
-            raise HarnessError(f"drift: vocabulary sizes differ ({lp_e.shape[-1]} vs {lp_b.shape[-1]})")
-        nll_b = -lp_b.gather(1, target[:, None]).sum().item()
-        nll_e = -lp_e.gather(1, target[:, None]).sum().item()
-        tot_b, tot_e = tot_b + nll_b, tot_e + nll_e
-        per_pair.append((nll_e, nll_b, len(a)))
-        if not same:
-            tot_kl += (lp_b.exp() * (lp_b - lp_e)).sum().item()
-        n_tok += len(a)
-        n_ans += 1
-        if progress is not None:
-            progress.update(1)
+    encoded = [_encode(base_tok, prompt, answer) for prompt, answer in pairs]
+    per_pair = [(0.0, 0.0, 0)] * len(pairs)  # (Σ nll eval, Σ nll base, answer tokens) in order; 0s when skipped
+    for chain in _chains(encoded):
+        if not all(encoded[i][0] and encoded[i][1] for i in chain):
+            continue  # an empty prompt or answer: a chain of one, skipped
+        p, a = encoded[chain[-1]]
+        spans = [(len(encoded[i][0]), len(encoded[i][0]) + len(encoded[i][1])) for i in chain]
+        lps_b = _logprobs(base_model, p + a, spans)
+        lps_e = lps_b if same else _logprobs(eval_model, p + a, spans)
+        for i, lp_b, lp_e in zip(chain, lps_b, lps_e):
+            if lp_e.shape[-1] != lp_b.shape[-1]:
+                raise HarnessError(f"drift: vocabulary sizes differ ({lp_e.shape[-1]} vs {lp_b.shape[-1]})")
+            target = torch.tensor(encoded[i][1])
+            nll_b = -lp_b.gather(1, target[:, None]).sum().item()
+            nll_e = -lp_e.gather(1, target[:, None]).sum().item()
+            tot_b, tot_e = tot_b + nll_b, tot_e + nll_e
+            per_pair[i] = (nll_e, nll_b, len(target))
+            if not same:
+                tot_kl += (lp_b.exp() * (lp_b - lp_e)).sum().item()
+            n_tok += len(target)
+            n_ans += 1
+            if progress is not None:
+                progress.update(1)
     if n_tok == 0:
         raise HarnessError("drift: the base answers are all empty")
     # the definition text is written into results.json; it keeps the module's old path (harness/drift.py) so that
