@@ -6,14 +6,13 @@ answers) and one pass per answer (the previous code). Prints the wall time of ea
 difference in any reported number.
 
     python bench/bench_drift.py --eval <a trained artifact folder> --n 10
-    python bench/bench_drift.py --samples results/science/smollm2-135m-instruct/base/mtbench/samples.jsonl \\
+    python bench/bench_drift.py --samples results/science/smollm2-135m-instruct/base/mtbench/samples.jsonl.gz \\
         --eval "$HARNESS_CACHE"/artifacts/sft/<id> --n 10 --dtype bfloat16 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,8 +23,8 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--samples", default=str(REPO / "results/science/smollm2-135m-instruct/base/mtbench/samples.jsonl"),
-                    help="a base run's MT-Bench samples.jsonl (its prompts and answers are scored)")
+    ap.add_argument("--samples", default=str(REPO / "results/science/smollm2-135m-instruct/base/mtbench/samples.jsonl.gz"),
+                    help="a base run's MT-Bench samples.jsonl[.gz] (its prompts and answers are scored)")
     ap.add_argument("--model", default="smollm2-135m-instruct", help="the base model")
     ap.add_argument("--eval", required=True, help="the evaluated model's folder (e.g. a full-SFT artifact)")
     ap.add_argument("--n", type=int, default=10, help="questions (two answers each)")
@@ -36,11 +35,12 @@ def main() -> None:
     from harness.loading import BackendConfig, load_model_and_tokenizer
     from harness.metrics import drift as drift_mod
     from harness.models import resolve_model
+    from harness.rundir.read import read_samples
 
     cfg = BackendConfig(dtype=args.dtype, threads=args.threads)
     base, tok = load_model_and_tokenizer(resolve_model(args.model).path, cfg)
     evaluated, eval_tok = load_model_and_tokenizer(args.eval, cfg)
-    records = [json.loads(line) for line in Path(args.samples).read_text().splitlines()][: args.n]
+    records = list(read_samples(Path(args.samples)).values())[: args.n]
     pairs = [(p, a) for r in records for p, a in zip(r["prompts"], r["raw"])]
 
     def timed(label):

@@ -195,6 +195,7 @@ def run(spec: RunSpec) -> RunOutput | None:
     from harness import lmeval
     from harness.backends.factory import build_backend
     from harness.judges.phase import PostPhase, plan_drift
+    from harness.rundir.pack import refuse_packed
     from harness.runner import EvalContext, evaluate
     from harness.task import RunContext
 
@@ -221,6 +222,9 @@ def run(spec: RunSpec) -> RunOutput | None:
     out = writable_dir(spec.output or default_output(setup.model_name, method.name, spec.limit), "--output")
     for task in tasks:
         task.set_context(RunContext(out_dir=out, comet=comet))  # once, before any work
+        refuse_packed(out / task.name, "running into it again")
+    for lt in lm_tasks:
+        refuse_packed(out / lt.folder, "running into it again")
     artifact = method.train(setup.cfg, setup.ctx)
     if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`: rank 0 alone evaluates
         print(f"[rank {os.environ['RANK']}] training done; evaluation runs on rank 0 only")

@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--versus", default=None, metavar="METHOD",
                     help="also compare every method's composites with this method's, paired (default: sft when "
                          "there is an sft run; none: no such table)")
+    for name, what in (("pack", "gzip a finished run's samples.jsonl files (for committing results; read as they are)"),
+                       ("unpack", "restore a packed run's plain samples.jsonl files (to resume, score or judge it)")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("outputs", nargs="+", metavar="OUT", help="run folders written by harness run")
     return parser
 
 

@@ -4,6 +4,7 @@ and the modules it calls)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from harness.data import DataSource
 from harness.errors import HarnessError
@@ -12,7 +13,8 @@ from harness.io import existing_dir
 
 def dispatch(args: argparse.Namespace) -> int:
     return {"run": cmd_run, "ls": cmd_ls, "validate": cmd_validate, "score": cmd_score,
-            "judge": cmd_judge, "train": cmd_train, "leaderboard": cmd_leaderboard}[args.command](args)
+            "judge": cmd_judge, "train": cmd_train, "leaderboard": cmd_leaderboard,
+            "pack": cmd_pack, "unpack": cmd_pack}[args.command](args)
 
 
 def backend_settings(args: argparse.Namespace):
@@ -67,6 +69,22 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(f"{t.title}: {len(t.rows)} rows, {len(t.columns)} columns")
     for path in written:
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    """harness pack / unpack OUT...: every run folder is checked before any is changed."""
+    from harness.rundir.pack import pack, unpack
+    from harness.rundir.read import read_results
+
+    for out in args.outputs:
+        path = Path(out) / "results.json"
+        if not path.is_file() or read_results(path) is None:
+            raise HarnessError(f"{path}: not a results.json written by `harness run`; give run folders")
+    convert = pack if args.command == "pack" else unpack
+    for out in args.outputs:
+        changed = convert(out)
+        print(f"{out}: {len(changed)} file(s) {args.command}ed" + "".join(f"\n  {c}" for c in changed))
     return 0
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.io import sha256_file, stable_hash
+from harness.io import stable_hash
 from harness.rundir.read import (
     NOT_RUN_FILE,
     SCHEMA,
@@ -24,6 +24,7 @@ from harness.rundir.read import (
     read_results,
     read_samples,
     samples_path,
+    samples_sha256,
 )
 
 
@@ -66,7 +67,7 @@ class TaskRun:
     def samples_changed(self) -> bool:
         want = self.entry.get("samples_sha256")
         path = samples_path(self.run_dir, self.task, self.entry)
-        return bool(want) and path.exists() and sha256_file(path) != want
+        return bool(want) and path.exists() and samples_sha256(path) != want
 
 
 @dataclass

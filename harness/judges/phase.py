@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.io import JsonlStore, atomic_write_json, read_json, sha256_file
+from harness.io import JsonlStore, atomic_write_json, read_json
 from harness.judges import JudgeSpec, JudgmentCache, make_judge
-from harness.rundir.read import read_fingerprint
+from harness.rundir.read import read_fingerprint, read_samples, samples_sha256
 from harness.rundir.write import reopen, write_results, write_samples
 
 
@@ -74,6 +74,8 @@ def plan_drift(ref: str | None, task_name: str, own_samples: Path, evaluated_is_
         p = Path(ref)
         if p.is_dir():
             p = p / task_name / "samples.jsonl" if (p / task_name).is_dir() else p / "samples.jsonl"
+            if not p.exists() and p.with_name("samples.jsonl.gz").exists():  # a packed run (`harness pack`)
+                p = p.with_name("samples.jsonl.gz")
         if not p.exists():
             raise HarnessError(f"--drift-ref {ref}: no such samples file (give <base run>/{task_name}/samples.jsonl)")
         return DriftPlan(p)
@@ -115,13 +117,13 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
         atomic_write_json(path, {"reason": f"{plan.ref} was not made by the untouched base model "
                                            f"({fp.get('model_name')}, method {fp.get('method')})"})
         return
-    ref_store = JsonlStore(plan.ref)
-    common = [i for i in ids if i in ref_store]
+    ref_records = read_samples(plan.ref)
+    common = [i for i in ids if i in ref_records]
     if not common:
         atomic_write_json(path, {"reason": f"{plan.ref} has none of the {len(ids)} selected questions"})
         return
-    owners = [i for i in common for _ in ref_store.records[i]["prompts"]]
-    pairs = [(p, a) for i in common for p, a in zip(ref_store.records[i]["prompts"], ref_store.records[i]["raw"])]
+    owners = [i for i in common for _ in ref_records[i]["prompts"]]
+    pairs = [(p, a) for i in common for p, a in zip(ref_records[i]["prompts"], ref_records[i]["raw"])]
     from harness.backends.factory import require
 
     require(backend, "hf_weights", f"task {task.name} (drift phase)",  # checked before the run by Method.check_run
@@ -147,7 +149,7 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
     for owner, (e, b, n) in zip(owners, result.pop("per_pair")):
         acc = per_id.setdefault(owner, [0.0, 0.0, 0])
         acc[0], acc[1], acc[2] = acc[0] + e, acc[1] + b, acc[2] + n
-    result.update({"ref": str(plan.ref), "ref_sha256": sha256_file(plan.ref), "n_missing": len(ids) - len(common),
+    result.update({"ref": str(plan.ref), "ref_sha256": samples_sha256(plan.ref), "n_missing": len(ids) - len(common),
                    "ids": ids, "base_model": ectx.model.get("name"), "base_weights_sha256": base_sha,
                    "per_id": per_id})
     atomic_write_json(path, result)

@@ -6,6 +6,8 @@ Nothing here writes; `leaderboard/` imports only this module (the writer is harn
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -36,11 +38,23 @@ def samples_path(run_dir: Path, task: str, entry: dict) -> Path:
     return Path(run_dir) / entry.get("samples_file", f"{task}/samples.jsonl")
 
 
+def samples_bytes(path: Path) -> bytes:
+    """A samples file's records as plain JSONL bytes: `<task>/samples.jsonl`, or `.jsonl.gz` as `harness pack`
+    leaves it (harness.rundir.pack)."""
+    data = Path(path).read_bytes()
+    return gzip.decompress(data) if Path(path).suffix == ".gz" else data
+
+
+def samples_sha256(path: Path) -> str:
+    """sha256 of the plain records in either form (what results.json's samples_sha256 holds)."""
+    return hashlib.sha256(samples_bytes(path)).hexdigest()
+
+
 def read_samples(path: Path) -> dict[str, dict]:
     """Per-sample records by id, read only: a torn last line is ignored (as `harness run` would cut it); a bad
     line elsewhere is an error naming the file and line."""
     records: dict[str, dict] = {}
-    lines = Path(path).read_text(encoding="utf-8").split("\n")
+    lines = samples_bytes(path).decode("utf-8").split("\n")
     for i, line in enumerate(lines):
         if not line.strip():
             continue

@@ -40,6 +40,9 @@ def run_fingerprint(ctx, task_config: str, dtype: str | None, **fields) -> dict:
 
 def check_fingerprint(task_dir: Path, fp: dict) -> None:
     """Record `fp` in <task_dir>/run.json, or refuse a folder whose samples another run produced."""
+    from harness.rundir.pack import refuse_packed
+
+    refuse_packed(task_dir, "running into it again")
     path = Path(task_dir) / "run.json"
     if not path.exists():
         atomic_write_json(path, fp)
@@ -170,6 +173,10 @@ def reopen(out: str | Path, command: str) -> SavedRun:
     results = read_results(path)
     if results is None:
         raise HarnessError(f"{path}: not a {SCHEMA} results file; give a folder written by `harness run`")
+    from harness.rundir.pack import refuse_packed
+
+    for name, entry in results["tasks"].items():  # before any work: the saved samples are rewritten
+        refuse_packed(samples_path(out, name, entry).parent, f"`{command.rstrip(':')}`")
     for folder in (out, *(out / name for name in results["tasks"])):
         remove_stale_tmp(folder)
     ctx = EvalContext(out_dir=out, method=results["method"], model=results["model"], seed=results["seed"],
