@@ -97,7 +97,8 @@ def test_run_unjudged_then_judge_later_over_http(tiny_model, data_dir, tmp_path,
     assert not any(key in b for b in blobs)
 
 
-def test_drift_definition_on_tiny_models(tiny_model):
+def _base_and_moved(tiny_model, seed: int):
+    """Tokenizer, the tiny model, and a copy whose weights are nudged by seeded noise (float32)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
@@ -105,7 +106,12 @@ def test_drift_definition_on_tiny_models(tiny_model):
     moved = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
     with torch.no_grad():
         for p in moved.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(seed)))
+    return tok, base, moved
+
+
+def test_drift_definition_on_tiny_models(tiny_model):
+    tok, base, moved = _base_and_moved(tiny_model, 1)
     pairs = [("<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n", "Guten Tag und hallo"),
              ("<|im_start|>user\nTranslate<|im_end|>\n<|im_start|>assistant\n", "The weather is nice today")]
     same = drift(base, base, tok, pairs)
@@ -165,16 +171,9 @@ def test_drift_scores_a_conversation_in_one_pass_with_the_same_numbers(tiny_mode
     """A second turn's prompt holds the first turn's prompt and answer: one forward pass over it scores both answers.
     Its numbers equal one pass per answer (causal attention) up to float rounding; a pair whose prompt does not
     continue the previous pair's tokens starts a new pass."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from harness.metrics import drift as drift_mod
 
-    tok = AutoTokenizer.from_pretrained(tiny_model)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
-    moved = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
-    with torch.no_grad():
-        for p in moved.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2)))
+    tok, base, moved = _base_and_moved(tiny_model, 2)
     t1 = "<|im_start|>user\nName a colour<|im_end|>\n<|im_start|>assistant\n"
     a1, a2 = "Blue, like the sea", "Green"
     t2 = t1 + a1 + "<|im_end|>\n<|im_start|>user\nAnother one<|im_end|>\n<|im_start|>assistant\n"
