@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HARNESS_QUIET_LOAD_BARS", "1")  # harness.loading: no "Loading weights" bar per model load
     quiet_third_party_deprecations()
+    if "harness.loading" in sys.modules:  # imported before the variable was set (a test session, a notebook):
+        sys.modules["harness.loading"].quiet_load_bars()  # its import-time call saw nothing; otherwise it will
     from harness import commands
 
     parser = build_parser()

@@ -22,23 +22,26 @@ from harness.errors import HarnessError
 QUIET_BARS = ("Loading weights", "Writing model shards")
 
 
-def _quiet_load_bars() -> None:
+def _quiet_hook(factory, args, kwargs):
+    if kwargs.get("desc") in QUIET_BARS:
+        kwargs = {**kwargs, "disable": True}
+    return factory(*args, **kwargs)
+
+
+def quiet_load_bars() -> None:
+    """Install the hook that drops QUIET_BARS when HARNESS_QUIET_LOAD_BARS=1 (idempotent).
+
+    Called on import and again by `harness.cli.main` after it sets the variable: in a process that imported this
+    module first (a test session, a notebook that later calls main), the import-time call saw no variable."""
     if os.environ.get("HARNESS_QUIET_LOAD_BARS") != "1":
         return
     from transformers.utils import logging as hf_logging
 
-    if not hasattr(hf_logging, "set_tqdm_hook"):  # transformers < 5 (the COMET environment)
-        return
-
-    def hook(factory, args, kwargs):
-        if kwargs.get("desc") in QUIET_BARS:
-            kwargs = {**kwargs, "disable": True}
-        return factory(*args, **kwargs)
-
-    hf_logging.set_tqdm_hook(hook)
+    if hasattr(hf_logging, "set_tqdm_hook"):  # absent in transformers < 5 (the COMET environment)
+        hf_logging.set_tqdm_hook(_quiet_hook)
 
 
-_quiet_load_bars()
+quiet_load_bars()
 
 
 def pick_device(requested: str = "auto") -> torch.device:

@@ -32,3 +32,27 @@ def test_the_filter_drops_only_the_known_notices():
     assert re.match(_DEPRECATIONS, "`past_key_values` is deprecated and will be removed in version 5.40.0")
     assert re.match(_DEPRECATIONS, "`past_key_values`/`cache_params` are deprecated. Use `cache` instead.")
     assert not re.match(_DEPRECATIONS, "`torch_dtype` is deprecated! Use `dtype` instead!")
+
+
+def test_main_drops_the_load_bars_even_when_loading_was_imported_first(monkeypatch, capsys):
+    """A process that imported harness.loading before `harness.cli.main` set HARNESS_QUIET_LOAD_BARS (pytest collecting
+    other test modules, a notebook) got transformers' per-load bars from in-process CLI calls."""
+    import pytest
+
+    hf_logging = pytest.importorskip("transformers.utils.logging")
+    if not hasattr(hf_logging, "set_tqdm_hook"):
+        pytest.skip("transformers < 5 has no tqdm hook")
+    import harness.loading
+    from harness.cli import main
+
+    monkeypatch.delenv("HARNESS_QUIET_LOAD_BARS", raising=False)
+    previous = hf_logging.set_tqdm_hook(None)  # as if harness.loading had been imported without the variable
+    try:
+        harness.loading.quiet_load_bars()
+        assert not hf_logging.tqdm(total=1, desc="Loading weights").disable  # no variable: transformers as it is
+        assert main(["ls", "tasks"]) == 0
+        assert hf_logging.tqdm(total=1, desc="Loading weights").disable
+        assert not hf_logging.tqdm(total=1, desc="flores generate").disable  # only those bars
+    finally:
+        hf_logging.set_tqdm_hook(previous)
+    capsys.readouterr()
