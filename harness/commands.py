@@ -63,7 +63,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from harness import api
+    from leaderboard.collect import nested_boards
 
+    for folder in nested_boards([Path(p) for p in args.paths]):
+        print(f"skipped {folder}: it holds its own leaderboard (name it to include its runs)")
     tables, written = api.leaderboard(args.paths, args.output, args.resamples, args.bootstrap_seed, args.versus)
     for t in tables:
         print(f"{t.title}: {len(t.rows)} rows, {len(t.columns)} columns")

@@ -103,6 +103,21 @@ class Section:
         return next((r for r in self.rows if r.method == "base" and r.model_sha == row.model_sha), None)
 
 
+BOARD_FILE = "leaderboard.md"  # a folder below a searched one that holds its own board is a separate study
+
+
+def nested_boards(paths: list[Path]) -> list[Path]:
+    """Folders strictly below a searched folder that hold their own leaderboard (e.g. results/science/ under
+    results/): not searched, so that `harness leaderboard` with its default `results` keeps rebuilding the board
+    it rebuilt before such a study landed. Named explicitly, such a folder is searched as usual."""
+    return sorted({b.parent for p in paths if p.is_dir() for b in p.rglob(BOARD_FILE) if b.parent != p})
+
+
+def _search(root: Path, name: str) -> list[Path]:
+    skip = nested_boards([root])
+    return [f for f in sorted(root.rglob(name)) if not any(s in f.parents for s in skip)]
+
+
 def find_results(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for p in paths:
@@ -111,10 +126,9 @@ def find_results(paths: list[Path]) -> list[Path]:
         elif p.is_file() and p.name == NOT_RUN_FILE:
             continue  # find_not_run's
         elif p.is_dir():
-            found.extend(sorted(p.rglob("results.json")))
+            found.extend(_search(p, "results.json"))
         else:
             raise HarnessError(f"{p}: no such results.json or folder")
-    # skip copies inside artifact folders etc. only if they are not results files
     return [f for f in dict.fromkeys(f.resolve() for f in found)]
 
 
@@ -136,7 +150,7 @@ def find_not_run(paths: list[Path]) -> list[NotRun]:
         if p.is_file() and p.name == NOT_RUN_FILE:
             found.append(p)
         elif p.is_dir():
-            found.extend(sorted(p.rglob(NOT_RUN_FILE)))
+            found.extend(_search(p, NOT_RUN_FILE))
     out, seen = [], set()
     for f in found:  # shown as given (relative paths stay relative in committed boards), deduplicated by identity
         if f.resolve() in seen:

@@ -132,3 +132,25 @@ def test_write_not_run_keeps_an_existing_file_and_checks_its_reason(tmp_path):
     with pytest.raises(HarnessError, match="several lines"):
         write_not_run(tmp_path / "y", "xbridge", "tiny-test", "two\nlines")
     assert not (tmp_path / "y" / "not_run.json").exists()
+
+
+def test_a_folder_with_its_own_board_is_searched_only_when_named(runs, tmp_path, data_dir, capsys):
+    """results/science/ under results/ holds its own leaderboard: `harness leaderboard` (default `results`) keeps
+    building the board it built before that study landed, says what it skipped, and naming the folder includes it."""
+    root = tmp_path / "results"
+    shutil.copytree(runs, root)
+    study = root / "study"
+    fake_run(data_dir, study / "base", "base", drop_words(1), langs=("de-en",), limit=4)
+    write_not_run(study / "xbridge", "xbridge", "tiny-test", REASON)
+    before, _ = make_leaderboard([root], tmp_path / "before", n_boot=20, seed=1)
+    assert len(before) == 2  # the study's runs (limit 4) are a section of their own, and it has a not-run row
+    make_leaderboard([study], study, n_boot=20, seed=1)  # the study's own board: study/leaderboard.md
+
+    assert main(["leaderboard", str(root), "--output", str(tmp_path / "after"), "--resamples", "20"]) == 0
+    assert f"skipped {study}: it holds its own leaderboard" in capsys.readouterr().out
+    after = (tmp_path / "after" / "leaderboard.md").read_text()
+    assert "xbridge" not in after and after.count("\n## ") == 1
+    assert [r.label for r in make_leaderboard([root], tmp_path / "again", n_boot=20, seed=1)[0][0].rows] == \
+        ["base", "better"]
+    named, _ = make_leaderboard([root, study], tmp_path / "named", n_boot=20, seed=1)  # named: searched
+    assert len(named) == 2 and "xbridge" in [r.label for t in named for r in t.rows]
