@@ -1,7 +1,7 @@
 """Find `results.json` files, read their per-sample records, and group runs whose scores are comparable.
 
-A *row* of the leaderboard is one method variant (method name + method config hash) on one base model
-(weights sha256). Task entries of the same row found in several results folders are merged (the newest
+A *row* of the leaderboard is one method variant (method name + a hash of the method config's own fields) trained
+with one seed (one artifact) on one base model (weights sha256). Task entries of the same row found in several results folders are merged (the newest
 `updated` wins when a task appears twice). Two task entries are *comparable* when their settings key
 matches: task config hash (prompt, generation, options, selected subsets), `limit`, selected subsets,
 metric signatures and judge identity per subset, and the task metadata. Runs are put into *sections*:
@@ -12,7 +12,8 @@ not run on a model, and why) is found under the same paths and becomes a "not ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -79,10 +80,11 @@ class Row:
     tasks: dict[str, TaskRun] = field(default_factory=dict)
     label: str = ""
     seed: int | None = None  # the training seed of a trained artifact (None for the untouched base model)
+    artifact: str = ""  # the artifact's config hash (seed and training data included); "" for the base model
 
     @property
-    def ident(self) -> tuple[str, str, str, int | None]:
-        return (self.method, self.variant, self.model_sha, self.seed)
+    def ident(self) -> tuple[str, str, str, int | None, str]:
+        return (self.method, self.variant, self.model_sha, self.seed, self.artifact)
 
 
 @dataclass
@@ -172,14 +174,34 @@ def load_runs(files: list[Path], notes: list[str]) -> list[list[TaskRun]]:
     return runs
 
 
-def _ident(tr: TaskRun) -> tuple[str, str, str, int | None]:
-    """(method, config variant, model, training seed): runs of one method trained with other seeds are other rows."""
+@lru_cache(maxsize=None)
+def _config_fields(method: str) -> frozenset[str] | None:
+    """The fields of a registered method's config dataclass (None for a method this checkout does not have)."""
+    from methods import REGISTRY, method_class
+
+    return frozenset(f.name for f in fields(method_class(method).Config)) if method in REGISTRY else None
+
+
+def variant_of(method: dict) -> str:
+    """Hash of what was chosen for a method: its config's own fields. Not the artifact's config hash, which also
+    covers the training seed and the data that seed sampled; and not the reports joined to the recorded config
+    (`training_data`, LANDeRMT's `analysis`, ...), which differ from seed to seed: runs of one config trained with
+    several seeds share a variant and are told apart by their seed."""
+    config = method.get("config") or {}
+    own = _config_fields(method.get("name", "?"))
+    chosen = {k: v for k, v in config.items() if (k in own if own is not None else k != "training_data")}
+    return stable_hash(chosen) if chosen else ""
+
+
+def _ident(tr: TaskRun) -> tuple[str, str, str, int | None, str]:
+    """(method, config variant, model, training seed, artifact): runs of one method trained with other seeds are
+    other rows of one variant."""
     m = tr.results["method"]
     art = m.get("artifact") or {}
-    variant = art.get("config_hash") or (stable_hash(m.get("config")) if m.get("config") else "")
-    seed = tr.results.get("seed") if art.get("kind", "none") != "none" else None
-    return (m.get("name", "?"), variant, tr.results["model"].get("weights_sha256") or tr.results["model"].get("name", "?"),
-            seed)
+    trained = art.get("kind", "none") != "none"
+    seed = tr.results.get("seed") if trained else None
+    return (m.get("name", "?"), variant_of(m), tr.results["model"].get("weights_sha256") or
+            tr.results["model"].get("name", "?"), seed, art.get("config_hash", "") if trained else "")
 
 
 def group(runs: list[list[TaskRun]]) -> list[Section]:
@@ -197,7 +219,7 @@ def group(runs: list[list[TaskRun]]) -> list[Section]:
         row = sec.row(ident)
         if row is None:
             row = Row(method=ident[0], variant=ident[1], model=trs[0].results["model"].get("name", "?"),
-                      model_sha=ident[2], seed=ident[3])
+                      model_sha=ident[2], seed=ident[3], artifact=ident[4])
             sec.rows.append(row)
         for t, tr in by_task.items():
             sec.keys.setdefault(t, tr.key)
@@ -217,13 +239,16 @@ def group(runs: list[list[TaskRun]]) -> list[Section]:
 
 
 def _label(sec: Section) -> None:
-    """method, + @variant when one method has several configs, + `seed N` when one config has several seeds."""
+    """method, + @variant when one method has several configs, + `seed N` when one config has several seeds,
+    + @artifact when one config and seed has several artifacts (e.g. trained on other data)."""
     for row in sec.rows:
         same = [r for r in sec.rows if r.method == row.method and r.model_sha == row.model_sha]
         variants = {r.variant for r in same}
         seeds = {r.seed for r in same if r.variant == row.variant}
+        artifacts = {r.artifact for r in same if r.variant == row.variant and r.seed == row.seed}
         row.label = (row.method + (f"@{row.variant[:6]}" if len(variants) > 1 and row.variant else "")
-                     + (f" seed {row.seed}" if len(seeds) > 1 else ""))
+                     + (f" seed {row.seed}" if len(seeds) > 1 else "")
+                     + (f" @{row.artifact[:6]}" if len(artifacts) > 1 else ""))
 
 
 def describe_difference(a: Section, b: Section) -> str:

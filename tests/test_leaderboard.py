@@ -188,8 +188,9 @@ def test_seeds_are_rows_and_their_spread_is_noted(data_dir, tmp_path):
     fake_run(data_dir, tmp_path / "r" / "base", "base", drop_words(2), langs=("de-en",))
     for seed, keep in ((0, 3), (1, 4), (2, 5)):
         ctx = EvalContext(out_dir=tmp_path / "r" / f"tuned-{seed}", seed=seed, limit=12, model=MODEL,
-                          method={"name": "tuned", "config": {"lr": 1},
-                                  "artifact": {"kind": "full", "config_hash": "cfg1", "hash": f"w{seed}"}})
+                          method={"name": "tuned", "config": {"lr": 1, "training_data": {"fingerprint": f"f{seed}"}},
+                                  # as `harness train` records it: the artifact's config hash covers the seed
+                                  "artifact": {"kind": "full", "config_hash": f"cfg1-{seed}", "hash": f"w{seed}"}})
         evaluate(task, EchoBackend(docs, lambda doc, i, k=keep: drop_words(k)(doc["reference"], i)), ctx)
     tables, written = make_leaderboard([tmp_path / "r"], tmp_path / "out", n_boot=50)
     rows = table_rows(tables)

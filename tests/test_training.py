@@ -269,3 +269,23 @@ def test_low_memory_gives_freed_mid_sized_tensors_back(mode):
     grown, left = float(out[0]), float(out[1])
     assert grown > 80, (grown, left)
     assert (left < 20) if mode == "on" else (left > 80), (grown, left)
+
+
+def test_seeds_of_one_trained_config_are_seed_rows_of_the_leaderboard(tiny_model, data_dir, tmp_path):
+    """Real `harness run` artifacts: each seed has its own artifact config hash (seed and sampled data are part of
+    it), yet the leaderboard shows them as seeds of one variant, with the seed-spread note."""
+    from leaderboard import make_leaderboard
+
+    rc = main(["run", "--method", "base", "--tasks", "flores", "--langs", "de-en", "--limit", "2", "--model",
+               str(tiny_model), "--output", str(tmp_path / "r" / "base"), "--data-dir", str(data_dir), "--threads", "1",
+               "--batch-size", "2"])
+    assert rc == 0
+    recipe = tmp_path / "seeds.yaml"  # another seed samples other (longer) pairs: room for them
+    recipe.write_text("data:\n  pairs: [de-en]\n  max_per_pair: 2\ntrain:\n  max_steps: 1\n  batch_size: 2\n"
+                      "  max_length: 512\n")
+    runs = [_run("sft", tiny_model, data_dir, tmp_path / "r" / f"sft-{s}", str(recipe), "--seed", str(s))
+            for s in (0, 1)]
+    assert runs[0]["method"]["artifact"]["config_hash"] != runs[1]["method"]["artifact"]["config_hash"]
+    (table,), _ = make_leaderboard([tmp_path / "r"], tmp_path / "lb", n_boot=20)
+    assert [r.label for r in table.rows] == ["base", "sft seed 0", "sft seed 1"]
+    assert any(n.startswith("sft on ") and "over 2 seeds (0, 1)" in n for n in table.notes), table.notes
