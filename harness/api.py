@@ -20,6 +20,7 @@ from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.io import writable_dir
 from harness.loading import BackendConfig
+from harness.method import config_variant
 
 
 @dataclass
@@ -233,7 +234,8 @@ def run(spec: RunSpec) -> RunOutput | None:
         method.prepare_task(task, artifact)
     backend = build_backend(spec.backend, method, artifact, model, spec.settings, _vllm_config(spec))
     ectx = EvalContext(out_dir=out, seed=spec.seed, limit=spec.limit, chunk_size=spec.chunk_size,
-                       method={"name": method.name, "config": artifact.config, "artifact": artifact.describe()},
+                       method={"name": method.name, "config": artifact.config, "variant": config_variant(setup.cfg),
+                               "artifact": artifact.describe()},
                        model=model.identity())
     post = PostPhase(spec.judge, spec.settings)
     results = {}

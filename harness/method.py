@@ -12,8 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.config import to_dict
+from harness.io import stable_hash
 from harness.loading import BackendConfig
 from harness.models import ResolvedModel
+
+
+def config_variant(cfg: Any) -> str:
+    """What results.json records as the method's `variant`: the hash of its config dataclass's fields ("" when it has
+    none, e.g. `base`). Runs of one config trained with other seeds share it (the artifact's config hash does not:
+    it also covers the seed and the data the seed sampled); the leaderboard groups seeds by it."""
+    fields = to_dict(cfg)
+    return stable_hash(fields) if fields else ""
 
 
 @dataclass

@@ -12,8 +12,7 @@ not run on a model, and why) is found under the same paths and becomes a "not ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -21,6 +20,7 @@ from harness.io import stable_hash
 from harness.rundir.read import (
     NOT_RUN_FILE,
     SCHEMA,
+    method_variant,
     read_not_run,
     read_results,
     read_samples,
@@ -174,25 +174,6 @@ def load_runs(files: list[Path], notes: list[str]) -> list[list[TaskRun]]:
     return runs
 
 
-@lru_cache(maxsize=None)
-def _config_fields(method: str) -> frozenset[str] | None:
-    """The fields of a registered method's config dataclass (None for a method this checkout does not have)."""
-    from methods import REGISTRY, method_class
-
-    return frozenset(f.name for f in fields(method_class(method).Config)) if method in REGISTRY else None
-
-
-def variant_of(method: dict) -> str:
-    """Hash of what was chosen for a method: its config's own fields. Not the artifact's config hash, which also
-    covers the training seed and the data that seed sampled; and not the reports joined to the recorded config
-    (`training_data`, LANDeRMT's `analysis`, ...), which differ from seed to seed: runs of one config trained with
-    several seeds share a variant and are told apart by their seed."""
-    config = method.get("config") or {}
-    own = _config_fields(method.get("name", "?"))
-    chosen = {k: v for k, v in config.items() if (k in own if own is not None else k != "training_data")}
-    return stable_hash(chosen) if chosen else ""
-
-
 def _ident(tr: TaskRun) -> tuple[str, str, str, int | None, str]:
     """(method, config variant, model, training seed, artifact): runs of one method trained with other seeds are
     other rows of one variant."""
@@ -200,7 +181,7 @@ def _ident(tr: TaskRun) -> tuple[str, str, str, int | None, str]:
     art = m.get("artifact") or {}
     trained = art.get("kind", "none") != "none"
     seed = tr.results.get("seed") if trained else None
-    return (m.get("name", "?"), variant_of(m), tr.results["model"].get("weights_sha256") or
+    return (m.get("name", "?"), method_variant(m), tr.results["model"].get("weights_sha256") or
             tr.results["model"].get("name", "?"), seed, art.get("config_hash", "") if trained else "")
 
 

@@ -274,6 +274,7 @@ def test_low_memory_gives_freed_mid_sized_tensors_back(mode):
 def test_seeds_of_one_trained_config_are_seed_rows_of_the_leaderboard(tiny_model, data_dir, tmp_path):
     """Real `harness run` artifacts: each seed has its own artifact config hash (seed and sampled data are part of
     it), yet the leaderboard shows them as seeds of one variant, with the seed-spread note."""
+    from harness.rundir.read import method_variant
     from leaderboard import make_leaderboard
 
     rc = main(["run", "--method", "base", "--tasks", "flores", "--langs", "de-en", "--limit", "2", "--model",
@@ -286,6 +287,10 @@ def test_seeds_of_one_trained_config_are_seed_rows_of_the_leaderboard(tiny_model
     runs = [_run("sft", tiny_model, data_dir, tmp_path / "r" / f"sft-{s}", str(recipe), "--seed", str(s))
             for s in (0, 1)]
     assert runs[0]["method"]["artifact"]["config_hash"] != runs[1]["method"]["artifact"]["config_hash"]
+    assert runs[0]["method"]["variant"] == runs[1]["method"]["variant"]
+    # results written before `variant` was recorded get the same one from their config (sft joins no report)
+    old = {k: v for k, v in runs[0]["method"].items() if k != "variant"}
+    assert method_variant(old) == runs[0]["method"]["variant"]
     (table,), _ = make_leaderboard([tmp_path / "r"], tmp_path / "lb", n_boot=20)
     assert [r.label for r in table.rows] == ["base", "sft seed 0", "sft seed 1"]
     assert any(n.startswith("sft on ") and "over 2 seeds (0, 1)" in n for n in table.notes), table.notes

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.io import read_json
+from harness.io import read_json, stable_hash
 
 SCHEMA = "mt-harness/results/v1"  # results.json's "schema"; change it only with a reader for the old one
 NOT_RUN_FILE, NOT_RUN_SCHEMA = "not_run.json", "mt-harness/not-run/v1"
@@ -31,6 +31,18 @@ def read_results(path: str | Path) -> dict | None:
         if not isinstance(res.get(k), dict):
             raise HarnessError(f"{path}: field {k!r} missing; rerun `harness run` or `harness score` to rewrite it")
     return res
+
+
+def method_variant(method: dict) -> str:
+    """The method configuration a results.json's `method` stands for, without the training seed: its `variant`
+    (`harness run` records the hash of the method config's own fields), else, for results written before
+    2026-12-01, the hash of the recorded config without the `training_data` report the trainer joins to it (equal
+    to `variant` unless the method joins reports of its own, e.g. LANDeRMT's `analysis`). Not the artifact's
+    config hash: that one also covers the seed and the training pairs the seed sampled."""
+    if "variant" in method:
+        return method["variant"]
+    chosen = {k: v for k, v in (method.get("config") or {}).items() if k != "training_data"}
+    return stable_hash(chosen) if chosen else ""
 
 
 def samples_path(run_dir: Path, task: str, entry: dict) -> Path:
