@@ -2,12 +2,14 @@
 
 A *row* of the leaderboard is one method variant (method name + a hash of the method config's own fields) trained
 with one seed (one artifact) on one base model (weights sha256). Task entries of the same row found in several
-results folders are merged (the newest `updated` wins when a task appears twice). Two task entries are *comparable* when their settings key
-matches: task config hash (prompt, generation, options, selected subsets), `limit`, selected subsets,
-metric signatures and judge identity per subset, and the task metadata. Runs are put into *sections*:
-a run joins the first section that agrees with it on every task both have, otherwise it opens a new one;
-the leaderboard renders each section separately and says what differs. A `not_run.json` (a method deliberately
-not run on a model, and why) is found under the same paths and becomes a "not run" row (leaderboard/notrun.py).
+results folders are merged (the newest `updated` wins when a task appears twice). Two task entries are
+*comparable* when their settings key matches: task config hash (prompt, generation, options, selected subsets),
+`limit`, selected subsets, metric signatures and judge identity per subset, and the task metadata. Runs are put
+into *sections*: a run joins the first section that agrees with it on every task both have, otherwise it opens a
+new one; the leaderboard renders each section separately and says what differs. A `not_run.json` (a method
+deliberately not run on a model, and why) is found under the same paths and becomes a "not run" row
+(leaderboard/notrun.py). A folder below a searched one that holds its own leaderboard.md is not searched
+(`nested_boards`).
 """
 
 from __future__ import annotations
