@@ -83,6 +83,7 @@ class RowResult:
     composites: dict[str, Cell] = field(default_factory=dict)
     not_run: str = ""  # the reason, for a method deliberately not run (not_run.json; leaderboard/notrun.py)
     seed: int | None = None  # training seed (None for the untouched base model)
+    variant: str = ""  # method config hash (leaderboard/collect.py Row.variant): seeds of one variant group together
 
 
 @dataclass
@@ -304,7 +305,7 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
                dynamic_ncols=True, leave=False)
     for row in sec.rows:
         base = sec.base_for(row)
-        rr = RowResult(row.label, row.method, row.model, row.method == "base", seed=row.seed)
+        rr = RowResult(row.label, row.method, row.model, row.method == "base", seed=row.seed, variant=row.variant)
         if base is None:
             notes.append(f"{row.label} on {row.model}: no `base` run of this model with the same settings; "
                          f"no Δ or interval")

@@ -50,7 +50,9 @@ def versus_lines(t: Table) -> tuple[str, list[str], list[tuple[str, str, str, li
     intro = (f"Each method's composite minus that of the {ref} run of the same base model trained with the same seed, "
              f"per bootstrap resample (paired: same samples, same resamples); [lo, hi] = 95% interval, {DAGGER} = "
              f"contains 0. Translation gain > 0: gains more than {ref}; general-ability loss < 0: loses less "
-             f"than {ref}. Seed-to-seed variation is not in these intervals (see the seed-spread notes).")
+             f"than {ref}. Seed-to-seed variation is not in these intervals (see the seed-spread notes)."
+             + (f" A 'mean of seeds' row averages, per resample, the differences of a method's seeds, each against "
+                f"{ref}'s run of the same seed." if any(v.seeds for v in t.versus) else ""))
     rows = [(v.row.label, v.row.model, v.ref.label if v.ref else v.note,
              [(delta_text(v.cells.get(n)), v.cells[n].delta if n in v.cells else None,
                bool(n in v.cells and v.cells[n].crosses_zero)) for n in comps]) for v in t.versus]
@@ -98,6 +100,14 @@ def markdown(tables: list[Table], n_boot: int, seed: int) -> str:
     return "\n".join(out)
 
 
+def _versus_fields(d: dict, v, ref: str) -> None:
+    d[f"versus {ref}"] = v.ref.label
+    for name, c in v.cells.items():
+        key = f"{name} minus {ref}"
+        d[key], d[f"{key} lo"], d[f"{key} hi"] = c.delta, c.lo, c.hi
+        d[f"{key} ci_contains_0"] = c.crosses_zero
+
+
 def csv_text(tables: list[Table]) -> str:
     rows, fields = [], ["section", "method", "model", "status", "reason"]
     for i, t in enumerate(tables):
@@ -114,13 +124,15 @@ def csv_text(tables: list[Table]) -> str:
                 d[f"{name} ci_contains_0"] = c.crosses_zero if c.lo is not None else ""
             v = versus.get(id(r))
             if v is not None and v.ref is not None:
-                d[f"versus {t.versus_ref}"] = v.ref.label
-                for name, c in v.cells.items():
-                    key = f"{name} minus {t.versus_ref}"
-                    d[key], d[f"{key} lo"], d[f"{key} hi"] = c.delta, c.lo, c.hi
-                    d[f"{key} ci_contains_0"] = c.crosses_zero
+                _versus_fields(d, v, t.versus_ref)
             rows.append(d)
             fields += [k for k in d if k not in fields]
+        for v in t.versus:  # seed-mean rows (leaderboard/versus.py) have only the versus columns
+            if v.seeds:
+                d = {"section": i + 1, "method": v.row.label, "model": v.row.model, "status": "seed_mean", "reason": ""}
+                _versus_fields(d, v, t.versus_ref)
+                rows.append(d)
+                fields += [k for k in d if k not in fields]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()

@@ -11,11 +11,19 @@ Translation gain: D > 0 = gains more than the reference. General-ability loss: D
 row is the reference method's run of the same base model *trained with the same seed* (so seed-to-seed variation of
 both rows is not in the interval; the seed-spread notes show its size), else its only run, else none. Both
 composites must be built from the same columns; otherwise no difference is given and a note says why.
+
+A method variant trained with several seeds, each compared with the reference's run of the same seed, also gets a
+*seed-mean* row ("radis mean of seeds 0, 1, 2" versus "sft mean of seeds 0, 1, 2"): per resample, the mean over
+those seeds of D. Every row draws the same resamples, so this is still one paired bootstrap distribution: the two
+methods' difference averaged over the same seeds. Seed-to-seed variation is averaged, not included in the interval
+(the seed-spread notes show its size).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from leaderboard import stats
 from leaderboard.build import Cell, RowResult, Table
@@ -30,6 +38,7 @@ class Versus:
     ref: RowResult | None
     cells: dict[str, Cell] = field(default_factory=dict)
     note: str = ""
+    seeds: tuple[int, ...] = ()  # a seed-mean row: the seeds averaged (its row and ref are labels only, no cells)
 
 
 def used_columns(rr: RowResult, t: Table, role: str) -> tuple[str, ...]:
@@ -81,7 +90,40 @@ def compare(t: Table, reference: str) -> list[Versus]:
         elif why:
             t.notes.append(f"{rr.label} on {rr.model} versus {reference}: {why}")
         out.append(v)
-    return out
+    return with_seed_means(out, t, reference)
+
+
+def with_seed_means(rows: list[Versus], t: Table, reference: str) -> list[Versus]:
+    """`rows` with a seed-mean row after the last row of each method variant compared at two or more seeds, each with
+    the reference's run of that same seed. A composite enters only when every one of those seeds has its difference."""
+    groups: dict[tuple[str, str, str], list[Versus]] = {}
+    for v in rows:
+        if v.ref is not None and v.row.seed is not None and v.ref.seed == v.row.seed:
+            groups.setdefault((v.row.method, v.row.variant, v.row.model), []).append(v)
+    means = {}
+    for (method, variant, model), members in groups.items():
+        if len(members) < 2:
+            continue
+        seeds = tuple(sorted(v.row.seed for v in members))
+        if len(set(seeds)) < len(seeds):  # one seed with several artifacts: which one to average is not ours to pick
+            continue
+        text = ", ".join(map(str, seeds))
+        label = members[-1].row.label.rsplit(" seed ", 1)[0]
+        m = Versus(RowResult(f"{label} mean of seeds {text}", method, model, False, variant=variant),
+                   RowResult(f"{reference} mean of seeds {text}", reference, model, False), seeds=seeds)
+        for name in COMPOSITES:
+            cells = [v.cells.get(name) for v in members]
+            if all(c is not None and c.boot is not None for c in cells):
+                d = float(np.mean([c.delta for c in cells]))
+                boot = np.mean([c.boot for c in cells], axis=0)
+                lo, hi = stats.interval(boot)
+                m.cells[name] = Cell(d, d, lo, hi, boot=boot)
+            elif any(c is not None for c in cells):
+                t.notes.append(f"{m.row.label} on {model} versus {reference}: {name} is not compared at every seed; "
+                               f"no seed mean")
+        if m.cells:
+            means[id(members[-1])] = m
+    return [x for v in rows for x in ([v, means[id(v)]] if id(v) in means else [v])]
 
 
 def attach_versus(tables: list[Table], reference: str) -> None:

@@ -7,6 +7,7 @@ so its difference must be 0 with a [0, 0] interval, and "worse" must gain less t
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 
 import numpy as np
@@ -17,6 +18,7 @@ from harness.cli import main
 from harness.task import Column
 from leaderboard import make_leaderboard, stats
 from leaderboard.build import Cell, RowResult, Table
+from leaderboard.render import csv_text, html_text, markdown
 from leaderboard.versus import compare
 
 
@@ -98,3 +100,46 @@ def test_reference_is_the_same_seed_and_columns_must_match():
     assert by["y"].ref is None and "none with seed 5" in by["y"].note
     assert by["z"].ref.label == "sft seed 0" and by["z"].cells == {}  # its loss uses column A only
     assert any("z on m versus sft seed 0" in n and "other columns" in n for n in t.notes)
+
+
+def _seeded(label, method, seed, loss_boot, variant="v"):
+    rr = RowResult(label, method, "m", False, seed=seed, variant=variant)
+    rr.cells["A"] = Cell(1, 0.1, boot=np.zeros(4))
+    rr.composites["general-ability loss"] = Cell(float(loss_boot.mean()), float(loss_boot.mean()), boot=loss_boot)
+    return rr
+
+
+def test_seeds_of_a_method_get_a_paired_seed_mean_row():
+    rng = np.random.default_rng(0)
+    boots = {(m, sd): rng.normal(loc, 0.3, 200) for m, loc in (("sft", 1.5), ("x", 1.0), ("y", 1.2)) for sd in (0, 1, 2)}
+    rows = [RowResult("base", "base", "m", True)]
+    rows += [_seeded(f"{m} seed {sd}", m, sd, boots[m, sd]) for m in ("sft", "x") for sd in (0, 1, 2)]
+    rows += [_seeded(f"y seed {sd}", "y", sd, boots["y", min(sd, 2)]) for sd in (0, 3)]  # seed 3 has no sft run
+    t = Table("s", "", [Column("A", "a", "a", role="general", family="f")], rows, [])
+    t.versus_ref, t.versus = "sft", compare(t, "sft")
+    assert [v.row.label for v in t.versus] == ["x seed 0", "x seed 1", "x seed 2", "x mean of seeds 0, 1, 2",
+                                               "y seed 0", "y seed 3"]  # y: one seed with a same-seed sft run only
+    mean = t.versus[3]
+    assert mean.seeds == (0, 1, 2) and mean.ref.label == "sft mean of seeds 0, 1, 2"
+    c = mean.cells["general-ability loss"]
+    diffs = [boots["x", sd] - boots["sft", sd] for sd in (0, 1, 2)]
+    assert c.delta == pytest.approx(np.mean([d.mean() for d in diffs]))
+    assert (c.lo, c.hi) == stats.interval(np.mean(diffs, axis=0))
+    # averaging three seeds' paired differences narrows the interval of any one of them
+    assert c.hi - c.lo < min(t.versus[i].cells["general-ability loss"].hi - t.versus[i].cells["general-ability loss"].lo
+                             for i in range(3))
+    assert c.hi < 0  # x loses less than sft, averaged over the seeds
+    md = markdown([t], 200, 0)
+    assert "| x mean of seeds 0, 1, 2 | m | sft mean of seeds 0, 1, 2 |" in md and "'mean of seeds' row" in md
+    recs = {r["method"]: r for r in csv.DictReader(io.StringIO(csv_text([t])))}
+    assert recs["x mean of seeds 0, 1, 2"]["status"] == "seed_mean"
+    assert float(recs["x mean of seeds 0, 1, 2"]["general-ability loss minus sft"]) == pytest.approx(c.delta)
+    assert "x mean of seeds 0, 1, 2" in html_text([t], 200, 0)
+
+
+def test_no_seed_mean_across_configs():
+    b = np.zeros(50)
+    rows = [_seeded(f"sft seed {sd}", "sft", sd, b) for sd in (0, 1)]
+    rows += [_seeded("x@aa seed 0", "x", 0, b, "aa"), _seeded("x@bb seed 1", "x", 1, b, "bb")]
+    t = Table("s", "", [Column("A", "a", "a", role="general", family="f")], rows, [])
+    assert [v.row.label for v in compare(t, "sft")] == ["x@aa seed 0", "x@bb seed 1"]
