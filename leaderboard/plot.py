@@ -1,10 +1,20 @@
-"""pareto.png: translation gain versus general-ability loss, one point per method × model, frontier drawn."""
+"""pareto.png: translation gain versus general-ability loss, one point per method × model, frontier drawn.
+
+A method variant trained with several seeds is one point, the mean of its seeds' composites, with the 95% interval of
+that mean per bootstrap resample (every row draws the same resamples); its seeds are drawn as small open markers of
+the same colour, so the seed spread is visible next to the interval. The frontier is over these points, so it never
+runs between two seeds of one method.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from leaderboard.build import Table
+import numpy as np
+
+from leaderboard import stats
+from leaderboard.build import Cell, RowResult, Table
 
 GAIN, LOSS = "translation gain", "general-ability loss"
 
@@ -26,6 +36,51 @@ def near_before(points: list[tuple[float, float]], i: int, frac: float = 0.05) -
     return [j for j in range(i) if abs(points[j][0] - x) < frac * sx and abs(points[j][1] - y) < frac * sy]
 
 
+@dataclass
+class Point:
+    label: str
+    loss: Cell
+    gain: Cell
+    seeds: list[tuple[float, float]] = field(default_factory=list)  # (loss, gain) of each seed of a seed mean
+
+    def err(self, c: Cell) -> tuple[float, float]:
+        return (c.value - c.lo, c.hi - c.value) if c.lo is not None else (0.0, 0.0)
+
+
+def _mean(cells: list[Cell]) -> Cell:
+    value = float(np.mean([c.value for c in cells]))
+    if any(c.boot is None for c in cells):
+        return Cell(value, value)
+    boot = np.mean([c.boot for c in cells], axis=0)
+    lo, hi = stats.interval(boot)
+    return Cell(value, value, lo, hi, boot=boot)
+
+
+def points(table: Table) -> list[Point]:
+    """One point per row with both composites; the seeds of one method variant collapse into their mean."""
+    models = sorted({r.model for r in table.rows})
+    groups: dict[tuple, list[RowResult]] = {}
+    for r in table.rows:
+        g, lo = r.composites.get(GAIN), r.composites.get(LOSS)
+        if r.not_run or g is None or lo is None or g.value is None or lo.value is None:
+            continue
+        key = (r.method, r.variant, r.model) if r.seed is not None else (id(r),)
+        groups.setdefault(key, []).append(r)
+    out = []
+    for members in groups.values():
+        r = members[-1]
+        suffix = "" if len(models) == 1 else f" ({r.model})"
+        seeds = sorted({m.seed for m in members})
+        if len(members) < 2 or len(seeds) < len(members):  # one row, or one seed with several artifacts
+            out += [Point(m.label + suffix, m.composites[LOSS], m.composites[GAIN]) for m in members]
+            continue
+        label = f"{r.label.rsplit(' seed ', 1)[0]} (mean of seeds {', '.join(map(str, seeds))}){suffix}"
+        out.append(Point(label, _mean([m.composites[LOSS] for m in members]),
+                         _mean([m.composites[GAIN] for m in members]),
+                         [(m.composites[LOSS].value, m.composites[GAIN].value) for m in members]))
+    return out
+
+
 def pareto_png(table: Table, path: Path) -> None:
     import matplotlib
 
@@ -33,22 +88,18 @@ def pareto_png(table: Table, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9.5, 5), dpi=120)
-    pts, labels, errs = [], [], []
     models = sorted({r.model for r in table.rows})
-    for r in table.rows:
-        g, lo = r.composites.get(GAIN), r.composites.get(LOSS)
-        if r.not_run or g is None or lo is None or g.value is None or lo.value is None:
-            continue
-        pts.append((lo.value, g.value))
-        labels.append(r.label if len(models) == 1 else f"{r.label} ({r.model})")
-        errs.append(((lo.value - lo.lo, lo.hi - lo.value) if lo.lo is not None else (0, 0),
-                     (g.value - g.lo, g.hi - g.value) if g.lo is not None else (0, 0)))
+    got = points(table)
+    pts = [(p.loss.value, p.gain.value) for p in got]
     if pts:
         # points carry a number (stacked where points coincide) and the legend, outside the axes, names them:
         # method labels next to the points collide as soon as several methods land close together
-        for i, ((x, y), lab, (ex, ey)) in enumerate(zip(pts, labels, errs)):
-            ax.errorbar([x], [y], xerr=[[ex[0]], [ex[1]]], yerr=[[ey[0]], [ey[1]]], fmt="o", capsize=3,
-                        label=f"{i + 1}  {lab}")
+        for i, p in enumerate(got):
+            (x, y), ex, ey = pts[i], p.err(p.loss), p.err(p.gain)
+            bar = ax.errorbar([x], [y], xerr=[[ex[0]], [ex[1]]], yerr=[[ey[0]], [ey[1]]], fmt="o", capsize=3,
+                              label=f"{i + 1}  {p.label}")
+            if p.seeds:
+                ax.scatter(*zip(*p.seeds), s=14, facecolors="none", edgecolors=bar[0].get_color(), linewidths=0.8)
             k = len(near_before(pts, i))
             ax.annotate(str(i + 1), (x, y), textcoords="offset points", xytext=(5, 4 + 10 * k), fontsize=8)
         front = frontier(pts)
@@ -64,7 +115,8 @@ def pareto_png(table: Table, path: Path) -> None:
     ax.set_xlabel(f"{LOSS} (pp of full scale, lower is better)")
     ax.set_ylabel(f"{GAIN} (pp of full scale, higher is better)")
     ax.set_title(f"Translation gain vs general-ability loss — {', '.join(models)}, {table.title.split(' (')[0]}\n"
-                 "bars: 95% paired-bootstrap intervals", fontsize=10)
+                 "bars: 95% paired-bootstrap intervals" + ("; open markers: single seeds of a seed mean"
+                                                           if any(p.seeds for p in got) else ""), fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from harness.cli import main
 from harness.task import Column
 from leaderboard import make_leaderboard, stats
 from leaderboard.build import Cell, RowResult, Table
+from leaderboard.plot import GAIN, LOSS, pareto_png, points
 from leaderboard.render import csv_text, html_text, markdown
 from leaderboard.versus import compare
 
@@ -143,3 +144,25 @@ def test_no_seed_mean_across_configs():
     rows += [_seeded("x@aa seed 0", "x", 0, b, "aa"), _seeded("x@bb seed 1", "x", 1, b, "bb")]
     t = Table("s", "", [Column("A", "a", "a", role="general", family="f")], rows, [])
     assert [v.row.label for v in compare(t, "sft")] == ["x@aa seed 0", "x@bb seed 1"]
+
+
+def test_seeds_are_one_point_of_the_pareto_plot(tmp_path):
+    rng = np.random.default_rng(1)
+
+    def row(label, method, seed, gain, loss):
+        rr = RowResult(label, method, "m", method == "base", seed=seed, variant="v" if seed is not None else "")
+        for name, loc in ((GAIN, gain), (LOSS, loss)):
+            b = rng.normal(loc, 0.2, 100)
+            rr.composites[name] = Cell(float(b.mean()), float(b.mean()), *stats.interval(b), boot=b)
+        return rr
+
+    rows = [row("base", "base", None, 0, 0), row("x seed 0", "x", 0, 3.0, 1.5), row("x seed 1", "x", 1, 3.4, 1.6),
+            row("lora", "lora", 0, 2.5, 1.2)]
+    pts = points(Table("Section 1", "", [], rows, []))
+    assert [p.label for p in pts] == ["base", "x (mean of seeds 0, 1)", "lora"]
+    x = pts[1]
+    assert x.gain.value == pytest.approx((rows[1].composites[GAIN].value + rows[2].composites[GAIN].value) / 2)
+    assert (x.loss.lo, x.loss.hi) == stats.interval((rows[1].composites[LOSS].boot + rows[2].composites[LOSS].boot) / 2)
+    assert x.seeds == [(rows[i].composites[LOSS].value, rows[i].composites[GAIN].value) for i in (1, 2)]
+    pareto_png(Table("Section 1", "", [], rows, []), tmp_path / "pareto.png")
+    assert (tmp_path / "pareto.png").stat().st_size > 10_000
