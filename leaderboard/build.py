@@ -341,7 +341,7 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
                 sources.setdefault((k, c.source), []).append(f"{rr.label} on {rr.model}")
         rows.append(rr)
     bar.close()
-    notes += seed_spread(sec.rows, rows)
+    notes += seed_spread(rows)
     by_source: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (source, rows) -> columns
     for (k, src), labels in sources.items():
         by_source.setdefault((src, tuple(labels)), []).append(k)
@@ -354,17 +354,30 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
     return Table(title, settings, columns, rows, notes)
 
 
-def seed_spread(rows: list[Row], results: list[RowResult]) -> list[str]:
+def seed_groups(rows: list[RowResult]) -> list[list[RowResult]]:
+    """Rows of one method variant of one model trained with two or more seeds, in table order; a group where one seed
+    has several artifacts is left out (which of them to take is not ours to pick). The seed-spread notes, the Versus
+    table's seed-mean rows and the plot's seed-mean points all group by this."""
+    groups: dict[tuple[str, str, str], list[RowResult]] = {}
+    for r in rows:
+        if r.seed is not None and not r.not_run:
+            groups.setdefault((r.method, r.variant, r.model), []).append(r)
+    return [g for g in groups.values() if len(g) >= 2 and len({r.seed for r in g}) == len(g)]
+
+
+def variant_label(r: RowResult) -> str:
+    """A seeded row's label without its seed: "radis seed 1" -> "radis", "sft@ab12 seed 0" -> "sft@ab12"."""
+    return r.label.rsplit(" seed ", 1)[0]
+
+
+def seed_spread(results: list[RowResult]) -> list[str]:
     """One note per composite of a method trained with several seeds: mean, sample sd and range over the seeds (the
     seed-to-seed spread, to read next to each row's bootstrap interval, which covers test-set sampling only)."""
-    groups: dict[tuple[str, str, str], list[tuple[int, RowResult]]] = {}
-    for row, rr in zip(rows, results):
-        if row.seed is not None:
-            groups.setdefault((row.method, row.variant, row.model), []).append((row.seed, rr))
     out = []
-    for (method, _, model), members in groups.items():
+    for members in seed_groups(results):
+        method, model = members[0].method, members[0].model
         for name in COMPOSITES:
-            got = [(sd, rr.composites[name].value) for sd, rr in members
+            got = [(rr.seed, rr.composites[name].value) for rr in members
                    if name in rr.composites and rr.composites[name].value is not None]
             if len(got) < 2:
                 continue

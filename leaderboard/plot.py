@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from leaderboard import stats
-from leaderboard.build import Cell, RowResult, Table
+from leaderboard.build import Cell, Table, seed_groups, variant_label
 
 GAIN, LOSS = "translation gain", "general-ability loss"
 
@@ -57,27 +57,23 @@ def _mean(cells: list[Cell]) -> Cell:
 
 
 def points(table: Table) -> list[Point]:
-    """One point per row with both composites; the seeds of one method variant collapse into their mean."""
-    models = sorted({r.model for r in table.rows})
-    groups: dict[tuple, list[RowResult]] = {}
-    for r in table.rows:
-        g, lo = r.composites.get(GAIN), r.composites.get(LOSS)
-        if r.not_run or g is None or lo is None or g.value is None or lo.value is None:
-            continue
-        key = (r.method, r.variant, r.model) if r.seed is not None else (id(r),)
-        groups.setdefault(key, []).append(r)
+    """One point per row with both composites; the seeds of one method variant (build.seed_groups) collapse into
+    their mean, placed where the first of them is."""
+    suffix = (lambda r: "") if len({r.model for r in table.rows}) == 1 else (lambda r: f" ({r.model})")
+    drawn = [r for r in table.rows if not r.not_run and all(
+        name in r.composites and r.composites[name].value is not None for name in (GAIN, LOSS))]
+    groups = {id(g[0]): g for g in seed_groups(drawn)}
+    in_group = {id(r) for g in groups.values() for r in g}
     out = []
-    for members in groups.values():
-        r = members[-1]
-        suffix = "" if len(models) == 1 else f" ({r.model})"
-        seeds = sorted({m.seed for m in members})
-        if len(members) < 2 or len(seeds) < len(members):  # one row, or one seed with several artifacts
-            out += [Point(m.label + suffix, m.composites[LOSS], m.composites[GAIN]) for m in members]
-            continue
-        label = f"{r.label.rsplit(' seed ', 1)[0]} (mean of seeds {', '.join(map(str, seeds))}){suffix}"
-        out.append(Point(label, _mean([m.composites[LOSS] for m in members]),
-                         _mean([m.composites[GAIN] for m in members]),
-                         [(m.composites[LOSS].value, m.composites[GAIN].value) for m in members]))
+    for r in drawn:
+        if id(r) not in in_group:
+            out.append(Point(r.label + suffix(r), r.composites[LOSS], r.composites[GAIN]))
+        elif id(r) in groups:
+            g = groups[id(r)]
+            seeds = ", ".join(str(m.seed) for m in sorted(g, key=lambda m: m.seed))
+            out.append(Point(f"{variant_label(r)} (mean of seeds {seeds}){suffix(r)}",
+                             _mean([m.composites[LOSS] for m in g]), _mean([m.composites[GAIN] for m in g]),
+                             [(m.composites[LOSS].value, m.composites[GAIN].value) for m in g]))
     return out
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leaderboard import stats
-from leaderboard.build import Cell, RowResult, Table
+from leaderboard.build import Cell, RowResult, Table, seed_groups, variant_label
 from leaderboard.columns import COMPOSITES
 
 
@@ -96,20 +96,15 @@ def compare(t: Table, reference: str) -> list[Versus]:
 def with_seed_means(rows: list[Versus], t: Table, reference: str) -> list[Versus]:
     """`rows` with a seed-mean row after the last row of each method variant compared at two or more seeds, each with
     the reference's run of that same seed. A composite enters only when every one of those seeds has its difference."""
-    groups: dict[tuple[str, str, str], list[Versus]] = {}
-    for v in rows:
-        if v.ref is not None and v.row.seed is not None and v.ref.seed == v.row.seed:
-            groups.setdefault((v.row.method, v.row.variant, v.row.model), []).append(v)
+    paired = {id(v.row): v for v in rows if v.ref is not None and v.row.seed is not None and v.ref.seed == v.row.seed}
     means = {}
-    for (method, variant, model), members in groups.items():
-        if len(members) < 2:
-            continue
-        seeds = tuple(sorted(v.row.seed for v in members))
-        if len(set(seeds)) < len(seeds):  # one seed with several artifacts: which one to average is not ours to pick
-            continue
+    for group in seed_groups([v.row for v in rows if id(v.row) in paired]):
+        members = [paired[id(r)] for r in group]
+        seeds = tuple(sorted(r.seed for r in group))
         text = ", ".join(map(str, seeds))
-        label = members[-1].row.label.rsplit(" seed ", 1)[0]
-        m = Versus(RowResult(f"{label} mean of seeds {text}", method, model, False, variant=variant),
+        model = group[0].model
+        m = Versus(RowResult(f"{variant_label(group[0])} mean of seeds {text}", group[0].method, model, False,
+                             variant=group[0].variant),
                    RowResult(f"{reference} mean of seeds {text}", reference, model, False), seeds=seeds)
         for name in COMPOSITES:
             cells = [v.cells.get(name) for v in members]
