@@ -197,7 +197,8 @@ def run(spec: RunSpec) -> RunOutput | None:
     from harness.backends.factory import build_backend
     from harness.judges.phase import PostPhase, plan_drift
     from harness.rundir.pack import refuse_packed
-    from harness.runner import EvalContext, evaluate
+    from harness.rundir.context import EvalContext
+    from harness.runner import evaluate
     from harness.task import RunContext
 
     if spec.limit is not None and spec.limit < 1:

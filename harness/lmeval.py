@@ -32,7 +32,8 @@ from tqdm import tqdm
 from harness.errors import HarnessError
 from harness.io import sha256_file, sha256_text, stable_hash
 from harness.lmeval_requests import RequestLog, install, jsonable
-from harness.rundir.write import check_fingerprint, merge_entry, run_fingerprint, write_samples
+from harness.rundir.context import run_fingerprint
+from harness.rundir.write import check_fingerprint, merge_entry, write_samples
 
 PREFIX = "lmeval:"
 

@@ -80,15 +80,17 @@ class Method:
         """
 
     def backend(self, artifact: Artifact, model: ResolvedModel, cfg: BackendConfig):
-        """The transformers backend for the artifact; default: base weights (+ a peft adapter or full weights).
-        Callers use `harness.backends.factory.build_backend`, which also serves `--backend vllm`. A method that
-        overrides this (a composite of several models, say) also overrides `backend_class`."""
-        from harness.backends.factory import default_backend
+        """The method's own transformers backend (a composite of several models, a routed model), for methods whose
+        `backend_class()` names one; others get the standard backend of `--backend` (base weights + a peft adapter or
+        full weights, or vLLM). Callers use `harness.backends.factory.build_backend`."""
+        raise NotImplementedError(f"method {self.name} has no backend of its own (backend_class() is None)")
 
-        return default_backend(artifact, model, cfg)
+    def backend_class(self) -> type | None:
+        """The class `backend()` returns (its `name` and `capabilities` are checked before anything loads), or None:
+        the method is served by the standard backend of `--backend`."""
+        return None
 
-    def backend_class(self) -> type:
-        """The class `backend()` returns: its `name` and `capabilities` are checked before anything loads."""
-        from harness.backends.hf import HFBackend
-
-        return HFBackend
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.backend is not Method.backend and cls.backend_class is Method.backend_class:
+            raise TypeError(f"method class {cls.__name__} overrides backend() but not backend_class()")

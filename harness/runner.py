@@ -9,55 +9,21 @@ resuming into a folder made by something else is refused instead of mixing resul
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from tqdm.auto import tqdm
 
 from harness.backends.base import Generation, Request
 from harness.errors import HarnessError
-from harness.io import JsonlStore, remove_stale_tmp, sha256_text, stable_hash
-from harness.rundir.write import check_fingerprint, run_fingerprint, write_results, write_samples
-from harness.task import Task, config_dict
+from harness.io import JsonlStore, remove_stale_tmp, sha256_text
+from harness.rundir.context import EvalContext, select_docs
+from harness.rundir.write import check_fingerprint, write_results, write_samples
+from harness.task import Task
 
 
 class Backend(Protocol):
     def generate(self, requests: list[Request], progress=None) -> list[Generation]: ...
     def settings(self) -> dict: ...
-
-
-@dataclass
-class EvalContext:
-    """Who is being evaluated and how; everything here lands in results.json."""
-
-    out_dir: Path
-    method: dict  # {"name": ..., "config": ..., "artifact": {...}}
-    model: dict  # identity of the base model
-    seed: int = 0
-    limit: int | None = None
-    chunk_size: int = 64
-    extra: dict = field(default_factory=dict)
-
-    def fingerprint(self, task: Task, backend_settings: dict) -> dict:
-        """The run.json fingerprint of this task's samples (harness.rundir.write.run_fingerprint)."""
-        return run_fingerprint(self, stable_hash(config_dict(task)), backend_settings.get("dtype"),
-                               backend=backend_settings.get("backend"), seed=self.seed)
-
-
-def select_docs(task: Task, limit: int | None) -> list[dict]:
-    """The documents evaluated: the first `limit` of each subset (else the task's group default, else all)."""
-    limit = limit or task.doc_limit
-    docs = []
-    for subset in task.selected:
-        sub = task.docs(subset)
-        docs.extend(sub[:limit] if limit else sub)
-    ids = [d["id"] for d in docs]
-    if len(set(ids)) != len(ids):
-        raise RuntimeError(f"task {task.name}: document ids are not unique")
-    return docs
-
-
 
 
 def is_loglik(task: Task) -> bool:

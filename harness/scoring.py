@@ -15,7 +15,7 @@ from harness.rundir.write import check_fingerprint
 
 def score_samples(task, backend, ctx) -> JsonlStore:
     from harness.backends.factory import check_serves
-    from harness.runner import select_docs
+    from harness.rundir.context import select_docs
 
     check_serves(backend, [task], [])  # checked before the run by Method.check_run
     task_dir = ctx.out_dir / task.name

@@ -156,7 +156,7 @@ def test_composite_backend_stops_mtbench_and_lmeval_before_training(composite, t
 def test_phases_check_the_backend_they_are_handed(tmp_path):
     """The same check guards write_drift and the lm-eval bridge when they are called directly."""
     from harness.judges.phase import DriftPlan, write_drift
-    from harness.runner import EvalContext
+    from harness.rundir.context import EvalContext
 
     ref = tmp_path / "ref.jsonl"
     ref.write_text('{"id": "q1", "prompts": ["p"], "raw": ["a"]}\n')

@@ -19,7 +19,8 @@ from sacrebleu.significance import _paired_bs_test, estimate_ci
 
 from harness.cli import main
 from harness.data import DataSource
-from harness.runner import EvalContext, evaluate
+from harness.rundir.context import EvalContext
+from harness.runner import evaluate
 from harness.task import load_task
 from leaderboard import make_leaderboard, stats
 from leaderboard.build import grouped_mean, get_path

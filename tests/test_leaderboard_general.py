@@ -12,7 +12,8 @@ import pytest
 
 from harness.backends.base import Capabilities, Generation
 from harness.data import DataSource
-from harness.runner import EvalContext, evaluate, select_docs
+from harness.rundir.context import EvalContext, select_docs
+from harness.runner import evaluate
 from harness.task import RunContext, load_task
 from leaderboard import make_leaderboard, stats
 

@@ -26,7 +26,8 @@ from sacrebleu.significance import (
 )
 
 from harness.data import DataSource
-from harness.runner import EvalContext, evaluate
+from harness.rundir.context import EvalContext
+from harness.runner import evaluate
 from harness.task import load_task
 from leaderboard import collect
 from leaderboard.build import Evaluator, build

@@ -18,7 +18,8 @@ from harness.judges import JudgeSpec
 from harness.judges.phase import judge_saved_run
 from harness.metrics.refusal import CLASSIFIERS, get_classifier
 from harness.metrics.refusal_eval import XSTEST_MODELS, agreement, flores_false_refusals, load_xstest
-from harness.runner import EvalContext, evaluate
+from harness.rundir.context import EvalContext
+from harness.runner import evaluate
 from harness.task import load_task
 from leaderboard import make_leaderboard
 from conftest import REPO

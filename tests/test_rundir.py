@@ -20,7 +20,8 @@ from harness.judges import JudgeSpec
 from harness.judges.phase import judge_saved_run
 from harness.rundir.read import SCHEMA, read_results
 from harness.rundir.write import merge_entry, reopen
-from harness.runner import EvalContext, evaluate
+from harness.rundir.context import EvalContext
+from harness.runner import evaluate
 from harness.task import load_task
 
 MODEL = {"name": "tiny-test", "weights_sha256": "b" * 64}

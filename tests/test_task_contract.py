@@ -13,7 +13,8 @@ from echo_backend import EchoBackend
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.metrics.comet import Comet
-from harness.runner import EvalContext, evaluate
+from harness.rundir.context import EvalContext
+from harness.runner import evaluate
 from harness.task import Column, RunContext, Task, load_task
 from leaderboard import collect
 from leaderboard.build import build

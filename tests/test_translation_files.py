@@ -23,7 +23,8 @@ from sacrebleu.significance import _paired_bs_test
 from harness.cli import main
 from harness.data import DataSource
 from harness.errors import HarnessError
-from harness.runner import EvalContext, evaluate
+from harness.rundir.context import EvalContext
+from harness.runner import evaluate
 from harness.task import load_task
 from harness.training.contamination import guard
 from harness.training.data import TrainDataConfig, load_training_data

@@ -38,26 +38,22 @@ def require(backend, ability: str, phase: str, fix: str) -> None:
         raise HarnessError(f"{phase}: needs {need}, which backend {backend_name(backend)!r} cannot {verb}; {fix}")
 
 
-def has_own_backend(method) -> bool:
-    from harness.method import Method
-
-    return method is not None and type(method).backend is not Method.backend
+def own_backend_class(method) -> type | None:
+    """The class of the method's own backend (`Method.backend_class`), or None when it uses the standard one."""
+    return None if method is None else method.backend_class()
 
 
 def backend_class(kind: str, method=None) -> type:
     """The class of the backend `build_backend(kind, method, ...)` returns (for its name and capabilities),
     without loading anything; raises when that kind of backend cannot serve the method."""
-    from harness.method import Method
-
     if kind not in KINDS:
         raise HarnessError(f"--backend {kind}: use {' or '.join(KINDS)}")
-    if has_own_backend(method):
+    own = own_backend_class(method)
+    if own is not None:
         if kind == "vllm":
             raise HarnessError(f"--backend vllm: method {method.name} generates through its own backend "
                                f"({type(method).__module__}), which vLLM cannot load; use --backend transformers")
-        if type(method).backend_class is Method.backend_class:
-            raise TypeError(f"method {method.name} overrides backend() but not backend_class()")
-        return method.backend_class()
+        return own
     if kind == "vllm":
         from harness.backends.vllm import VLLMBackend
 
@@ -90,8 +86,8 @@ def check_serves(cls, tasks: list, lm_tasks: list) -> None:
 def build_backend(kind: str, method, artifact, model, cfg: BackendConfig, vllm_cfg=None):
     """The backend of `kind` for a method's artifact on `model` (a ResolvedModel, or a model folder).
 
-    `--backend transformers` goes through `method.backend` (base weights + an adapter or full weights by default;
-    a method's own backend otherwise); method None: that default (artifact None: the untouched base model).
+    `--backend transformers`: the method's own backend (`method.backend`, when `method.backend_class()` names one),
+    else base weights + an adapter or full weights; method None: that default (artifact None: the untouched base).
     `--backend vllm` serves base weights, full weights or a LoRA adapter (`vllm_cfg`: harness.backends.vllm)."""
     cls = backend_class(kind, method)
     if kind == "vllm":
@@ -100,7 +96,8 @@ def build_backend(kind: str, method, artifact, model, cfg: BackendConfig, vllm_c
 
         vllm_cfg = vllm_cfg or VLLMConfig(dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
         return backend_for_artifact(artifact or Artifact("base", "none", None), model, vllm_cfg)
-    backend = default_backend(artifact, model, cfg) if method is None else method.backend(artifact, model, cfg)
+    own = own_backend_class(method) is not None
+    backend = method.backend(artifact, model, cfg) if own else default_backend(artifact, model, cfg)
     if not isinstance(backend, cls):
         raise TypeError(f"method {method.name}: backend() returned {type(backend).__name__}, "
                         f"but backend_class() declares {cls.__name__}")
@@ -108,7 +105,7 @@ def build_backend(kind: str, method, artifact, model, cfg: BackendConfig, vllm_c
 
 
 def default_backend(artifact, model, cfg: BackendConfig):
-    """`Method.backend`'s default: base weights (artifact None or kind "none"), + a peft adapter, or full weights."""
+    """The standard transformers backend of an artifact: base weights (artifact None or kind "none"), + a peft adapter, or full weights."""
     base = getattr(model, "path", model)
     if artifact is not None and artifact.kind == "full":
         return hf_backend(artifact.path, cfg)

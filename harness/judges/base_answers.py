@@ -46,7 +46,8 @@ def ensure_base_answers(task: Task, ectx, backend_cfg, dtype: str | None) -> Bas
 
     from harness.backends.factory import build_backend
     from harness.io import JsonlStore
-    from harness.runner import EvalContext, generate_samples, select_docs
+    from harness.rundir.context import EvalContext, select_docs
+    from harness.runner import generate_samples
 
     key = cache_key(task, ectx.model, ectx.limit, ectx.seed, dtype)
     out = cache_root() / f"{task.name}-{key}"

@@ -54,7 +54,8 @@ class PostPhase:
 
     def after_generation(self, task, backend, ectx, drift: DriftPlan | None = None, base=None) -> dict | None:
         """Judge (and compute drift for) a task whose samples are complete; returns new results or None."""
-        from harness.runner import aggregate, select_docs
+        from harness.rundir.context import select_docs
+        from harness.runner import aggregate
 
         if not task.uses_judge:
             return None
@@ -157,7 +158,8 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
 
 def judge_saved_run(out: Path, spec: JudgeSpec, data, backend_cfg=None, only: list[str] | None = None) -> dict:
     """Judge the saved answers of a finished run (no regeneration) and rewrite its results.json."""
-    from harness.runner import aggregate, select_docs
+    from harness.rundir.context import select_docs
+    from harness.runner import aggregate
 
     run = reopen(out, "harness judge:")
     phase = PostPhase(spec, backend_cfg)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-from harness.metrics.refusal import RefusalClassifier, normalise_apostrophes
+from harness.metrics.refusal_base import RefusalClassifier, normalise_apostrophes
 
 VERSION = "1"
 HEAD_SENTENCES = 2

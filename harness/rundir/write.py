@@ -3,7 +3,7 @@ samples.jsonl rewritten after re-scoring or judging, and a finished run reopened
 
 Every results.json write goes through `merge_entry`: the header (provenance, method, model, seed, limit) is
 refreshed, the other tasks' entries are kept, and the file is replaced atomically. `ctx` is the run's
-harness.runner.EvalContext (out_dir, method, model, seed, limit, extra).
+harness.rundir.context.EvalContext (out_dir, method, model, seed, limit, extra).
 """
 
 from __future__ import annotations
@@ -19,23 +19,10 @@ from harness import provenance
 from harness.errors import HarnessError
 from harness.io import (JsonlStore, atomic_write_json, atomic_write_text, existing_dir, read_json, remove_stale_tmp,
                         sha256_file, stable_hash)
+from harness.rundir.context import EvalContext
 from harness.rundir.read import (NOT_RUN_FILE, NOT_RUN_SCHEMA, SCHEMA, check_not_run, read_not_run, read_results,
                                  samples_path)
 from harness.task import Task, comparable_config, config_dict
-
-
-def run_fingerprint(ctx, task_config: str, dtype: str | None, **fields) -> dict:
-    """What produced a task folder's samples: model, method artifact, task config hash, dtype, then `fields` in
-    the order given (the runner: backend, seed; lm-eval: seed, lm_eval_version). Resuming needs all equal."""
-    return {
-        "model_sha256": ctx.model.get("weights_sha256"),
-        "model_name": ctx.model.get("name"),
-        "method": ctx.method.get("name"),
-        "artifact": ctx.method.get("artifact", {}).get("hash"),
-        "task_config": task_config,
-        "dtype": dtype,
-        **fields,
-    }
 
 
 def check_fingerprint(task_dir: Path, fp: dict) -> None:
@@ -125,7 +112,7 @@ class SavedRun:
 
     out: Path
     results: dict
-    ctx: Any  # harness.runner.EvalContext rebuilt from the results.json header
+    ctx: Any  # harness.rundir.context.EvalContext rebuilt from the results.json header
 
     def task_names(self, only: list[str] | None = None) -> list[str]:
         """The run's harness tasks (`lmeval:` entries are scored by lm-eval itself), or those of them in `only`."""
@@ -166,8 +153,6 @@ class SavedRun:
 def reopen(out: str | Path, command: str) -> SavedRun:
     """A finished run folder for `command` ("harness score:", "harness judge:"); stale temporary files of a
     run killed mid atomic write are removed first."""
-    from harness.runner import EvalContext
-
     out = existing_dir(out, command)
     path = out / "results.json"
     results = read_results(path)
