@@ -33,7 +33,8 @@ from harness.errors import HarnessError
 from harness.io import sha256_file, sha256_text, stable_hash
 from harness.lmeval_requests import RequestLog, install, jsonable
 from harness.rundir.context import run_fingerprint
-from harness.rundir.write import check_fingerprint, merge_entry, write_samples
+from harness.rundir.layout import SAMPLES_FILE, samples_file
+from harness.rundir.write import check_fingerprint, merge_entry, open_lmeval_requests, write_samples
 
 PREFIX = "lmeval:"
 
@@ -114,7 +115,7 @@ def evaluate(lt: LmevalTask, backend, ctx) -> dict:
     require(backend, "hf_weights", f"task {lt.name} (lm-eval bridge)",  # checked before the run by Method.check_run
             "lm-eval's HFLM wraps one transformers model; use --backend transformers")
     lm = HFLM(pretrained=backend.model, tokenizer=backend.tok, batch_size=backend.cfg.batch_size)
-    log = RequestLog(task_dir / "requests.jsonl", run_key=stable_hash(fingerprint))
+    log = RequestLog(open_lmeval_requests(task_dir), run_key=stable_hash(fingerprint))
     if log.repaired:
         tqdm.write(f"[{lt.name}] cut a torn last line from {log.path} (that request will be asked again)")
     if len(log):
@@ -130,7 +131,7 @@ def evaluate(lt: LmevalTask, backend, ctx) -> dict:
         log.close()
     if res is None:
         raise RuntimeError(f"{lt.name}: lm-eval returned no results (not rank 0?)")
-    samples_path = task_dir / "samples.jsonl"
+    samples_path = samples_file(ctx.out_dir, lt.folder)
     records = [jsonable(_record(leaf, s)) for leaf, rows in res.get("samples", {}).items() for s in rows]
     write_samples(samples_path, records)
     leaves = list(lt.loaded["tasks"])
@@ -150,7 +151,7 @@ def evaluate(lt: LmevalTask, backend, ctx) -> dict:
         "metadata": {"lm_eval_version": md.version("lm_eval"), "task_versions": res.get("versions", {}),
                      "higher_is_better": res.get("higher_is_better", {}), "n_samples": res.get("n-samples", {}),
                      "metric_names": "lm-eval's '<metric>,<filter>' keys; filter 'none' dropped"},
-        "samples_file": f"{lt.folder}/samples.jsonl",
+        "samples_file": f"{lt.folder}/{SAMPLES_FILE}",
         "samples_sha256": sha256_file(samples_path),
         "requests_file": f"{lt.folder}/requests.jsonl",
         "requests": {"answered_now": log.written, "reused": log.reused},

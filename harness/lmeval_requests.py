@@ -104,8 +104,8 @@ def _decode(attr: str, result: Any) -> Any:
 class RequestLog:
     """`requests.jsonl`: one line per answered lm-eval request, written (and flushed) as it is answered."""
 
-    def __init__(self, path: str | Path, run_key: str, fsync_every_s: float = 2.0):
-        self.store = JsonlStore(path, key_field="key")  # cuts a torn last line left by a kill
+    def __init__(self, store: JsonlStore, run_key: str, fsync_every_s: float = 2.0):
+        self.store = store  # harness.rundir.write.open_lmeval_requests: a torn last line left by a kill is cut
         self.path = self.store.path
         self.run_key = run_key
         self.fsync_every_s = fsync_every_s

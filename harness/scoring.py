@@ -10,7 +10,7 @@ from __future__ import annotations
 from tqdm.auto import tqdm
 
 from harness.io import JsonlStore, remove_stale_tmp, sha256_text
-from harness.rundir.write import check_fingerprint
+from harness.rundir.write import check_fingerprint, open_samples
 
 
 def score_samples(task, backend, ctx) -> JsonlStore:
@@ -21,7 +21,7 @@ def score_samples(task, backend, ctx) -> JsonlStore:
     task_dir = ctx.out_dir / task.name
     check_fingerprint(task_dir, ctx.fingerprint(task, backend.settings()))
     remove_stale_tmp(ctx.out_dir), remove_stale_tmp(task_dir)
-    store = JsonlStore(task_dir / "samples.jsonl")
+    store = open_samples(ctx.out_dir, task.name)
     if store.repaired:
         tqdm.write(f"[{task.name}] cut a torn last line from {store.path} (it will be rescored)")
     todo = [d for d in select_docs(task, ctx.limit) if d["id"] not in store]

@@ -43,34 +43,17 @@ Composite intervals come from the same bootstrap resamples (tasks resampled inde
 
 from __future__ import annotations
 
-import json
-import math
-import re
 import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from harness.metrics.translation import record_ref_streams
 from leaderboard import stats
-from leaderboard.collect import Row, Section, TaskRun, describe_difference
+from leaderboard.cells import Cell, Evaluator, cell
+from leaderboard.collect import Section, describe_difference
 from leaderboard.columns import COMPOSITES, Column, missing_keys, section_columns
-
-
-@dataclass
-class Cell:
-    value: float | None = None  # this row's score
-    delta: float | None = None  # versus base; None on base rows and when no base
-    lo: float | None = None
-    hi: float | None = None
-    note: str = ""
-    source: str = ""  # where per-sample values came from, for columns with a judge alternative
-    boot: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def crosses_zero(self) -> bool:
-        return self.lo is not None and self.hi is not None and self.lo <= 0 <= self.hi
+from leaderboard.general import family_composite
 
 
 @dataclass
@@ -95,190 +78,6 @@ class Table:
     notes: list[str]
     versus_ref: str = ""  # the reference method of `versus` (leaderboard/versus.py)
     versus: list = field(default_factory=list)  # versus.Versus per method row
-
-
-def get_path(rec: dict, path: str):
-    cur = [rec]
-    for part in path.split("."):
-        star = part.endswith("[*]")
-        key = part[:-3] if star else part
-        nxt = []
-        for c in cur:
-            v = c.get(key) if isinstance(c, dict) else None
-            if star:
-                nxt.extend(v if isinstance(v, list) else [])
-            else:
-                nxt.append(v)
-        cur = nxt
-    if "[*]" in path:
-        vals = [float(v) for v in cur if isinstance(v, (int, float))]
-        return sum(vals) / len(vals) if vals else None
-    return cur[0] if cur else None
-
-
-class Evaluator:
-    """Per-(run, task, subset) caches of samples, statistics and resample counts."""
-
-    def __init__(self, n_boot: int, seed: int):
-        self.n_boot, self.seed = n_boot, seed
-        self._samples: dict[tuple, dict] = {}
-        self._counts: dict[tuple, np.ndarray] = {}
-        self._metrics: dict[tuple, object] = {}
-        self._scores: dict[tuple, tuple] = {}
-        self._stats: dict[tuple, np.ndarray] = {}
-
-    def samples(self, tr: TaskRun) -> dict[str, dict]:
-        k = (tr.run_dir, tr.task)
-        if k not in self._samples:
-            self._samples[k] = tr.samples()
-        return self._samples[k]
-
-    def counts(self, task: str, subset: str, n: int) -> np.ndarray:
-        k = (task, subset, n)
-        if k not in self._counts:
-            self._counts[k] = stats.resample_counts(n, self.n_boot, self.seed, task, subset)
-        return self._counts[k]
-
-    def metric(self, tr: TaskRun, subset: str, name: str):
-        m = tr.entry["metrics"][subset]
-        sig, args = m["signatures"][name], m.get("metric_args", {}).get(name)
-        k = (name, sig, json.dumps(args, sort_keys=True))
-        if k not in self._metrics:
-            self._metrics[k] = stats.metric_from_signature(name, sig, args)
-        return self._metrics[k]
-
-    def subset_ids(self, tr: TaskRun, subset: str) -> list[str]:
-        """Sample ids of a subset in document order ("de-en/2" before "de-en/10"): resample index i is the
-        i-th line, as in sacrebleu given the documents' files, so its `--paired-bs` draws the same resamples."""
-        return sorted((i for i, r in self.samples(tr).items() if r.get("subset") == subset), key=_natural)
-
-    def scores(self, col: Column, tr: TaskRun, subset: str, ids: list[str], paired: bool):
-        """(point, bootstrap array or None) of one run on one subset over the given ids (cached)."""
-        k = (tr.run_dir, tr.task, subset, col.kind, col.sample, col.none, tuple(ids), paired)
-        if k not in self._scores:
-            self._scores[k] = self._compute(col, tr, subset, ids, paired)
-        return self._scores[k]
-
-    def _corpus_stats(self, metric, tr: TaskRun, subset: str, name: str, ids: list[str]) -> np.ndarray:
-        k = (tr.run_dir, tr.task, subset, name, tuple(ids))
-        if k not in self._stats:
-            recs = [self.samples(tr)[i] for i in ids]
-            self._stats[k] = stats.corpus_stats(metric, [r["outputs"][0] for r in recs],
-                                                record_ref_streams(recs, f"{tr.run_dir}/{tr.task} ({subset})"))
-        return self._stats[k]
-
-    def _compute(self, col: Column, tr: TaskRun, subset: str, ids: list[str], paired: bool):
-        recs = self.samples(tr)
-        if col.kind == "corpus":
-            metric = self.metric(tr, subset, col.sample)
-            st = self._corpus_stats(metric, tr, subset, col.sample, ids)
-            boot = stats.corpus_boot(metric, st, self.counts(col.task, subset, len(ids))) if paired else None
-            return stats.corpus_score(metric, st), boot
-        vals = np.array([_num(get_path(recs[i], col.sample), col.none) for i in ids], dtype=float)
-        boot = stats.mean_boot(vals, self.counts(col.task, subset, len(ids))) if paired else None
-        return float(vals.mean()), boot
-
-
-def _natural(sample_id: str) -> list:
-    """Sort key: digit runs compare as numbers (re.split with a group alternates text, number, text, ...)."""
-    return [int(t) if k % 2 else t for k, t in enumerate(re.split(r"(\d+)", sample_id))]
-
-
-def _num(v, none: float | None) -> float:
-    if v is None:
-        return math.nan if none is None else none
-    return float(v)
-
-
-def column_groups(col: Column, tr: TaskRun) -> list[list[str]]:
-    """Groups of subsets: one per "|"-separated pattern that matches any (empty groups dropped)."""
-    pivot = str(tr.entry.get("config", {}).get("options", {}).get("pivot", "en"))
-    return col.groups(tr.settings["selected"], pivot)
-
-
-def grouped_mean(values: dict[str, object], groups: list[list[str]]):
-    """Mean over groups of the mean over each group's subsets (works for floats and bootstrap arrays)."""
-    return np.mean([np.mean([values[s] for s in g], axis=0) for g in groups], axis=0)
-
-
-def with_source(col: Column, tr: TaskRun, btr: TaskRun | None) -> tuple[Column, str]:
-    """The column as computed for this row: judge verdicts when the row (and its base) were judged, else the
-    per-sample classifier value; and a short text naming the source."""
-    if not col.judge_key:
-        return col, ""
-    runs = [x for x in (tr, btr) if x is not None]
-    if all(isinstance(x.entry.get("summary", {}).get(col.judge_key), (int, float)) for x in runs):
-        judges = {str(m["judge"]) for m in tr.entry.get("metrics", {}).values()
-                  if isinstance(m, dict) and m.get("judge") and not str(m["judge"]).startswith("not judged")}
-        return (replace(col, key=col.judge_key, sample=col.judge_sample),
-                f"judge verdicts ({', '.join(sorted(judges))})")
-    clf = tr.entry.get("metadata", {}).get("classifier", {})
-    name = f"{clf.get('name', '?')} v{clf.get('version', '?')}" if isinstance(clf, dict) else str(clf)
-    return col, f"judge-free classifier {name}"
-
-
-def cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None:
-    tr = row.tasks.get(col.task)
-    if tr is None or col.key not in tr.entry.get("summary", {}):
-        return None
-    used, source = with_source(col, tr, base.tasks.get(col.task) if base is not None and base is not row else None)
-    out = _cell(ev, used, row, base)
-    if out is not None:
-        out.source = source
-    return out
-
-
-def _cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None:
-    tr = row.tasks[col.task]
-    if col.kind == "drift":
-        from leaderboard.general import drift_cell
-
-        out = drift_cell(ev, col, row, base)
-        if out is not None:
-            return out
-        col = replace(col, kind="summary")  # a run without per-document drift sums: the value, no interval
-    if col.kind == "summary":
-        v = tr.entry["summary"][col.key]
-        b = base.tasks.get(col.task) if base and base is not row else None
-        bv = b.entry.get("summary", {}).get(col.key) if b else None
-        return Cell(v, None if bv is None else v - bv, note="no interval (run-level value)")
-    groups = column_groups(col, tr)
-    if not groups:
-        return None
-    btr = base.tasks.get(col.task) if base is not None and base is not row else None
-    points, bpoints, boots, bboots = {}, {}, {}, {}
-    for s in dict.fromkeys(x for g in groups for x in g):
-        ids = ev.subset_ids(tr, s)
-        if btr is not None:
-            bids = ev.subset_ids(btr, s)
-            if bids != ids:
-                return Cell(note=f"samples of {s} differ from base ({len(ids)} vs {len(bids)} ids); not paired")
-            if col.kind == "mean" and col.none is None:  # drop pairs where either side has no value
-                recs, brecs = ev.samples(tr), ev.samples(btr)
-                ids = [i for i in ids if get_path(recs[i], col.sample) is not None
-                       and get_path(brecs[i], col.sample) is not None]
-            if not ids:
-                return Cell(note=f"no scored samples in {s}")
-            points[s], boots[s] = ev.scores(col, tr, s, ids, True)
-            bpoints[s], bboots[s] = ev.scores(col, btr, s, ids, True)
-        else:
-            ids = [i for i in ids if col.kind == "corpus" or col.none is not None
-                   or get_path(ev.samples(tr)[i], col.sample) is not None]
-            if not ids:
-                return Cell(note=f"no scored samples in {s}")
-            points[s] = ev.scores(col, tr, s, ids, False)[0]
-    value = float(grouped_mean(points, groups))
-    out = Cell(value)
-    reported = tr.entry["summary"][col.key]
-    if btr is None and isinstance(reported, (int, float)) and abs(reported - value) > 1e-6 * max(1.0, abs(value)):
-        out.note = f"recomputed {value:.4g} but results.json says {reported:.4g}"
-    if btr is not None:
-        out.delta = value - float(grouped_mean(bpoints, groups))
-        out.boot = grouped_mean(boots, groups) - grouped_mean(bboots, groups)
-        out.lo, out.hi = stats.interval(out.boot)
-    elif row.method != "base":
-        out.note = out.note or "no comparable base run"
-    return out
 
 
 def composite(cells: dict[str, Cell], cols: list[Column], sign: float) -> Cell:
@@ -323,8 +122,6 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
             elif base is not None and role == "translation":
                 rr.composites[name] = composite(rr.cells, cols, 1.0)
             elif base is not None:
-                from leaderboard.general import family_composite
-
                 rr.composites[name] = family_composite(rr.cells, cols, -1.0)
                 if rr.composites[name].note:
                     notes.append(f"{rr.label} on {rr.model}, {name}: {rr.composites[name].note}")

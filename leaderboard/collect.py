@@ -19,10 +19,11 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.io import stable_hash
+from harness.rundir.layout import NOT_RUN_FILE, RESULTS_FILE
 from harness.rundir.read import (
-    NOT_RUN_FILE,
     SCHEMA,
     method_variant,
+    read_drift,
     read_not_run,
     read_results,
     read_samples,
@@ -66,6 +67,10 @@ class TaskRun:
             raise HarnessError(f"{path}: samples file missing; the leaderboard needs it for confidence intervals "
                                f"(rerun `harness run` into {self.run_dir})")
         return read_samples(path)
+
+    def drift(self) -> dict | None:
+        """The task's drift.json (harness.rundir.read.read_drift), or None when the run has none."""
+        return read_drift(self.run_dir, self.task)
 
     def samples_changed(self) -> bool:
         want = self.entry.get("samples_sha256")
@@ -125,12 +130,12 @@ def _search(root: Path, name: str) -> list[Path]:
 def find_results(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for p in paths:
-        if p.is_file() and p.name == "results.json":
+        if p.is_file() and p.name == RESULTS_FILE:
             found.append(p)
         elif p.is_file() and p.name == NOT_RUN_FILE:
             continue  # find_not_run's
         elif p.is_dir():
-            found.extend(_search(p, "results.json"))
+            found.extend(_search(p, RESULTS_FILE))
         else:
             raise HarnessError(f"{p}: no such results.json or folder")
     return [f for f in dict.fromkeys(f.resolve() for f in found)]

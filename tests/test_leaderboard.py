@@ -23,7 +23,7 @@ from harness.rundir.context import EvalContext
 from harness.runner import evaluate
 from harness.task import load_task
 from leaderboard import make_leaderboard, stats
-from leaderboard.build import grouped_mean, get_path
+from leaderboard.cells import get_path, grouped_mean
 from leaderboard.columns import declared_columns
 from leaderboard.plot import frontier
 

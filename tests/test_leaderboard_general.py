@@ -116,7 +116,7 @@ def test_ifeval_column_drift_column_and_composite(runs, tmp_path):
 
 
 def test_family_composite_weighs_families_equally():
-    from leaderboard.build import Cell
+    from leaderboard.cells import Cell
     from leaderboard.columns import declared_columns
     from leaderboard.general import family_composite
 

@@ -30,7 +30,8 @@ from harness.rundir.context import EvalContext
 from harness.runner import evaluate
 from harness.task import load_task
 from leaderboard import collect
-from leaderboard.build import Evaluator, build
+from leaderboard.build import build
+from leaderboard.cells import Evaluator
 
 SEED, N_BOOT, LINES = 12345, 1000, 60
 ROOT = Path(__file__).resolve().parents[1]

@@ -228,11 +228,11 @@ def test_saved_answers_are_keyed_by_run_not_prompt(tmp_path):
         return [(-1.5, True) for _ in reqs]
 
     reqs = [SimpleNamespace(args=("Question: 2+2?\nAnswer:", " 4")), SimpleNamespace(args=("Q", " x"))]
-    log = RequestLog(path, run_key="model-a")
+    log = RequestLog(JsonlStore(path, key_field="key"), run_key="model-a")
     assert log.serve("loglikelihood", model_a)(reqs) == [(-1.5, True)] * 2
     log.close()
-    assert RequestLog(path, run_key="model-a").serve("loglikelihood", model_a)(reqs) == [(-1.5, True)] * 2
+    assert RequestLog(JsonlStore(path, key_field="key"), run_key="model-a").serve("loglikelihood", model_a)(reqs) == [(-1.5, True)] * 2
     assert len(asked) == 2  # second time served from the file
-    other = RequestLog(path, run_key="model-b")  # same prompts, another model: nothing reused
+    other = RequestLog(JsonlStore(path, key_field="key"), run_key="model-b")  # same prompts, another model: nothing reused
     assert other.serve("loglikelihood", lambda rs: [(-9.0, False) for _ in rs])(reqs) == [(-9.0, False)] * 2
     assert other.reused == 0

@@ -105,8 +105,8 @@ class JudgmentCache:
     The judge prompt contains the answer, so an edited answer is a new key; rejudging resumes.
     """
 
-    def __init__(self, path: Path):
-        self.store = JsonlStore(path, key_field="key")
+    def __init__(self, store: JsonlStore):  # harness.rundir.write.open_judgments(task folder)
+        self.store = store
 
     @staticmethod
     def key(jid: str, settings: JudgeSettings, phash: str, replicate: int) -> str:

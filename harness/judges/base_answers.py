@@ -45,15 +45,16 @@ def ensure_base_answers(task: Task, ectx, backend_cfg, dtype: str | None) -> Bas
     from tqdm.auto import tqdm
 
     from harness.backends.factory import build_backend
-    from harness.io import JsonlStore
+    from harness.rundir.layout import samples_file
+    from harness.rundir.write import open_samples
     from harness.rundir.context import EvalContext, select_docs
     from harness.runner import generate_samples
 
     key = cache_key(task, ectx.model, ectx.limit, ectx.seed, dtype)
     out = cache_root() / f"{task.name}-{key}"
-    samples = out / task.name / "samples.jsonl"
+    samples = samples_file(out, task.name)
     ids = [d["id"] for d in select_docs(task, ectx.limit)]
-    store = JsonlStore(samples) if samples.exists() else None
+    store = open_samples(out, task.name) if samples.exists() else None
     todo = [i for i in ids if store is None or i not in store]
     if not todo:
         tqdm.write(f"[{task.name}] drift: reusing cached base-model answers {samples}")

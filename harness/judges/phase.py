@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.io import JsonlStore, atomic_write_json, read_json
+from harness.io import JsonlStore
 from harness.judges import JudgeSpec, JudgmentCache, make_judge
-from harness.rundir.read import read_fingerprint, read_samples, samples_sha256
-from harness.rundir.write import reopen, write_results, write_samples
-
-
-
+from harness.rundir.layout import SAMPLES_FILE, samples_file
+from harness.rundir.read import read_drift, read_fingerprint, read_samples, samples_sha256
+from harness.rundir.write import open_judgments, open_samples, reopen, write_drift, write_results, write_samples
 
 @dataclass
 class DriftPlan:
@@ -48,7 +46,7 @@ class PostPhase:
         if self.spec is None or not task.uses_judge:
             return
         records = [store.records[i] for i in ids]
-        cache = JudgmentCache(store.path.parent / "judgments.jsonl")
+        cache = JudgmentCache(open_judgments(store.path.parent))
         task.judge(records, self.judge, self.spec, cache)
         write_samples(store.path, store.records.values())
 
@@ -60,10 +58,10 @@ class PostPhase:
         if not task.uses_judge:
             return None
         t0 = time.time()
-        store = JsonlStore(ectx.out_dir / task.name / "samples.jsonl")
+        store = open_samples(ectx.out_dir, task.name)
         ids = [d["id"] for d in select_docs(task, ectx.limit)]
         if task.drift_capable and drift is not None:
-            write_drift(task, store, ids, backend, ectx, drift, self.backend_cfg, base)
+            compute_drift(task, store, ids, backend, ectx, drift, self.backend_cfg, base)
         self.judge_task(task, store, ids)
         return write_results(ectx, task, backend.settings(), aggregate(task, store, ectx.limit), time.time() - t0)
 
@@ -74,9 +72,9 @@ def plan_drift(ref: str | None, task_name: str, own_samples: Path, evaluated_is_
     if ref:
         p = Path(ref)
         if p.is_dir():
-            p = p / task_name / "samples.jsonl" if (p / task_name).is_dir() else p / "samples.jsonl"
-            if not p.exists() and p.with_name("samples.jsonl.gz").exists():  # a packed run (`harness pack`)
-                p = p.with_name("samples.jsonl.gz")
+            p = samples_file(p, task_name) if (p / task_name).is_dir() else p / SAMPLES_FILE
+            if not p.exists() and p.with_name(SAMPLES_FILE + ".gz").exists():  # a packed run (`harness pack`)
+                p = p.with_name(SAMPLES_FILE + ".gz")
         if not p.exists():
             raise HarnessError(f"--drift-ref {ref}: no such samples file (give <base run>/{task_name}/samples.jsonl)")
         return DriftPlan(p)
@@ -87,10 +85,9 @@ def plan_drift(ref: str | None, task_name: str, own_samples: Path, evaluated_is_
 
 def drift_metrics(run_dir: Path | None, task_name: str, records: list[dict]) -> dict:
     """The drift fields of a task's metrics, read from <run>/<task>/drift.json (or why there are none)."""
-    path = Path(run_dir) / task_name / "drift.json" if run_dir else None
-    if path is None or not path.exists():
+    data = read_drift(run_dir, task_name) if run_dir else None
+    if data is None:
         return {"drift": "not computed: no drift.json (computed by `harness run`; see --drift-ref)"}
-    data = read_json(path)
     if "reason" in data:
         return {"drift": f"not computed: {data['reason']}"}
     if sorted(data.get("ids", [])) != sorted(r["id"] for r in records):
@@ -99,7 +96,7 @@ def drift_metrics(run_dir: Path | None, task_name: str, records: list[dict]) -> 
             "drift": {k: v for k, v in data.items() if k not in ("ids", "per_id")}}
 
 
-def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: DriftPlan, backend_cfg,
+def compute_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: DriftPlan, backend_cfg,
                 base=None) -> None:
     """Compute drift for the selected documents and write <out>/<task>/drift.json (or the reason it is absent).
     `base` = (model, tokenizer) of the base model when already loaded. drift.json keeps per-document sums
@@ -108,20 +105,22 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
 
     from harness.metrics.drift import drift
 
-    path = ectx.out_dir / task.name / "drift.json"
+    def write(data: dict) -> None:
+        write_drift(ectx.out_dir, task.name, data)
+
     if plan.ref is None:
-        atomic_write_json(path, {"reason": plan.reason})
+        write({"reason": plan.reason})
         return
     fp = read_fingerprint(plan.ref.parent)
     base_sha = ectx.model.get("weights_sha256")
     if fp.get("artifact") or (fp.get("model_sha256") and base_sha and fp["model_sha256"] != base_sha):
-        atomic_write_json(path, {"reason": f"{plan.ref} was not made by the untouched base model "
+        write({"reason": f"{plan.ref} was not made by the untouched base model "
                                            f"({fp.get('model_name')}, method {fp.get('method')})"})
         return
     ref_records = read_samples(plan.ref)
     common = [i for i in ids if i in ref_records]
     if not common:
-        atomic_write_json(path, {"reason": f"{plan.ref} has none of the {len(ids)} selected questions"})
+        write({"reason": f"{plan.ref} has none of the {len(ids)} selected questions"})
         return
     owners = [i for i in common for _ in ref_records[i]["prompts"]]
     pairs = [(p, a) for i in common for p, a in zip(ref_records[i]["prompts"], ref_records[i]["raw"])]
@@ -142,7 +141,7 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
     try:
         result = drift(backend.model, base_model, base_tok, pairs, eval_tok=backend.tok, progress=bar)
     except HarnessError as e:
-        atomic_write_json(path, {"reason": str(e)})
+        write({"reason": str(e)})
         return
     finally:
         bar.close()
@@ -153,7 +152,7 @@ def write_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: Dr
     result.update({"ref": str(plan.ref), "ref_sha256": samples_sha256(plan.ref), "n_missing": len(ids) - len(common),
                    "ids": ids, "base_model": ectx.model.get("name"), "base_weights_sha256": base_sha,
                    "per_id": per_id})
-    atomic_write_json(path, result)
+    write(result)
 
 
 def judge_saved_run(out: Path, spec: JudgeSpec, data, backend_cfg=None, only: list[str] | None = None) -> dict:

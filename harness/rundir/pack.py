@@ -21,6 +21,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.io import atomic_write_bytes, atomic_write_json, existing_dir, remove_stale_tmp
+from harness.rundir.layout import SAMPLES_FILE, results_file
 from harness.rundir.read import SCHEMA, read_results, samples_bytes
 
 PACKED = ".gz"
@@ -45,13 +46,13 @@ def _gzip(data: bytes) -> bytes:
 def _convert(out: Path, to_packed: bool) -> list[str]:
     verb = "pack" if to_packed else "unpack"
     out = existing_dir(out, f"harness {verb}:")
-    path = out / "results.json"
+    path = results_file(out)
     results = read_results(path) if path.exists() else None
     if results is None:
         raise HarnessError(f"{path}: not a {SCHEMA} results file; give a folder written by `harness run`")
     todo = []  # (entry, src, dst, plain records) of every task, all checked before anything is changed
     for name, entry in results["tasks"].items():
-        rel = entry.get("samples_file") or f"{name}/samples.jsonl"
+        rel = entry.get("samples_file") or f"{name}/{SAMPLES_FILE}"
         plain = rel.removesuffix(PACKED)
         src, dst = (out / plain, out / (plain + PACKED)) if to_packed else (out / (plain + PACKED), out / plain)
         remove_stale_tmp(src.parent)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.io import read_json, stable_hash
+from harness.rundir.layout import FINGERPRINT_FILE, NOT_RUN_FILE, SAMPLES_FILE, drift_file, results_file
 
 SCHEMA = "mt-harness/results/v1"  # results.json's "schema"; change it only with a reader for the old one
-NOT_RUN_FILE, NOT_RUN_SCHEMA = "not_run.json", "mt-harness/not-run/v1"
+NOT_RUN_SCHEMA = "mt-harness/not-run/v1"
 NOT_RUN_KEYS = ("schema", "method", "model", "reason")
 _NOT_RUN_FIX = (f'write it as {{"schema": "{NOT_RUN_SCHEMA}", "method": "<method>", "model": "<model name>", '
                 f'"reason": "<one line>"}}')
@@ -47,7 +48,7 @@ def method_variant(method: dict) -> str:
 
 def samples_path(run_dir: Path, task: str, entry: dict) -> Path:
     """Where a results.json task entry's per-sample records are."""
-    return Path(run_dir) / entry.get("samples_file", f"{task}/samples.jsonl")
+    return Path(run_dir) / entry.get("samples_file", f"{task}/{SAMPLES_FILE}")
 
 
 def samples_bytes(path: Path) -> bytes:
@@ -82,7 +83,7 @@ def read_samples(path: Path) -> dict[str, dict]:
 
 def read_fingerprint(task_dir: Path) -> dict:
     """The run.json fingerprint of what produced a task folder's samples ({} when there is none)."""
-    path = Path(task_dir) / "run.json"
+    path = Path(task_dir) / FINGERPRINT_FILE
     return read_json(path) if path.exists() else {}
 
 
@@ -112,7 +113,14 @@ def read_not_run(path: str | Path) -> dict:
     except (ValueError, UnicodeDecodeError) as e:
         raise HarnessError(f"{path}: not valid JSON ({e}); {_NOT_RUN_FIX}") from None
     check_not_run(data, path)
-    if (path.parent / "results.json").exists():
+    if results_file(path.parent).exists():
         raise HarnessError(f"{path.parent}: holds both results.json and {NOT_RUN_FILE}; delete {NOT_RUN_FILE} if "
                            f"{data['method']} was run, or results.json if it was not")
     return data
+
+
+def read_drift(out: str | Path, task: str) -> dict | None:
+    """A task's drift.json (per-document sums `per_id`, the summary, or the `reason` drift is absent); None when the
+    run has none (drift is computed by `harness run` for drift-capable tasks)."""
+    path = drift_file(out, task)
+    return read_json(path) if path.exists() else None

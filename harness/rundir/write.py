@@ -20,6 +20,8 @@ from harness.errors import HarnessError
 from harness.io import (JsonlStore, atomic_write_json, atomic_write_text, existing_dir, read_json, remove_stale_tmp,
                         sha256_file, stable_hash)
 from harness.rundir.context import EvalContext
+from harness.rundir.layout import (DRIFT_FILE, FINGERPRINT_FILE, JUDGMENTS_FILE, LMEVAL_REQUESTS_FILE, SAMPLES_FILE,
+                                   drift_file, results_file, samples_file)
 from harness.rundir.read import (NOT_RUN_FILE, NOT_RUN_SCHEMA, SCHEMA, check_not_run, read_not_run, read_results,
                                  samples_path)
 from harness.task import Task, comparable_config, config_dict
@@ -30,7 +32,7 @@ def check_fingerprint(task_dir: Path, fp: dict) -> None:
     from harness.rundir.pack import refuse_packed
 
     refuse_packed(task_dir, "running into it again")
-    path = Path(task_dir) / "run.json"
+    path = Path(task_dir) / FINGERPRINT_FILE
     if not path.exists():
         atomic_write_json(path, fp)
         return
@@ -45,7 +47,7 @@ def merge_entry(ctx, name: str, entry: dict, rescored: bool = False) -> dict:
     """Put one task's entry into `<out>/results.json` with a fresh header; other tasks' entries are kept.
     `rescored` (harness score / judge on saved samples): the header keeps the command and code that generated the
     samples, and `rescored` records the command and code that recomputed the metrics."""
-    path = ctx.out_dir / "results.json"
+    path = results_file(ctx.out_dir)
     results = read_json(path) if path.exists() else {"schema": SCHEMA, "created": provenance.now(), "tasks": {}}
     if rescored and "command" in results:
         results["rescored"] = {"at": provenance.now(), "command": provenance.command_line(),
@@ -77,7 +79,7 @@ def write_not_run(folder: str | Path, method: str, model: str, reason: str) -> P
     if path.exists():
         read_not_run(path)
         return path
-    if (path.parent / "results.json").exists():
+    if results_file(path.parent).exists():
         raise HarnessError(f"{path.parent}: holds results.json; {method} was run there, so no {NOT_RUN_FILE}")
     data = check_not_run({"schema": NOT_RUN_SCHEMA, "method": method, "model": model, "reason": reason}, path)
     atomic_write_json(path, data)
@@ -86,7 +88,7 @@ def write_not_run(folder: str | Path, method: str, model: str, reason: str) -> P
 
 def write_results(ctx, task: Task, backend_settings: dict, agg: dict, seconds: float, rescored: bool = False) -> dict:
     """Merge a harness task's results (harness.runner.aggregate's `agg`) into `<out>/results.json`."""
-    samples = ctx.out_dir / task.name / "samples.jsonl"
+    samples = samples_file(ctx.out_dir, task.name)
     return merge_entry(ctx, task.name, {
         "config": config_dict(task),
         "config_hash": stable_hash(comparable_config(task)),  # without method-set extraction options
@@ -95,7 +97,7 @@ def write_results(ctx, task: Task, backend_settings: dict, agg: dict, seconds: f
         "metadata": task.metadata(),
         "limit": ctx.limit,  # this task's --limit (one folder may hold runs with different limits)
         "doc_limit": task.doc_limit,  # the group's default, used when --limit is not given
-        "samples_file": f"{task.name}/samples.jsonl",
+        "samples_file": f"{task.name}/{SAMPLES_FILE}",
         "samples_sha256": sha256_file(samples) if samples.exists() else None,
         "seconds": round(seconds, 2),
     }, rescored)
@@ -154,7 +156,7 @@ def reopen(out: str | Path, command: str) -> SavedRun:
     """A finished run folder for `command` ("harness score:", "harness judge:"); stale temporary files of a
     run killed mid atomic write are removed first."""
     out = existing_dir(out, command)
-    path = out / "results.json"
+    path = results_file(out)
     results = read_results(path)
     if results is None:
         raise HarnessError(f"{path}: not a {SCHEMA} results file; give a folder written by `harness run`")
@@ -167,3 +169,23 @@ def reopen(out: str | Path, command: str) -> SavedRun:
     ctx = EvalContext(out_dir=out, method=results["method"], model=results["model"], seed=results["seed"],
                       limit=results["limit"])
     return SavedRun(out, results, ctx)
+
+
+def open_samples(out: Path, task: str) -> JsonlStore:
+    """A task's samples.jsonl for appending (a torn last line from a killed run is cut: `store.repaired`)."""
+    return JsonlStore(samples_file(out, task))
+
+
+def open_judgments(task_dir: Path) -> JsonlStore:
+    """The task folder's judgments.jsonl (harness.judges.JudgmentCache), keyed by judgment key."""
+    return JsonlStore(Path(task_dir) / JUDGMENTS_FILE, key_field="key")
+
+
+def open_lmeval_requests(task_dir: Path) -> JsonlStore:
+    """An lm-eval task folder's requests.jsonl (harness.lmeval_requests.RequestLog), keyed by request key."""
+    return JsonlStore(Path(task_dir) / LMEVAL_REQUESTS_FILE, key_field="key")
+
+
+def write_drift(out: Path, task: str, data: dict) -> None:
+    """Replace a task's drift.json atomically: the drift summary with per-document sums, or {"reason": why none}."""
+    atomic_write_json(drift_file(out, task), data)
