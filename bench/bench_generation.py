@@ -67,7 +67,7 @@ def run_harness(path: str, prompts: list[str], dtype: str, bs: int, max_new: int
     from harness.backends.base import Request
     from harness.backends.hf import HFBackend
     from harness.loading import BackendConfig, load_model_and_tokenizer
-    from harness.task import GenerationConfig
+    from harness.task_config import GenerationConfig
 
     t0 = time.perf_counter()
     cfg = BackendConfig(dtype=dtype, device="cpu", batch_size=bs, threads=torch.get_num_threads(), scheduler=scheduler)

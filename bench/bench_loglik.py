@@ -36,7 +36,7 @@ def main() -> None:
     from harness.loading import BackendConfig, load_model_and_tokenizer, set_threads
     from harness.data import DataSource
     from harness.models import resolve_model
-    from harness.task import load_task
+    from tasks import load_task
 
     set_threads(args.threads)
     cfg = BackendConfig(dtype=args.dtype, batch_size=args.batch_size, threads=args.threads)

@@ -44,7 +44,7 @@ def peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
 def load_features(args, tok):
     """The benchmark's training examples, encoded exactly as the harness methods encode them."""
     from harness.data import DataSource
-    from harness.task import load_task
+    from tasks import load_task
     from harness.training import trainer
     from harness.training.data import TrainDataConfig, load_training_data
 

@@ -110,47 +110,6 @@ def default_output(model: str, method: str, limit: int | None) -> Path:
     return Path("results") / "runs" / (f"{safe}__{method}" + (f"__limit{limit}" if limit else ""))
 
 
-def load_tasks(names: list[str], data: DataSource, langs: list[str]) -> list:
-    """The harness tasks named (groups expanded; `lmeval:` names are left to harness.lmeval), `langs` selected,
-    each checked for missing files and metric dependencies before any model loads."""
-    from harness.task import expand_groups, load_task
-
-    if not names:
-        raise HarnessError("--tasks: give at least one task (see `harness ls tasks`)")
-    expanded = expand_groups([n for n in names if not n.startswith("lmeval:")])
-    names = [n for n, _ in expanded]
-    if len(set(names)) != len(names):
-        raise HarnessError(f"--tasks: {names} lists a task twice")
-    tasks = [load_task(n, data, doc_limit) for n, doc_limit in expanded]  # doc_limit: a group's default size
-    if langs:
-        used = set()
-        for task in tasks:
-            mine = [x for x in langs if _matches(task, x)]
-            if mine:
-                task.select(mine)
-                used.update(mine)
-        unused = [x for x in langs if x not in used]
-        if unused and len(tasks) == 1:
-            tasks[0].select(unused)  # raises the task's own explanation
-        if unused:
-            raise HarnessError(f"--langs: {unused[0]!r} matches none of the tasks {', '.join(names)}")
-    for task in tasks:
-        task.preflight()  # missing or misaligned files, metric dependencies fail now, not after the model loads
-    return tasks
-
-
-def _matches(task, item: str) -> bool:
-    if item in task.all_subsets():
-        return True
-    try:  # tasks that accept any well-formed item (e.g. any flores pair) say so by not raising
-        probe = type(task).__new__(type(task))
-        probe.__dict__.update(task.__dict__)
-        probe.select([item])
-        return True
-    except HarnessError:
-        return False
-
-
 @dataclass
 class Setup:
     """What `run` and `train` resolve before any work (cheap checks first)."""
@@ -169,6 +128,7 @@ def prepare(spec: RunSpec) -> Setup:
     from harness.models import DEFAULT_MODEL, resolve_model
     from harness.training.artifacts import artifacts_root
     from methods import get_method
+    from tasks import load_tasks
 
     writable_dir(artifacts_root(), "artifact folder ($HARNESS_CACHE/artifacts)")
     data = DataSource.resolve(str(spec.data_dir) if spec.data_dir else None)
@@ -196,8 +156,8 @@ def run(spec: RunSpec) -> RunOutput | None:
     from harness import lmeval
     from harness.backends.factory import build_backend
     from harness.judges.phase import PostPhase, plan_drift
-    from harness.rundir.pack import refuse_packed
     from harness.rundir.context import EvalContext
+    from harness.rundir.pack import refuse_packed
     from harness.runner import evaluate
     from harness.task import RunContext
 
@@ -291,12 +251,51 @@ def score(output: str | Path, data_dir: str | Path | None = None, comet_model: s
     data = DataSource.resolve(str(data_dir) if data_dir else None)
     comet = Comet.configure(comet_model)
     for name in run.task_names():  # lmeval: entries were scored by lm-eval itself; nothing to recompute here
-        task = run.task(name, data, comet)  # as the run evaluated it: options, the group's document limit, context
+        task = _saved_task(run, name, data, comet)
         store = run.store(task)
         t0 = time.time()
         rescore(task, store)
         run.save(task, aggregate(task, store, run.limit(name)), time.time() - t0)
     return run.results
+
+
+def judge(output: str | Path, spec, data_dir: str | Path | None = None, settings: BackendConfig | None = None,
+          tasks: list[str] | None = None) -> dict:
+    """Judge the saved answers of a finished run with `spec` (a harness.judges.JudgeSpec; no regeneration, no
+    evaluated model), only its `tasks` when given, and rewrite its results.json; returns it."""
+    import time
+
+    from harness.judges.phase import PostPhase
+    from harness.rundir.context import select_docs
+    from harness.rundir.write import reopen
+    from harness.runner import aggregate
+
+    run = reopen(output, "harness judge:")
+    data = DataSource.resolve(str(data_dir) if data_dir else None)
+    phase = PostPhase(spec, settings)
+    judged = []
+    for name in run.task_names(tasks):
+        task = _saved_task(run, name, data)
+        if not task.uses_judge:
+            continue
+        store = run.store(task)
+        t0 = time.time()
+        phase.judge_task(task, store, [d["id"] for d in select_docs(task, run.limit(name))])
+        run.save(task, aggregate(task, store, run.limit(name)), time.time() - t0)
+        judged.append(name)
+    if not judged:
+        raise HarnessError(f"{run.out}: none of its tasks ({', '.join(run.results['tasks'])}) uses a judge")
+    return run.results
+
+
+def _saved_task(run, name: str, data: DataSource, comet=None):
+    """A finished run's task as the run evaluated it (options, the group's document limit), with its context."""
+    from tasks import saved_task
+
+    entry, where = run.entry(name)
+    task = saved_task(name, entry, data, where)
+    task.set_context(run.context(comet))
+    return task
 
 
 def leaderboard(paths: list[str | Path], output: str | Path = "results", resamples: int = 1000,

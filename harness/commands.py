@@ -93,12 +93,12 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "tasks":
-        from harness.task import load_task_config, task_names
+        from tasks import load_task_config, task_names
 
         for name in task_names():
             cfg, _ = load_task_config(name)
             print(f"{name:10s} {len(cfg.languages):3d} languages  {' '.join(cfg.description.split())[:90]}")
-        from harness.task import task_groups
+        from tasks import task_groups
 
         for name, group in task_groups().items():
             members = ", ".join(f"{m} ({n or 'all'})" for m, n in group["members"].items())
@@ -119,8 +119,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.task import expand_groups, load_task, task_names
     from harness.validate import validate_task
+    from tasks import expand_groups, load_task, task_names
 
     data = DataSource.resolve(args.data_dir)
     names = [n for n, _ in expand_groups(_split(args.tasks))] or task_names()
@@ -156,15 +156,14 @@ def judge_spec(args: argparse.Namespace):
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    from harness.judges.phase import judge_saved_run
+    from harness import api
     from harness.loading import BackendConfig, set_threads
     from harness.report import print_run_table
 
     out = existing_dir(args.output, "harness judge:")
     set_threads(args.threads)
     backend_cfg = BackendConfig(dtype=args.dtype, device=args.device, batch_size=args.batch_size, threads=args.threads)
-    results = judge_saved_run(out, judge_spec(args), DataSource.resolve(args.data_dir), backend_cfg,
-                              _split(args.tasks) or None)
+    results = api.judge(out, judge_spec(args), args.data_dir, backend_cfg, _split(args.tasks) or None)
     print_run_table(results, list(results["tasks"]))
     print(f"\nresults: {out / 'results.json'}")
     return 0

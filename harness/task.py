@@ -1,140 +1,28 @@
-"""Task configuration (one YAML per task under tasks/) and the base class task hooks implement.
+"""The base class task hooks implement (one YAML per task under tasks/, its hook module beside it).
 
 Data flow: Task.docs() → Task.messages() → backend requests → Task.score() per sample →
 samples.jsonl → Task.aggregate() per subset → Task.summarize() → results.json.
 
 A task declares what it can do (`uses_judge`, `drift_capable`, `uses_comet`, `kind`) and the leaderboard
-columns it reports (`leaderboard`: one `Column` per metric). What a run tells its tasks (run folder, COMET
-settings) arrives once, as a `RunContext`, through `Task.set_context` (harness run / score / judge).
+columns it reports (`leaderboard`: one harness.columns.Column per metric). What a run tells its tasks (run
+folder, COMET settings) arrives once, as a `RunContext`, through `Task.set_context` (harness run / score / judge).
+Its configuration is harness.task_config; the registry that finds and loads tasks by name is tasks/__init__.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
-import importlib
-import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from harness.config import from_dict, load_yaml, to_dict
+from harness.columns import Column
+from harness.config import from_dict, to_dict
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.metrics.comet import Comet
-
-TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
-
-
-@dataclass
-class GenerationConfig:
-    """Decoding settings. Greedy when temperature == 0."""
-
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    stop: list[str] = field(default_factory=list)  # cut the output at the first of these strings
-    stop_plain: list[str] = field(default_factory=list)  # extra stops used only without a chat template
-
-    def validate(self, where: str) -> None:
-        if self.max_new_tokens < 1:
-            raise HarnessError(f"{where}.max_new_tokens: must be >= 1")
-        if self.temperature < 0:
-            raise HarnessError(f"{where}.temperature: must be >= 0")
-
-
-@dataclass
-class PromptConfig:
-    """How a document becomes a prompt. `template` uses {field} names of the document."""
-
-    template: str
-    system: str | None = None
-    chat: Literal["auto", "on", "off"] = "auto"  # auto = use the model's chat template when it has one
-
-
-@dataclass
-class DatasetConfig:
-    hub: str | None = None  # hub dataset id, used when the data directory has no local copy
-    local: str | None = None  # path under the data directory
-    split: str = "test"
-
-
-@dataclass
-class TaskConfig:
-    task: str  # task name, equals the YAML file stem
-    hook: str  # python module under tasks/ that implements the Task class
-    description: str
-    languages: list[str]
-    prompt: PromptConfig
-    generation: GenerationConfig
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    options: dict[str, Any] = field(default_factory=dict)  # checked against the hook's Options dataclass
-
-    def validate(self, where: str) -> None:
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.hook):
-            raise HarnessError(f"{where}.hook: {self.hook!r} must be a module name under tasks/")
-        if not self.languages:
-            raise HarnessError(f"{where}.languages: must list at least one language")
-        dupes = {x for x in self.languages if self.languages.count(x) > 1}
-        if dupes:
-            raise HarnessError(f"{where}.languages: {sorted(dupes)[0]!r} is listed twice")
-
-
-@dataclass
-class NoOptions:
-    pass
-
-
-@dataclass(frozen=True)
-class Column:
-    """One leaderboard column a task declares (`Task.leaderboard`): the summary key it shows and how the leaderboard
-    recomputes it from samples.jsonl for a paired bootstrap interval (leaderboard/build.py).
-
-    kind: `corpus` = sacrebleu metric `sample` rebuilt from metrics[subset].signatures, resampled from sufficient
-    statistics; `mean` = mean of the per-sample value at the dotted path `sample` (`[*]` averages a list);
-    `summary` = the results.json value as is (no interval); `drift` = per-document sums of <run>/<task>/drift.json.
-    """
-
-    label: str  # column title; unique over all tasks shown together
-    key: str  # key in results.json tasks[task].summary; the column is shown when a run has it
-    sample: str = ""  # corpus: metric name; mean: dotted path in a sample record
-    direction: Literal["higher", "lower"] = "higher"  # which way is better
-    kind: Literal["corpus", "mean", "summary", "drift"] = "mean"
-    subsets: str = "*"  # fnmatch patterns over subsets, "|"-separated groups (mean of group means); {pivot}
-    role: Literal["translation", "general", ""] = ""  # composite it counts in: translation gain, general loss, none
-    scale: float = 1.0  # full range of the metric (composites are in percent of it): 100 for percent, 1 for rates
-    family: str = ""  # general columns: the ability family (the loss composite weighs families equally)
-    none: float | None = None  # value for a per-sample None; None = drop that pair
-    # when the summary may lack `key` ("judged", "--comet-model given"); "" = every run whose selected subsets
-    # match `subsets` reports it, checked when results are aggregated (a renamed metric fails loudly)
-    when: str = ""
-    # judge alternative: used instead of (key, sample) when the row and its base both have this summary key
-    judge_key: str = ""
-    judge_sample: str = ""
-    task: str = ""  # filled in by Task.leaderboard_columns()
-
-    def __post_init__(self):
-        where = f"leaderboard column {self.label!r}"
-        if self.direction not in ("higher", "lower"):
-            raise HarnessError(f"{where}: direction {self.direction!r} must be 'higher' or 'lower'")
-        if self.kind not in ("corpus", "mean", "summary", "drift"):
-            raise HarnessError(f"{where}: kind {self.kind!r} must be corpus, mean, summary or drift")
-        if self.role not in ("translation", "general", ""):
-            raise HarnessError(f"{where}: role {self.role!r} must be 'translation', 'general' or ''")
-        if not self.scale > 0:
-            raise HarnessError(f"{where}: scale must be > 0 (the metric's full range)")
-        if self.kind in ("corpus", "mean") and not self.sample:
-            raise HarnessError(f"{where}: kind {self.kind} needs `sample` (metric name or per-sample path)")
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.direction == "higher"
-
-    def groups(self, selected: list[str], pivot: str) -> list[list[str]]:
-        """Groups of selected subsets: one per "|"-separated pattern that matches any (empty groups dropped)."""
-        pats = [p.replace("{pivot}", pivot) for p in self.subsets.split("|")]
-        return [g for g in ([s for s in selected if fnmatch.fnmatchcase(s, p)] for p in pats) if g]
+from harness.task_config import GenerationConfig, NoOptions, TaskConfig
 
 
 @dataclass
@@ -205,12 +93,25 @@ class Task:
         """Evaluation subsets (languages, or pairs like 'de-en'); default: the languages list."""
         return list(self.cfg.languages)
 
-    def select(self, wanted: list[str]) -> None:
+    def check_subsets(self, wanted: list[str]) -> None:
+        """Raise a one-line HarnessError for a language/pair this task cannot evaluate; override to accept more
+        than `all_subsets()` (e.g. any FLORES pair of known codes)."""
         known = self.all_subsets()
         bad = [w for w in wanted if w not in known]
         if bad:
             raise HarnessError(f"task {self.name}: unknown language/pair {bad[0]!r} (known: {', '.join(known)})")
-        self.selected = wanted
+
+    def accepts(self, item: str) -> bool:
+        """Whether `--langs item` names a subset of this task (checked, not selected)."""
+        try:
+            self.check_subsets([item])
+            return True
+        except HarnessError:
+            return False
+
+    def select(self, wanted: list[str]) -> None:
+        self.check_subsets(wanted)
+        self.selected = list(wanted)
 
     def preflight(self) -> None:
         """Cheap checks run before any model is loaded or trained: the selected subsets' data, and that their
@@ -273,66 +174,6 @@ def mean_metrics(per_subset: dict[str, dict]) -> dict:
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
             out[k] = sum(vals) / len(vals)
     return out
-
-
-def task_names() -> list[str]:
-    return sorted(p.stem for p in TASKS_DIR.glob("*.yaml") if p.stem != "groups")  # groups.yaml: task groups
-
-
-def task_groups() -> dict[str, dict]:
-    """Groups from tasks/groups.yaml: name -> {"description": str, "members": {task: default doc limit}}."""
-    path = TASKS_DIR / "groups.yaml"
-    return load_yaml(path) if path.exists() else {}
-
-
-def expand_groups(names: list[str]) -> list[tuple[str, int | None]]:
-    """--tasks names with group names replaced by their members: (task, default doc limit or None)."""
-    groups = task_groups()
-    out: list[tuple[str, int | None]] = []
-    for name in names:
-        if name in groups:
-            out += [(member, limit) for member, limit in groups[name]["members"].items()]
-        else:
-            out.append((name, None))
-    return out
-
-
-def load_task_config(name_or_path: str) -> tuple[TaskConfig, Path]:
-    p = Path(name_or_path)
-    if p.suffix not in (".yaml", ".yml"):
-        p = TASKS_DIR / f"{name_or_path}.yaml"
-        if not p.exists():
-            raise HarnessError(f"unknown task {name_or_path!r} (known: {', '.join(task_names())}; see `harness ls tasks`)")
-    cfg = from_dict(TaskConfig, load_yaml(p), str(p))
-    if p.parent.resolve() == TASKS_DIR and cfg.task != p.stem:
-        raise HarnessError(f"{p}: task: {cfg.task!r} must equal the file name {p.stem!r}")
-    return cfg, p
-
-
-def load_task(name_or_path: str, data: DataSource, doc_limit: int | None = None) -> Task:
-    """Load a task YAML and instantiate its hook. Hooks are only imported from the project's tasks/.
-    `doc_limit`: a task group's default subset size."""
-    cfg, path = load_task_config(name_or_path)
-    return _instantiate(cfg, path, data, doc_limit)
-
-
-def task_from_saved_config(saved: dict, data: DataSource, where: str, doc_limit: int | None = None) -> Task:
-    """The task of a results.json entry rebuilt from the config saved there (for a task YAML given by path,
-    which `harness score` cannot find by name); the hook still comes from tasks/."""
-    cfg = from_dict(TaskConfig, {k: v for k, v in saved.items() if k != "selected"}, where)
-    return _instantiate(cfg, Path(where), data, doc_limit)
-
-
-def _instantiate(cfg: TaskConfig, path: Path, data: DataSource, doc_limit: int | None = None) -> Task:
-    if not (TASKS_DIR / f"{cfg.hook}.py").exists():
-        raise HarnessError(f"{path}: hook: no module tasks/{cfg.hook}.py")
-    module = importlib.import_module(f"tasks.{cfg.hook}")
-    cls = getattr(module, "TASK_CLASS", None)
-    if cls is None or not issubclass(cls, Task):
-        raise HarnessError(f"{path}: hook: tasks/{cfg.hook}.py defines no TASK_CLASS")
-    task = cls(cfg, data, path)
-    task.doc_limit = doc_limit
-    return task
 
 
 def config_dict(task: Task) -> dict:

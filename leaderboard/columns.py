@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from harness.columns import Column
 from harness.data import DataSource
 from harness.errors import HarnessError
-from harness.task import Column, Task, load_task, task_from_saved_config, task_names
+from harness.task import Task
 from leaderboard.collect import Section, TaskRun
+from tasks import load_task, task_from_saved_config, task_names
 
 __all__ = ["COMPOSITES", "FAMILIES", "Column", "declared_columns", "missing_keys", "ordered", "section_columns",
            "task_columns"]

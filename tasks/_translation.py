@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from harness.columns import Column
 from harness.languages import name, short_code
 from harness.metrics.translation import (
     corpus_bleu,
@@ -23,7 +24,7 @@ from harness.metrics.translation import (
     sentence_chrf,
     spbleu,
 )
-from harness.task import Column, Task
+from harness.task import Task
 
 _PREAMBLE = re.compile(
     r"^\s*(sure|certainly|of course|okay|ok|here is|here's|here are|the translation|translation|translated)\b[^\n]*[:：]\s*$",

@@ -25,11 +25,12 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from harness.columns import Column
 from harness.data import load_hub_dataset
 from harness.errors import HarnessError
 from harness.io import sha256_text
 from harness.judges.base import judge_of
-from harness.task import Column, Task
+from harness.task import Task
 
 JUDGE_SYSTEM = ("You compare two AI assistants' responses to the same instruction and pick the one a careful "
                 "human reader would prefer.")

@@ -38,13 +38,12 @@ class FloresTask(TranslationTask):
                 pairs.append(f"{pivot}-{lang}")
         return pairs
 
-    def select(self, wanted: list[str]) -> None:
+    def check_subsets(self, wanted: list[str]) -> None:
         for pair in wanted:  # any pair of known codes is allowed, not only the default directions
             src, _, tgt = pair.partition("-")
             if not tgt or src == tgt:
                 raise HarnessError(f"task flores: {pair!r} is not a pair like de-en")
             flores_code(src), flores_code(tgt)
-        self.selected = list(wanted)
 
     def docs(self, subset: str) -> list[dict]:
         src, _, tgt = subset.partition("-")

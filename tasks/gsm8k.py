@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
+from harness.columns import Column
 from harness.data import load_hub_dataset, read_lines
 from harness.errors import HarnessError
-from harness.task import Column
 from tasks.math_reasoning import MathTask
 
 

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from harness.columns import Column
 from harness.data import load_hub_dataset
 from harness.errors import HarnessError
 from harness.io import read_jsonl
-from harness.task import Column, Task
+from harness.task import Task
 
 RANDOM_NOTE = ("two IFEval prompts (keys 1122, 1129) ask for a count of a non-letter ('#', '!') in "
                "keywords:letter_frequency; lm-eval's checker then draws a random letter and count from the global "

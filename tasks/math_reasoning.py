@@ -24,7 +24,8 @@ from typing import Literal
 from harness.data import load_hub_dataset
 from harness.errors import HarnessError
 from harness.metrics import answers
-from harness.task import GenerationConfig, Task, render_template
+from harness.task import Task, render_template
+from harness.task_config import GenerationConfig
 
 # Question / answer prefixes of the MGSM native-CoT exemplars (mgsm_exemplars.json).
 Q_PREFIX = {"bn": "প্রশ্ন:", "de": "Frage:", "en": "Question:", "es": "Pregunta:", "fr": "Question :",

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from harness.columns import Column
 from harness.data import load_hub_dataset, read_lines
 from harness.errors import HarnessError
-from harness.task import Column, Task
+from harness.task import Task
 
 TRUTHFULQA_PROMPT = (
     "Q: What is human life expectancy in the United States?\n"

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from harness.columns import Column
 from harness.errors import HarnessError
 from harness.metrics.refusal import get_classifier
-from harness.task import Column, Task
+from harness.task import Task
 
 # paul-rottger/exaggerated-safety evaluation/classify_completions_gpt.py (whitespace of the line joins collapsed)
 XSTEST_JUDGE_PROMPT = (

@@ -85,7 +85,7 @@ class FileTranslationTask(TranslationTask):
         except HarnessError as e:
             raise HarnessError(f"{where}: {pair!r}: {e}") from None
 
-    def select(self, wanted: list[str]) -> None:
+    def check_subsets(self, wanted: list[str]) -> None:
         """Listed directions; with default `source`/`references` patterns also any other pair whose files exist."""
         known = self.all_subsets()
         for pair in wanted:
@@ -95,7 +95,6 @@ class FileTranslationTask(TranslationTask):
                 raise HarnessError(f"task {self.name}: unknown direction {pair!r} (known: {', '.join(known)})")
             self._check_pair(pair, f"task {self.name}")
             self.paths(pair)
-        self.selected = list(wanted)
 
     def preflight(self) -> None:
         super().preflight()  # BLEU tokenizers of the targets

@@ -20,12 +20,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from harness.columns import Column
 from harness.data import load_hub_dataset, read_lines
 from harness.errors import HarnessError
 from harness.languages import name
 from harness.metrics.rouge import rouge, settings
+from harness.task import Task
 from tasks._translation import unwrap
-from harness.task import Column, Task
 
 ENV_DIR = "HARNESS_XLSUM_DIR"
 # language code (ISO 639-1 where one exists) → XL-Sum language name, all 45 XL-Sum languages
@@ -77,11 +78,10 @@ class XLSumTask(Task):
     leaderboard = (Column("XL-Sum ROUGE-L", "rougeL", "scores.rougeL", role="general", scale=100,
                           family="summarization"),)
 
-    def select(self, wanted: list[str]) -> None:
+    def check_subsets(self, wanted: list[str]) -> None:
         bad = [w for w in wanted if w not in XLSUM_NAMES]
         if bad:
             raise HarnessError(f"task xlsum: unknown language {bad[0]!r} (XL-Sum codes: {', '.join(XLSUM_NAMES)})")
-        self.selected = list(wanted)
 
     def _folder(self) -> tuple[Path | None, str]:
         for value, where in ((self.options.local_dir, "options.local_dir"), (os.environ.get(ENV_DIR), f"${ENV_DIR}")):

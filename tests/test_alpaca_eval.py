@@ -10,7 +10,7 @@ import pytest
 
 from harness.cli import main
 from harness.data import DataSource
-from harness.task import load_task
+from tasks import load_task
 from tasks.alpaca_eval import ORDERS, parse_identifier
 from test_judges import serve_judge
 

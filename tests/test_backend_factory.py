@@ -18,7 +18,7 @@ from harness.errors import HarnessError
 from harness.loading import BackendConfig, load_model_and_tokenizer
 from harness.method import Artifact, Method
 from harness.models import resolve_model
-from harness.task import GenerationConfig
+from harness.task_config import GenerationConfig
 from methods import REGISTRY, get_method
 
 CPU = BackendConfig(device="cpu", dtype="float32", batch_size=2)

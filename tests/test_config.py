@@ -7,7 +7,7 @@ import pytest
 from harness.config import load_yaml
 from harness.data import DataSource
 from harness.errors import HarnessError
-from harness.task import load_task, load_task_config, task_names
+from tasks import load_task, load_task_config, task_names
 
 GOOD = """\
 task: mini

@@ -7,7 +7,7 @@ import pytest
 from harness.cli import main
 from harness.data import DataSource
 from harness.errors import HarnessError
-from harness.task import load_task
+from tasks import load_task
 from harness.training.contamination import guard, normalise
 from harness.training.data import TrainDataConfig, load_training_data
 

@@ -11,7 +11,8 @@ from harness.backends.base import Request
 from harness.backends.hf import HFBackend
 from harness.cli import main
 from harness.loading import BackendConfig, load_model_and_tokenizer
-from harness.task import TASKS_DIR, GenerationConfig
+from harness.task_config import GenerationConfig
+from tasks import TASKS_DIR
 
 SAMPLED = "  temperature: 0.9\n  top_p: 0.95\n"
 

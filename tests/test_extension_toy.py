@@ -45,7 +45,8 @@ import sacrebleu
 
 from harness.data import read_lines
 from harness.judges import JudgeItem, judge_id, median_verdict, parse_rating, run_judgments
-from harness.task import Column, Task
+from harness.columns import Column
+from harness.task import Task
 
 FILES = {"de": "deu_Latn.devtest", "en": "eng_Latn.devtest"}
 

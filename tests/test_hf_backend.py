@@ -7,7 +7,7 @@ import pytest
 from harness.backends.base import Request
 from harness.backends.hf import HFBackend
 from harness.loading import BackendConfig, load_model_and_tokenizer
-from harness.task import GenerationConfig
+from harness.task_config import GenerationConfig
 
 WORDS = "the cat sat on a mat while seven green birds sang about rain and the old city".split()
 

@@ -22,7 +22,7 @@ import torch
 from harness.backends.base import Request
 from harness.backends.hf import HFBackend
 from harness.loading import BackendConfig, load_model_and_tokenizer
-from harness.task import GenerationConfig
+from harness.task_config import GenerationConfig
 
 WORDS = ("the cat sat on a mat while seven green birds sang about rain and the old city woke up slowly "
          "under a grey sky full of kites").split()

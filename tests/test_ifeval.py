@@ -9,7 +9,7 @@ import pytest
 
 from harness.cli import main
 from harness.data import DataSource
-from harness.task import load_task
+from tasks import load_task
 from tasks.ifeval import seed_for
 
 # hand-written outputs: (IFEval key, output). Several are built to pass, others to fail only in loose/strict.

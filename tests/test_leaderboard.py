@@ -21,7 +21,7 @@ from harness.cli import main
 from harness.data import DataSource
 from harness.rundir.context import EvalContext
 from harness.runner import evaluate
-from harness.task import load_task
+from tasks import load_task
 from leaderboard import make_leaderboard, stats
 from leaderboard.cells import get_path, grouped_mean
 from leaderboard.columns import declared_columns

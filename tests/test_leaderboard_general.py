@@ -14,7 +14,8 @@ from harness.backends.base import Capabilities, Generation
 from harness.data import DataSource
 from harness.rundir.context import EvalContext, select_docs
 from harness.runner import evaluate
-from harness.task import RunContext, load_task
+from harness.task import RunContext
+from tasks import load_task
 from leaderboard import make_leaderboard, stats
 
 MODEL = {"name": "tiny-test", "weights_sha256": "b" * 64}

@@ -28,7 +28,7 @@ from sacrebleu.significance import (
 from harness.data import DataSource
 from harness.rundir.context import EvalContext
 from harness.runner import evaluate
-from harness.task import load_task
+from tasks import load_task
 from leaderboard import collect
 from leaderboard.build import build
 from leaderboard.cells import Evaluator

@@ -15,7 +15,7 @@ import pytest
 from test_leaderboard import drop_words, fake_run
 
 from harness.cli import main
-from harness.task import Column
+from harness.columns import Column
 from leaderboard import make_leaderboard, stats
 from leaderboard.build import Cell, RowResult, Table
 from leaderboard.plot import GAIN, LOSS, pareto_png, points

@@ -219,6 +219,7 @@ def test_saved_answers_are_keyed_by_run_not_prompt(tmp_path):
     from types import SimpleNamespace
 
     from harness.lmeval_requests import RequestLog
+    from harness.io import JsonlStore
 
     path = tmp_path / "requests.jsonl"
     asked = []

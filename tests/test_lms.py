@@ -14,7 +14,7 @@ from harness.cli import main
 from harness.loading import BackendConfig, load_for_training
 from harness.method import Artifact
 from harness.models import resolve_model
-from harness.task import GenerationConfig
+from harness.task_config import GenerationConfig
 from harness.training import trainer
 from harness.training.trainer import TrainConfig
 from methods.lms import LMSBackend, LMSMethod

@@ -12,7 +12,7 @@ from harness.cli import main
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.metrics.answers import extract, normalize_number, same_number
-from harness.task import TASKS_DIR, load_task, load_task_config
+from tasks import load_task, load_task_config, TASKS_DIR
 
 # (lang, model output, gold, expected strict, expected flexible)
 OUTPUTS = [

@@ -11,7 +11,7 @@ import torch
 from harness.cli import main
 from harness.data import DataSource
 from harness.metrics.drift import drift
-from harness.task import load_task
+from tasks import load_task
 from test_judges import serve_judge
 
 

@@ -22,7 +22,7 @@ from harness.backends.loglik import (
 )
 from harness.data import DataSource
 from harness.errors import HarnessError
-from harness.task import load_task
+from tasks import load_task
 
 N_ITEMS = 8
 # our task name -> lm-eval reference task(s); MMLU is compared on two subjects
@@ -204,8 +204,8 @@ def test_vllm_loglik_like_transformers(tiny_model, data_dir):
 
 
 def test_group_expands_next_to_tasks(data_dir):
-    from harness.api import load_tasks
-    from harness.task import expand_groups
+    from tasks import load_tasks
+    from tasks import expand_groups
 
     names = [n for n, _ in expand_groups(["flores", "general"])]
     assert names[0] == "flores" and {"hellaswag", "mmlu", "truthfulqa_mc2"} <= set(names)

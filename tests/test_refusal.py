@@ -10,20 +10,20 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import REPO
+from test_judges import serve_judge
 
+from harness.api import judge
 from harness.backends.base import Capabilities, Generation
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.judges import JudgeSpec
-from harness.judges.phase import judge_saved_run
 from harness.metrics.refusal import CLASSIFIERS, get_classifier
 from harness.metrics.refusal_eval import XSTEST_MODELS, agreement, flores_false_refusals, load_xstest
 from harness.rundir.context import EvalContext
 from harness.runner import evaluate
-from harness.task import load_task
 from leaderboard import make_leaderboard
-from conftest import REPO
-from test_judges import serve_judge
+from tasks import load_task
 
 # accuracy of the default classifier measured on 2026-12-01 minus 0.03
 MIN_ACCURACY = {"gpt4": 0.967 - 0.03, "llama2new": 0.960 - 0.03, "mistralinstruct": 0.860 - 0.03,
@@ -184,7 +184,7 @@ def test_leaderboard_refusal_columns_prefer_judge_verdicts(data_dir, tmp_path):
     with serve_judge(responder) as (url, calls):
         spec = JudgeSpec("openai", "cls", url=url)
         for run in ("base", "lecture"):
-            judge_saved_run(root / run, spec, DataSource.resolve(str(data_dir)))
+            judge(root / run, spec, data_dir)
     summary = json.loads((root / "lecture" / "results.json").read_text())["tasks"]["safety"]["summary"]
     assert summary["judge_over_refusal"] == 0.5 and summary["over_refusal"] == 0.0
     tables, written = make_leaderboard([root], tmp_path / "lb2", n_boot=50, seed=1)

@@ -29,7 +29,7 @@ import yaml
 
 from harness.cli import main
 from harness.io import atomic_write_json, sha256_text
-from harness.task import TASKS_DIR
+from tasks import TASKS_DIR
 
 HERE = Path(__file__).resolve().parent / "regression"
 CONFIG = json.loads((HERE / "config.json").read_text())

@@ -121,7 +121,7 @@ def _generator(relay, stok, ttok, cfg, batch_size):
 
 def _requests(docs, n=12):
     from harness.backends.base import Request
-    from harness.task import GenerationConfig
+    from harness.task_config import GenerationConfig
 
     return [Request(id=str(i), messages=[], gen=GenerationConfig(max_new_tokens=n, stop_plain=[]), doc=d)
             for i, d in enumerate(docs)]

@@ -13,16 +13,16 @@ import pytest
 from echo_backend import EchoBackend
 from test_judges import serve_judge
 
+from harness.api import judge
 from harness.cli import main
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.judges import JudgeSpec
-from harness.judges.phase import judge_saved_run
+from harness.rundir.context import EvalContext
 from harness.rundir.read import SCHEMA, read_results
 from harness.rundir.write import merge_entry, reopen
-from harness.rundir.context import EvalContext
 from harness.runner import evaluate
-from harness.task import load_task
+from tasks import load_task, saved_task
 
 MODEL = {"name": "tiny-test", "weights_sha256": "b" * 64}
 BASE = {"name": "base", "config": {}, "artifact": {"kind": "none"}}
@@ -92,7 +92,7 @@ def test_reopened_run_keeps_task_options_for_judge_and_score(data_dir, tmp_path)
     assert _entry(out)["config"]["options"]["baseline_name"] == "my_baseline"
 
     with serve_judge(lambda body, n: "m") as (url, calls):
-        judge_saved_run(out, JudgeSpec("openai", "canned", url=url), DataSource.resolve(str(data_dir)))
+        judge(out, JudgeSpec("openai", "canned", url=url), data_dir)
     assert len(calls) == 4  # 2 documents (the group's limit, not all 805) x both orders
     entry = _entry(out)
     assert entry["config"]["options"]["baseline_name"] == "my_baseline" and entry["doc_limit"] == 2
@@ -123,7 +123,8 @@ def test_score_keeps_the_generating_command_and_records_its_own(data_dir, tmp_pa
     generated = flores_run(data_dir, out)
     monkeypatch.setattr(write.provenance, "command_line", lambda: f"harness score {out}")
     run = reopen(out, "harness score:")
-    task = run.task("flores", DataSource.resolve(str(data_dir)))
+    entry, where = run.entry("flores")
+    task = saved_task("flores", entry, DataSource.resolve(str(data_dir)), where)
     run.save(task, {"metrics": {}, "summary": {}, "n_samples": 0}, 0.0)
     res = read_results(out / "results.json")
     assert res["command"] == generated["command"] == "harness run --tasks flores"

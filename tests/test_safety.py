@@ -10,7 +10,7 @@ import pytest
 from harness.cli import main
 from harness.data import DataSource
 from harness.metrics.refusal import SDFT_KEYWORDS, describe, is_refusal, matched_keyword
-from harness.task import load_task
+from tasks import load_task
 from test_judges import serve_judge
 
 

@@ -14,7 +14,7 @@ from harness.cli import main
 from harness.config import load_yaml
 from harness.errors import HarnessError
 from harness.loading import BackendConfig, load_model_and_tokenizer
-from harness.task import TASKS_DIR
+from tasks import TASKS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 CODE_DIRS = ("harness", "methods", "tasks")

@@ -15,7 +15,9 @@ from harness.errors import HarnessError
 from harness.metrics.comet import Comet
 from harness.rundir.context import EvalContext
 from harness.runner import evaluate
-from harness.task import Column, RunContext, Task, load_task
+from harness.columns import Column
+from harness.task import RunContext, Task
+from tasks import load_task
 from leaderboard import collect
 from leaderboard.build import build
 from tasks.flores import FloresTask

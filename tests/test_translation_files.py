@@ -25,7 +25,7 @@ from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.rundir.context import EvalContext
 from harness.runner import evaluate
-from harness.task import load_task
+from tasks import load_task
 from harness.training.contamination import guard
 from harness.training.data import TrainDataConfig, load_training_data
 from leaderboard import make_leaderboard, stats
@@ -211,7 +211,7 @@ def test_contamination_guard_checks_every_reference(data_dir, tmp_path):
 
 
 def test_langs_selection(data_dir, tiny_model, tmp_path, capsys):
-    from harness.api import load_tasks
+    from tasks import load_tasks
 
     src = DataSource(data_dir)
     flores, m30k = load_tasks(["flores", "multi30k"], src, ["de-en"])

@@ -16,7 +16,7 @@ from harness.backends.vllm import (VLLMConfig, encode_prompt, llm_kwargs, map_ou
                                    stops_for)
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.task import GenerationConfig
+from harness.task_config import GenerationConfig
 
 
 def fake_output(text, token_ids, finish_reason, stop_reason=None, prompt_ids=(1, 2, 3)):

@@ -168,7 +168,7 @@ def test_generation_padding_invariant_and_language_forced(parts):
 
 
 def test_flores_dev_tuples_and_guard_agree_with_bruteforce(data_dir):
-    from harness.task import load_task
+    from tasks import load_task
     from harness.training.contamination import normalise
 
     data = DataSource(data_dir)

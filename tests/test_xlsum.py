@@ -15,7 +15,7 @@ from harness.cli import main
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.metrics.rouge import MultilingualTokenizer, rouge
-from harness.task import TASKS_DIR, load_task_config
+from tasks import load_task_config, TASKS_DIR
 from harness.validate import validate_task
 from tasks.xlsum import XLSUM_NAMES, XLSumTask, truncate
 

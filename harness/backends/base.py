@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.task import GenerationConfig
+from harness.task_config import GenerationConfig
 
 
 @dataclass

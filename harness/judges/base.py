@@ -16,7 +16,6 @@ import ast
 import re
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Protocol
 
 from tqdm.auto import tqdm

@@ -45,9 +45,9 @@ def ensure_base_answers(task: Task, ectx, backend_cfg, dtype: str | None) -> Bas
     from tqdm.auto import tqdm
 
     from harness.backends.factory import build_backend
+    from harness.rundir.context import EvalContext, select_docs
     from harness.rundir.layout import samples_file
     from harness.rundir.write import open_samples
-    from harness.rundir.context import EvalContext, select_docs
     from harness.runner import generate_samples
 
     key = cache_key(task, ectx.model, ectx.limit, ectx.seed, dtype)

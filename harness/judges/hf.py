@@ -10,7 +10,7 @@ from harness.backends.base import Request
 from harness.backends.factory import build_backend
 from harness.judges.base import JudgeSettings
 from harness.loading import BackendConfig
-from harness.task import GenerationConfig
+from harness.task_config import GenerationConfig
 
 
 class HFJudge:

@@ -1,7 +1,7 @@
 """The post-generation phase of judge-using tasks: judging (now or later) and judge-free drift (MT-Bench, AlpacaEval).
 
 `harness run` calls `PostPhase.after_generation` for each task after its samples are complete;
-`harness judge OUT` calls `judge_saved_run` on a finished run folder (no generation, no
+`harness judge OUT` (harness.api.judge) calls `PostPhase.judge_task` on a finished run folder (no generation, no
 evaluated model). Tasks opt in with the class attribute `uses_judge = True` and implement
 `judge_records(records, judge, spec, cache)`; tasks with `drift_capable = True` get drift. A task reads
 drift.json from its run folder, `task.context.out_dir` (harness.task.RunContext, set by the command).
@@ -18,7 +18,8 @@ from harness.io import JsonlStore
 from harness.judges import JudgeSpec, JudgmentCache, make_judge
 from harness.rundir.layout import SAMPLES_FILE, samples_file
 from harness.rundir.read import read_drift, read_fingerprint, read_samples, samples_sha256
-from harness.rundir.write import open_judgments, open_samples, reopen, write_drift, write_results, write_samples
+from harness.rundir.write import open_judgments, open_samples, write_drift, write_results, write_samples
+
 
 @dataclass
 class DriftPlan:
@@ -153,25 +154,3 @@ def compute_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: 
                    "ids": ids, "base_model": ectx.model.get("name"), "base_weights_sha256": base_sha,
                    "per_id": per_id})
     write(result)
-
-
-def judge_saved_run(out: Path, spec: JudgeSpec, data, backend_cfg=None, only: list[str] | None = None) -> dict:
-    """Judge the saved answers of a finished run (no regeneration) and rewrite its results.json."""
-    from harness.rundir.context import select_docs
-    from harness.runner import aggregate
-
-    run = reopen(out, "harness judge:")
-    phase = PostPhase(spec, backend_cfg)
-    judged = []
-    for name in run.task_names(only):
-        task = run.task(name, data)  # as the run evaluated it: options, the group's document limit, context
-        if not task.uses_judge:
-            continue
-        store = run.store(task)
-        t0 = time.time()
-        phase.judge_task(task, store, [d["id"] for d in select_docs(task, run.limit(name))])
-        run.save(task, aggregate(task, store, run.limit(name)), time.time() - t0)
-        judged.append(name)
-    if not judged:
-        raise HarnessError(f"{out}: none of its tasks ({', '.join(run.results['tasks'])}) uses a judge")
-    return run.results

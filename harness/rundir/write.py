@@ -17,13 +17,35 @@ from typing import Any
 
 from harness import provenance
 from harness.errors import HarnessError
-from harness.io import (JsonlStore, atomic_write_json, atomic_write_text, existing_dir, read_json, remove_stale_tmp,
-                        sha256_file, stable_hash)
+from harness.io import (
+    JsonlStore,
+    atomic_write_json,
+    atomic_write_text,
+    existing_dir,
+    read_json,
+    remove_stale_tmp,
+    sha256_file,
+    stable_hash,
+)
 from harness.rundir.context import EvalContext
-from harness.rundir.layout import (DRIFT_FILE, FINGERPRINT_FILE, JUDGMENTS_FILE, LMEVAL_REQUESTS_FILE, SAMPLES_FILE,
-                                   drift_file, results_file, samples_file)
-from harness.rundir.read import (NOT_RUN_FILE, NOT_RUN_SCHEMA, SCHEMA, check_not_run, read_not_run, read_results,
-                                 samples_path)
+from harness.rundir.layout import (
+    FINGERPRINT_FILE,
+    JUDGMENTS_FILE,
+    LMEVAL_REQUESTS_FILE,
+    SAMPLES_FILE,
+    drift_file,
+    results_file,
+    samples_file,
+)
+from harness.rundir.read import (
+    NOT_RUN_FILE,
+    NOT_RUN_SCHEMA,
+    SCHEMA,
+    check_not_run,
+    read_not_run,
+    read_results,
+    samples_path,
+)
 from harness.task import Task, comparable_config, config_dict
 
 
@@ -120,22 +142,15 @@ class SavedRun:
         """The run's harness tasks (`lmeval:` entries are scored by lm-eval itself), or those of them in `only`."""
         return [n for n in self.results["tasks"] if not n.startswith("lmeval:") and (only is None or n in only)]
 
-    def task(self, name: str, data, comet=None) -> Task:
-        """The task as the run evaluated it: its config (rebuilt from results.json for a task YAML given by path),
-        selected subsets, options (a method may have changed extraction options), the group's document limit,
-        and a RunContext naming this folder (judge-using tasks read drift.json from it) and `comet`."""
-        from harness.config import from_dict
-        from harness.task import RunContext, load_task, task_from_saved_config, task_names
+    def entry(self, name: str) -> tuple[dict, str]:
+        """A task's results.json entry and where it is (for error messages)."""
+        return self.results["tasks"][name], f"{self.out}/results.json"
 
-        entry, where = self.results["tasks"][name], f"{self.out}/results.json"
-        if name in task_names():
-            task = load_task(name, data, entry.get("doc_limit"))
-        else:
-            task = task_from_saved_config(entry["config"], data, f"{where}: tasks.{name}.config", entry.get("doc_limit"))
-        task.select(entry["config"]["selected"])
-        task.options = from_dict(type(task.options), entry["config"]["options"], f"{where}: {name}.options")
-        task.set_context(RunContext(out_dir=self.out) if comet is None else RunContext(out_dir=self.out, comet=comet))
-        return task
+    def context(self, comet=None):
+        """The RunContext of a task rebuilt from this folder (judge-using tasks read drift.json from it)."""
+        from harness.task import RunContext
+
+        return RunContext(out_dir=self.out) if comet is None else RunContext(out_dir=self.out, comet=comet)
 
     def limit(self, name: str) -> int | None:
         """The --limit the task was evaluated with (entries before per-task limits: the header's)."""

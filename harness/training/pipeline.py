@@ -46,7 +46,7 @@ def prepare(method: str, cfg, ctx: TrainContext) -> Prepared:
 
 def prompt_messages(ctx: TrainContext):
     """messages(example) with the FLORES task's prompt (tasks/flores.yaml), the one used to evaluate."""
-    from harness.task import load_task
+    from tasks import load_task
 
     flores = next((t for t in ctx.eval_tasks if t.name == "flores"), None) or load_task("flores", ctx.data)
     return (lambda ex: flores.messages(ex.doc(), [])), flores.cfg.prompt.chat

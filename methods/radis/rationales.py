@@ -28,7 +28,7 @@ from harness.io import JsonlStore, stable_hash
 from harness.memory import release_memory
 from harness.models import cache_dir
 from harness.prompting import render
-from harness.task import GenerationConfig
+from harness.task_config import GenerationConfig
 
 
 def cache_path(weights_sha: str) -> Path:
