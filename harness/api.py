@@ -155,7 +155,7 @@ def run(spec: RunSpec) -> RunOutput | None:
     Returns None on a non-main process of a distributed training (rank 0 alone evaluates)."""
     from harness import lmeval
     from harness.backends.factory import build_backend
-    from harness.judges.phase import PostPhase, plan_drift
+    from harness.judges.phase import PostPhase
     from harness.rundir.context import EvalContext
     from harness.rundir.pack import refuse_packed
     from harness.runner import evaluate
@@ -198,19 +198,11 @@ def run(spec: RunSpec) -> RunOutput | None:
                        method={"name": method.name, "config": artifact.config, "variant": config_variant(setup.cfg),
                                "artifact": artifact.describe()},
                        model=model.identity())
-    post = PostPhase(spec.judge, spec.settings)
+    post = PostPhase(spec.judge, spec.settings, drift_ref=spec.drift_ref)
     results = {}
     for task in tasks:
         results = evaluate(task, backend, ectx)
-        drift, base = None, None
-        if task.drift_capable:
-            drift = plan_drift(spec.drift_ref, task.name, out / task.name / "samples.jsonl", artifact.kind == "none")
-            if drift is None:  # a trained method without drift_ref: the base model's answers, cached
-                from harness.judges.base_answers import ensure_base_answers
-
-                cached = ensure_base_answers(task, ectx, spec.settings, backend.settings().get("dtype"))
-                drift, base = cached.plan, cached.base
-        results = post.after_generation(task, backend, ectx, drift, base) or results
+        results = post.after_generation(task, backend, ectx) or results
     for lt in lm_tasks:
         results = lmeval.evaluate(lt, backend, ectx)
     return RunOutput(out, results, [t.name for t in tasks], [lt.name for lt in lm_tasks])

@@ -119,8 +119,20 @@ class Task:
 
     # -- per-document hooks -------------------------------------------------------------------
     def docs(self, subset: str) -> list[dict]:
-        """Documents of one subset; each a dict with a unique 'id' and the template's fields."""
+        """Documents of one subset, loaded once per task instance (`load_docs`) and shared by every caller."""
+        return self.memo(("docs", subset), lambda: self.load_docs(subset))
+
+    def load_docs(self, subset: str) -> list[dict]:
+        """Read one subset's documents; each a dict with a unique 'id' and the template's fields."""
         raise NotImplementedError
+
+    def memo(self, key, compute):
+        """`compute()` once per task instance and `key` (a file's lines, a parsed CSV, few-shot exemplars): the one
+        cache hooks use, dropped with the task (no lru_cache on methods, which would keep every instance alive)."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
 
     def messages(self, doc: dict, history: list[str]) -> list[dict]:
         """Chat messages for the next round; `history` holds the cleaned outputs of earlier rounds."""

@@ -114,7 +114,7 @@ class AlpacaEvalTask(Task):
             raise HarnessError(f"{self.options.baseline}: no baseline output for {len(missing)} instruction(s), "
                                f"e.g. {missing[0][:60]!r}")
 
-    def docs(self, subset: str) -> list[dict]:
+    def load_docs(self, subset: str) -> list[dict]:
         return [{"id": f"{subset}/{i}", "subset": subset, "instruction": r["instruction"],
                  "dataset": r.get("dataset", "")} for i, r in enumerate(self.rows)]
 

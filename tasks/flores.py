@@ -4,7 +4,6 @@ everything else (cleaning, metrics, COMET, summary) is the shared `TranslationTa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Literal
 
 from harness.data import load_hub_dataset, read_lines
@@ -45,7 +44,7 @@ class FloresTask(TranslationTask):
                 raise HarnessError(f"task flores: {pair!r} is not a pair like de-en")
             flores_code(src), flores_code(tgt)
 
-    def docs(self, subset: str) -> list[dict]:
+    def load_docs(self, subset: str) -> list[dict]:
         src, _, tgt = subset.partition("-")
         sources, refs = self._lines(src), self._lines(tgt)
         if len(sources) != len(refs):
@@ -53,8 +52,10 @@ class FloresTask(TranslationTask):
                                f"the files must be line-aligned")
         return [self.make_doc(subset, i, s, [r]) for i, (s, r) in enumerate(zip(sources, refs))]
 
-    @lru_cache(maxsize=None)
     def _lines(self, lang: str) -> list[str]:
+        return self.memo(("_lines", lang), lambda: self._read_lines(lang))
+
+    def _read_lines(self, lang: str) -> list[str]:
         code = flores_code(lang)
         ds = self.cfg.dataset
         if self.data.root is not None and ds.local:

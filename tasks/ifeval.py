@@ -109,7 +109,7 @@ class IFEvalTask(Task):
                                    f"instruction_id_list differ in length")
         return rows
 
-    def docs(self, subset: str) -> list[dict]:
+    def load_docs(self, subset: str) -> list[dict]:
         return [{"id": f"{subset}/{r['key']}", "subset": subset, "key": r["key"], "prompt": r["prompt"],
                  "instruction_id_list": list(r["instruction_id_list"]), "kwargs": list(r["kwargs"])}
                 for r in self.rows]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
 
 from harness.data import load_hub_dataset
@@ -71,7 +70,7 @@ class MathTask(Task):
     def _load(self, lang: str) -> list[tuple[str, str]]:
         raise NotImplementedError
 
-    def docs(self, subset: str) -> list[dict]:
+    def load_docs(self, subset: str) -> list[dict]:
         if subset not in Q_PREFIX:
             raise HarnessError(f"task {self.name}: no MGSM prompt strings for language {subset!r}")
         instruction = ""
@@ -92,8 +91,10 @@ class MathTask(Task):
         gen = self.cfg.generation  # without a chat template, stop where the model starts a new question
         return dataclasses.replace(gen, stop_plain=list(gen.stop_plain) + [doc["q_prefix"]])
 
-    @lru_cache(maxsize=None)
     def _exemplars(self, lang: str) -> list[tuple[str, str]]:
+        return self.memo(("_exemplars", lang), lambda: self._read_exemplars(lang))
+
+    def _read_exemplars(self, lang: str) -> list[tuple[str, str]]:
         if self.options.shots == 0:
             return []
         path = self.data.local(self.options.exemplars_file)

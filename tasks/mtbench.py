@@ -86,7 +86,7 @@ class MTBenchTask(Task):
     def references(self) -> dict[int, list[str]]:
         return {r["question_id"]: r["choices"][0]["turns"] for r in self._jsonl(self.options.reference_answers)}
 
-    def docs(self, subset: str) -> list[dict]:
+    def load_docs(self, subset: str) -> list[dict]:
         out = []
         for q in self.questions:
             cat = q["category"]

@@ -88,16 +88,17 @@ class MultipleChoiceTask(Task):
         return [Column(label, metric, metric, role="general", family="knowledge & commonsense", task=self.name)]
 
     # -- documents --------------------------------------------------------------------------------
-    def docs(self, subset: str) -> list[dict]:
+    def load_docs(self, subset: str) -> list[dict]:
         return [dict(d, subset=subset) for d in self._docs()]
 
     def _docs(self) -> tuple[dict, ...]:
-        if getattr(self, "_cache", None) is None:
-            docs = getattr(self, f"_read_{self.options.format}")()
-            if not docs:
-                raise HarnessError(f"task {self.name}: the dataset has no documents")
-            self._cache = tuple(docs)
-        return self._cache
+        return self.memo("all", self._read_docs)
+
+    def _read_docs(self) -> tuple[dict, ...]:
+        docs = getattr(self, f"_read_{self.options.format}")()
+        if not docs:
+            raise HarnessError(f"task {self.name}: the dataset has no documents")
+        return tuple(docs)
 
     def _local(self) -> Path | None:
         ds = self.cfg.dataset

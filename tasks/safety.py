@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Literal
 
 from harness.columns import Column
@@ -78,8 +77,10 @@ class SafetyTask(Task):
             out += [f"multijail_{lang}" for lang in self.cfg.languages] if s == "multijail" else [s]
         return out
 
-    @lru_cache(maxsize=None)
     def _csv(self, rel: str) -> list[dict]:
+        return self.memo(("_csv", rel), lambda: self._read_csv(rel))
+
+    def _read_csv(self, rel: str) -> list[dict]:
         path = self.data.require_local(f"task {self.name}", rel)
         with open(path, encoding="utf-8-sig", newline="") as f:  # MultiJail has a BOM
             return list(csv.DictReader(f))
@@ -89,7 +90,7 @@ class SafetyTask(Task):
             raise HarnessError(f"{rel}: no column {col!r} (columns: {', '.join(rows[0])})")
         return [r[col] for r in rows]
 
-    def docs(self, subset: str) -> list[dict]:
+    def load_docs(self, subset: str) -> list[dict]:
         o = self.options
         if subset == "advbench":
             prompts, harmful, lang = self._column(self._csv(o.advbench), "goal", o.advbench), True, "en"

@@ -50,7 +50,6 @@ class FileTranslationTask(TranslationTask):
     def __init__(self, cfg, data, path: Path | None = None):
         self.where = str(path or cfg.task)
         super().__init__(cfg, data, path)
-        self._cache: dict[str, list[str]] = {}
         if cfg.dataset.hub or cfg.dataset.local:
             raise HarnessError(f"{self.where}: dataset: the translation hook reads options.source/references/files; "
                                f"remove dataset.hub and dataset.local")
@@ -121,11 +120,9 @@ class FileTranslationTask(TranslationTask):
         return out[0], out[1:]
 
     def _read(self, path: Path) -> list[str]:
-        if str(path) not in self._cache:
-            self._cache[str(path)] = read_lines(path)
-        return self._cache[str(path)]
+        return self.memo(("lines", str(path)), lambda: read_lines(path))
 
-    def docs(self, subset: str) -> list[dict]:
+    def load_docs(self, subset: str) -> list[dict]:
         src_path, ref_paths = self.paths(subset)
         sources = self._read(src_path)
         refs = [self._read(p) for p in ref_paths]

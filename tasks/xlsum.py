@@ -16,7 +16,6 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -93,8 +92,10 @@ class XLSumTask(Task):
         local = self.data.local(self.cfg.dataset.local) if self.cfg.dataset.local else None
         return (local, "data dir") if local is not None and local.is_dir() else (None, "hub")
 
-    @lru_cache(maxsize=None)
     def _rows(self, lang: str) -> list[dict]:
+        return self.memo(("_rows", lang), lambda: self._read_rows(lang))
+
+    def _read_rows(self, lang: str) -> list[dict]:
         lname, split = XLSUM_NAMES[lang], self.cfg.dataset.split
         folder, where = self._folder()
         if folder is None:
@@ -123,7 +124,7 @@ class XLSumTask(Task):
             rows.append(row)
         return rows
 
-    def docs(self, subset: str) -> list[dict]:
+    def load_docs(self, subset: str) -> list[dict]:
         max_chars = self.options.max_doc_chars
         out = []
         for i, row in enumerate(self._rows(subset)):

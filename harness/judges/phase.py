@@ -16,6 +16,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.io import JsonlStore
 from harness.judges import JudgeSpec, JudgmentCache, make_judge
+from harness.rundir.context import select_docs
 from harness.rundir.layout import SAMPLES_FILE, samples_file
 from harness.rundir.read import read_drift, read_fingerprint, read_samples, samples_sha256
 from harness.rundir.write import open_judgments, open_samples, write_drift, write_results, write_samples
@@ -30,11 +31,16 @@ class DriftPlan:
 
 
 class PostPhase:
-    def __init__(self, spec: JudgeSpec | None, backend_cfg=None):
+    """What happens to a task's complete samples: drift against the base model's answers (drift-capable tasks;
+    `drift_ref`, else the run's own samples when the evaluated model is the base, else the base model's answers,
+    generated once and cached by harness.judges.base_answers) and judging (`spec`)."""
+
+    def __init__(self, spec: JudgeSpec | None, backend_cfg=None, drift_ref: str | None = None):
         if spec is not None:
             spec.validate()
         self.spec = spec
         self.backend_cfg = backend_cfg
+        self.drift_ref = drift_ref
         self._judge = None
 
     @property
@@ -51,17 +57,31 @@ class PostPhase:
         task.judge(records, self.judge, self.spec, cache)
         write_samples(store.path, store.records.values())
 
-    def after_generation(self, task, backend, ectx, drift: DriftPlan | None = None, base=None) -> dict | None:
-        """Judge (and compute drift for) a task whose samples are complete; returns new results or None."""
-        from harness.rundir.context import select_docs
+    def plan(self, task, backend, ectx) -> tuple[DriftPlan | None, tuple | None]:
+        """Where the base model's answers for `task`'s drift come from, and the base (model, tokenizer) when loading
+        them already loaded it; (None, None) for tasks without drift."""
+        if not task.drift_capable:
+            return None, None
+        evaluated_is_base = ectx.method.get("artifact", {}).get("kind") == "none"
+        drift = plan_drift(self.drift_ref, task.name, samples_file(ectx.out_dir, task.name), evaluated_is_base)
+        if drift is not None:
+            return drift, None
+        from harness.judges.base_answers import ensure_base_answers  # a trained method without --drift-ref
+
+        cached = ensure_base_answers(task, ectx, self.backend_cfg, backend.settings().get("dtype"))
+        return cached.plan, cached.base
+
+    def after_generation(self, task, backend, ectx) -> dict | None:
+        """Drift and judging for a task whose samples are complete; returns new results or None."""
         from harness.runner import aggregate
 
         if not task.uses_judge:
             return None
+        drift, base = self.plan(task, backend, ectx)
         t0 = time.time()
         store = open_samples(ectx.out_dir, task.name)
         ids = [d["id"] for d in select_docs(task, ectx.limit)]
-        if task.drift_capable and drift is not None:
+        if drift is not None:
             compute_drift(task, store, ids, backend, ectx, drift, self.backend_cfg, base)
         self.judge_task(task, store, ids)
         return write_results(ectx, task, backend.settings(), aggregate(task, store, ectx.limit), time.time() - t0)
