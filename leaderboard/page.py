@@ -130,7 +130,7 @@ def section_html(t: Table, sec: int, out_dir: Path | None, w: samples_view.Writt
              (f"<details class='hashes'><summary>{html.escape(title)}: task settings and config hashes</summary>"
              f"<ul>{hashes}</ul></details>"),
              "<h3>Translation gain versus general-ability loss</h3><div class='plotbox'>",
-             page_svg.svg(t, sec, ids), page_svg.legend(t, ids),
+             page_svg.svg(t, sec, ids), "<div>", page_svg.legend(t, ids), page_svg.unplotted(t), "</div>",
              ("<p class='plotnote'>Bars: 95% paired-bootstrap intervals. A method trained with several seeds is one "
              "point (the mean of its seeds) with an open marker per seed. ◆ marks points on the Pareto frontier "
              "(dashed). Hover or focus a point for its values; click it (or press Enter) to highlight its rows."

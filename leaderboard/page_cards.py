@@ -78,10 +78,17 @@ def cards(t: Table, out_dir: Path, row_ids: list[str]) -> str:
                          f"<dt>paper</dt><dd>{html.escape(d['paper'])}</dd></dl>")
         else:
             parts.append("<p>No summary for this method in leaderboard/page/methods.json; see its README.</p>")
+        per = {k: recipe(r) for k, r in rows if not r.not_run}
+        shared = {a: b for a, b in next(iter(per.values()), {}).items()
+                  if len(per) > 1 and all(f.get(a) == b for f in per.values())}
+        if shared:
+            parts.append("<dl class='facts'>" + "".join(f"<dt>{html.escape(a)}</dt><dd>{html.escape(b)}</dd>"
+                                                        for a, b in shared.items()) + "</dl>")
         parts.append("<ul class='runs'>")
         for k, r in rows:
-            facts = "; ".join(f"{a}: {html.escape(b)}" for a, b in recipe(r).items()) if not r.not_run else ""
-            status = f"not run: {html.escape(r.not_run)}" if r.not_run else facts or "no training recorded"
+            facts = "; ".join(f"{a}: {html.escape(b)}" for a, b in per.get(k, {}).items() if a not in shared)
+            status = (f"not run: {html.escape(r.not_run)}" if r.not_run else facts
+                      or ("as above" if shared else "no training recorded"))
             mech = getattr(r, "mechanism", None)
             mech_html = (f"<div class='mech'>mechanism check: {html.escape(str(mech))}</div>"
                          if mech not in (None, "") else "")

@@ -132,3 +132,16 @@ def legend(table: Table, row_ids: list[str]) -> str:
                      f"{' ◆ frontier' if k in front else ''}</button><span class='vals'>gain "
                      f"{html.escape(interval_text(p.gain))}, loss {html.escape(interval_text(p.loss))}</span></li>")
     return "<ol class='legend'>" + "".join(items) + "</ol>"
+
+
+def unplotted(table: Table) -> str:
+    """A line naming the rows that are not on the plot, and which composite each lacks."""
+    out = []
+    for r in table.rows:
+        if r.not_run:
+            out.append(f"{r.label} (not run)")
+            continue
+        lacks = [n for n in (GAIN, LOSS) if r.composites.get(n) is None or r.composites[n].value is None]
+        if lacks:
+            out.append(f"{r.label} (no {' and no '.join(lacks)})")
+    return f"<p class='plotnote unplotted'>Not on the plot: {html.escape('; '.join(out))}.</p>" if out else ""

@@ -18,8 +18,8 @@ from harness.cli import main
 from harness.task import Column
 from leaderboard import make_leaderboard, stats
 from leaderboard.build import Cell, RowResult, Table
-from leaderboard.plot import GAIN, LOSS, pareto_png, points
 from leaderboard.page import html_page
+from leaderboard.plot import GAIN, LOSS, pareto_png, points
 from leaderboard.render import csv_text, markdown
 from leaderboard.versus import compare
 

@@ -88,7 +88,7 @@ def test_plot_has_one_point_per_method_variant_and_click_highlights_its_row(driv
 
 
 def test_sorting_reorders_rows(driver, board):
-    table, page = board
+    _table, page = board
     _open(driver, page)
     before = _rows(driver)
     ths = driver.find_elements("css selector", "#delta-1 thead tr.cols th")

@@ -211,14 +211,14 @@
     return col.kind === 'drift' ? 'drift' : col.label;
   }
 
-  function side(label, rec, value, it, cls, col) {
+  function side(label, rec, value, it, cls, col, field) {
     var d = el('div', { cls: 'side' + (cls ? ' ' + cls : '') }, [el('span', { cls: 'lbl', text: label })]);
     if (!rec) { d.appendChild(el('p', { text: 'no record of this item' })); return d; }
     (rec.out || []).forEach(function (o, t) {
       if (rec.out.length > 1) d.appendChild(el('span', { cls: 'lbl', text: 'turn ' + (t + 1) }));
       d.appendChild(el('div', { cls: 'out', text: o === '' ? '(empty output)' : o }));
     });
-    ['pred_norm', 'pred'].some(function (k) {
+    [/norm/.test(field || '') ? 'pred_norm' : 'pred'].some(function (k) {  /* the prediction the column scores */
       if (rec[k] === undefined || !it.choices) return false;
       var ok = rec[k] === it.gold;
       d.appendChild(el('div', { cls: 'out', text: 'picked ' + (rec[k] + 1) + ': ' + it.choices[rec[k]] + (ok ? '  ✓ correct' : '  ✗ wrong') + (k === 'pred_norm' ? ' (length-normalised)' : '') }));
@@ -252,8 +252,9 @@
     if (it.choices) a.appendChild(el('ol', { cls: 'choices' }, it.choices.map(function (c, k) { return el('li', { text: c + (k === it.gold ? '  (gold)' : '') }); })));
     if (it.refs) it.refs.forEach(function (r, k) { a.appendChild(el('div', { cls: 'refs' }, [el('span', { cls: 'lbl', text: 'reference' + (it.refs.length > 1 ? ' ' + (k + 1) : '') }), r])); });
     var pair = el('div', { cls: 'pair' });
-    if (base) pair.appendChild(side(base.label === 'base' ? 'base model' : base.label + ' (base model)', x.b, x.bv, it, '', col));
-    pair.appendChild(side(row.label, x.m, x.mv, it, base ? '' : 'only', col));
+    var bname = base && base.label === 'base' ? 'base model' : base ? base.label + ' (base model)' : '';
+    if (base) pair.appendChild(side(bname, x.b, x.bv, it, '', col, base.fields[col.label]));
+    pair.appendChild(side(row.label, x.m, x.mv, it, base ? '' : 'only', col, row.fields[col.label]));
     a.appendChild(pair);
     return a;
   }
