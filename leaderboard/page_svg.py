@@ -14,7 +14,7 @@ import math
 from leaderboard.build import Table, seed_groups
 from leaderboard.plot import GAIN, LOSS, Point, frontier, points
 
-W, H = 720, 440
+W, H = 720, 380
 L, R, T, B = 64, 16, 16, 52  # margins
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")

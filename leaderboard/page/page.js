@@ -97,7 +97,7 @@
       tip.appendChild(el('div', { text: 'general-ability loss ' + p.dataset.loss }));
       if (p.dataset.front === '1') tip.appendChild(el('div', { text: 'on the Pareto frontier' }));
       tip.hidden = false;
-      var r = p.getBoundingClientRect();
+      var r = (p.querySelector('.dot') || p).getBoundingClientRect();
       tip.style.left = (window.scrollX + r.right + 10) + 'px';
       tip.style.top = (window.scrollY + r.top - 6) + 'px';
     }
