@@ -192,8 +192,10 @@ def row_record(rec: dict) -> dict:
     if rec.get("refusal_match"):
         out["match"] = rec["refusal_match"]
     j = rec.get("judgment")
-    if isinstance(j, dict):
-        out["judge"] = {k: v for k, v in j.items() if isinstance(v, (str, int, float, bool)) or k == "turns"}
+    if isinstance(j, dict):  # the judge's verdict: its scalar fields, and each turn's score (MT-Bench)
+        out["judge"] = {k: v for k, v in j.items() if isinstance(v, (str, int, float, bool))}
+        if isinstance(j.get("turns"), list):
+            out["judge"]["turn scores"] = ", ".join(str(t.get("score")) for t in j["turns"] if isinstance(t, dict))
     f = flags(rec)
     if f:
         out["flags"] = f

@@ -16,7 +16,7 @@ import pytest
 from harness.rundir.read import read_samples
 from leaderboard import make_leaderboard
 from leaderboard.page import html_page, settings_words
-from leaderboard.samples_view import DIR, template_source, user_text
+from leaderboard.samples_view import DIR, row_record, template_source, user_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = [ROOT / "results" / "smollm2-135m-instruct", ROOT / "results" / "gemma3-270m"]
@@ -100,3 +100,13 @@ def test_source_is_cut_from_the_chat_prompt_by_the_task_template():
     assert template_source("something else", template) is None and template_source("x", "{prompt}") is None
     assert user_text("<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n") == "Hi"
     assert user_text("plain prompt") == "plain prompt"
+
+
+def test_a_row_record_keeps_the_judges_verdicts_failed_instructions_and_flags():
+    rec = {"outputs": ["a", "b"], "finish": ["length", "eos"], "refusal": True, "refusal_match": "opener: i can't",
+           "judgment": {"judge": "j1", "k": 1, "turns": [{"score": 7, "ratings": [7]}, {"score": None}]},
+           "ifeval": {"inst_level_strict": [True, False, False]}}
+    r = row_record(rec)
+    assert r["out"] == ["a", "b"] and r["failed"] == [1, 2] and r["match"] == "opener: i can't"
+    assert r["judge"] == {"judge": "j1", "k": 1, "turn scores": "7, None"}
+    assert r["flags"] == ["truncated", "refusal (classifier)"]

@@ -10,9 +10,12 @@ set by .ci/run, which installs them): there they fail.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -178,3 +181,17 @@ def test_committed_science_page_loads_fast_without_errors(driver):
     assert 0 < ms < 2000
     assert len(driver.find_elements("css selector", "svg.plot g.pt")) >= 5
     assert _errors(driver) == []
+
+
+def test_the_page_also_works_served_statically(driver, board):
+    table, page = board
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(page.parent))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/{page.name}")
+        driver.get_log("browser")
+        arts = _open_cell(driver, table, "sft", "chrF++")
+        assert len(arts) == 25 and _errors(driver) == []
+    finally:
+        server.shutdown()

@@ -231,7 +231,7 @@
       })));
     }
     if (rec.judge) {
-      var j = Object.keys(rec.judge).filter(function (k) { return k !== 'turns' && k !== 'raw'; }).map(function (k) { return k + ' ' + rec.judge[k]; });
+      var j = Object.keys(rec.judge).filter(function (k) { return k !== 'raw'; }).map(function (k) { return k + ' ' + rec.judge[k]; });
       if (j.length) d.appendChild(el('div', { cls: 'inst', text: 'judge: ' + j.join(', ') }));
     }
     if (rec.match) d.appendChild(el('div', { cls: 'inst', text: 'classifier matched: ' + rec.match }));
