@@ -3,7 +3,8 @@
 collect.py finds and groups comparable runs, stats.py does the paired bootstrap, build.py turns runs into
 tables (column spec and composite definitions), versus.py compares each method's composites with a reference
 method's (default sft), notrun.py adds a row per not_run.json (a method deliberately not
-run), render.py and plot.py write the files.
+run), render.py and plot.py write the files, page.py the HTML page (with page_svg, page_tables, page_cards and
+samples_view).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: 
     from leaderboard import collect, render
     from leaderboard.build import build
     from leaderboard.notrun import attach
+    from leaderboard.page import write_page
     from leaderboard.plot import pareto_png
     from leaderboard.versus import attach_versus
 
@@ -48,6 +50,6 @@ def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: 
     written = [output / "leaderboard.md", output / "leaderboard.csv", output / "leaderboard.html", output / "pareto.png"]
     atomic_write_text(written[0], render.markdown(tables, n_boot, seed))
     atomic_write_text(written[1], render.csv_text(tables))
-    atomic_write_text(written[2], render.html_text(tables, n_boot, seed))
+    write_page(tables, n_boot, seed, written[2])  # and its sample files in leaderboard_samples/ (leaderboard/page.py)
     pareto_png(tables[0], written[3])
     return tables, written

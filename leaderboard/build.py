@@ -67,6 +67,7 @@ class RowResult:
     not_run: str = ""  # the reason, for a method deliberately not run (not_run.json; leaderboard/notrun.py)
     seed: int | None = None  # training seed (None for the untouched base model)
     variant: str = ""  # method config hash (leaderboard/collect.py Row.variant): seeds of one variant group together
+    tasks: dict = field(default_factory=dict, repr=False)  # task -> collect.TaskRun (the page's sample view)
 
 
 @dataclass
@@ -104,7 +105,8 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
                dynamic_ncols=True, leave=False)
     for row in sec.rows:
         base = sec.base_for(row)
-        rr = RowResult(row.label, row.method, row.model, row.method == "base", seed=row.seed, variant=row.variant)
+        rr = RowResult(row.label, row.method, row.model, row.method == "base", seed=row.seed, variant=row.variant,
+                       tasks=row.tasks)
         if base is None:
             notes.append(f"{row.label} on {row.model}: no `base` run of this model with the same settings; "
                          f"no Δ or interval")

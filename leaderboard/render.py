@@ -1,9 +1,8 @@
-"""Write the leaderboard tables as Markdown, CSV and a self-contained sortable HTML page."""
+"""Write the leaderboard tables as Markdown and CSV (the HTML page: leaderboard/page.py)."""
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 
 from leaderboard.build import COMPOSITES, Cell, Column, Table
@@ -138,87 +137,3 @@ def csv_text(tables: list[Table]) -> str:
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
-
-
-_SORT_JS = """
-document.querySelectorAll('table.lb th').forEach(function (th, col) {
-  th.addEventListener('click', function () {
-    var body = th.closest('table').tBodies[0], asc = th.dataset.asc !== '1';
-    th.dataset.asc = asc ? '1' : '0';
-    var rows = Array.prototype.slice.call(body.rows);
-    function cell(r) { return r.cells[Math.min(col, r.cells.length - 1)]; }  // a "not run" row spans its columns
-    rows.sort(function (a, b) {
-      var x = cell(a).dataset.v, y = cell(b).dataset.v;
-      var nx = parseFloat(x), ny = parseFloat(y);
-      if (isNaN(nx) || isNaN(ny)) { x = cell(a).textContent; y = cell(b).textContent;
-        return (isNaN(nx) - isNaN(ny)) || (asc ? x.localeCompare(y) : y.localeCompare(x)); }
-      return asc ? nx - ny : ny - nx;
-    });
-    rows.forEach(function (r) { body.appendChild(r); });
-  });
-});
-"""
-
-
-def _td(text: str, v: float | None = None, dim: bool = False, cls: str = "") -> str:
-    attr = f' data-v="{v}"' if v is not None else ""
-    cls = ' class="ns"' if dim else f' class="{cls}"' if cls else ""
-    return f"<td{attr}{cls}>{html.escape(text)}</td>"
-
-
-def _not_run_tds(reason: str, n: int) -> list[str]:
-    """One cell across all n data columns (the reason would otherwise widen the first of them)."""
-    return [f'<td class="nr" colspan="{n}">{html.escape(not_run_cells(reason, n)[0])}</td>']
-
-
-def html_text(tables: list[Table], n_boot: int, seed: int) -> str:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>mt-harness leaderboard</title><style>",
-             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}",
-             "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}",
-             "th{cursor:pointer;background:#f0f0f0}td:first-child,td:nth-child(2){text-align:left}.ns{color:#888}",
-             ".nr{text-align:left;color:#888;font-style:italic}",
-             "</style></head><body><h1>Leaderboard</h1>",
-             f"<p>{html.escape(LEGEND)} Bootstrap: {n_boot} resamples, seed {seed}. Click a header to sort.</p>"]
-    for t in tables:
-        comps, _ = _heads(t)
-        parts += [f"<h2>{html.escape(t.title)}</h2><p>Settings: {html.escape(t.settings)}</p><h3>Δ versus base</h3>"]
-        head = ["method", "model"] + comps + [c.label + _arrow(c) for c in t.columns]
-        parts.append("<table class='lb'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
-                     + "</tr></thead><tbody>")
-        for r in t.rows:
-            tds = [_td(r.label), _td(r.model)]
-            if r.not_run:
-                parts.append("<tr>" + "".join(tds + _not_run_tds(r.not_run, len(comps) + len(t.columns))) + "</tr>")
-                continue
-            for name in comps:
-                c = r.composites.get(name)
-                tds.append(_td(delta_text(c), c.delta if c and c.delta is not None else (0.0 if c and c.value == 0 else None),
-                               bool(c and c.crosses_zero)))
-            for col in t.columns:
-                c = r.cells.get(col.label)
-                tds.append(_td(delta_text(c, col), c.delta if c else None, bool(c and c.crosses_zero)))
-            parts.append("<tr>" + "".join(tds) + "</tr>")
-        parts.append("</tbody></table><h3>Scores</h3><table class='lb'><thead><tr>"
-                     + "".join(f"<th>{html.escape(h)}</th>" for h in ["method", "model"]
-                               + [c.label + _arrow(c) for c in t.columns]) + "</tr></thead><tbody>")
-        for r in t.rows:
-            tds = [_td(r.label), _td(r.model)]
-            if r.not_run:
-                parts.append("<tr>" + "".join(tds + _not_run_tds(r.not_run, len(t.columns))) + "</tr>")
-                continue
-            for col in t.columns:
-                c = r.cells.get(col.label)
-                tds.append(_td(_fmt(c.value, col) if c else "", c.value if c else None))
-            parts.append("<tr>" + "".join(tds) + "</tr>")
-        parts.append("</tbody></table>")
-        intro, head, vrows = versus_lines(t)
-        if vrows:
-            parts += [f"<h3>Versus {html.escape(t.versus_ref)}</h3><p>{html.escape(intro)}</p><table class='lb'><thead><tr>"
-                      + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
-            parts += ["<tr>" + "".join([_td(a), _td(b), _td(c)] + [_td(x, v, dim) for x, v, dim in cells]) + "</tr>"
-                      for a, b, c, cells in vrows]
-            parts.append("</tbody></table>")
-        if t.notes:
-            parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in dict.fromkeys(t.notes)) + "</ul>")
-    parts.append(f"<script>{_SORT_JS}</script></body></html>")
-    return "\n".join(parts)

@@ -18,8 +18,9 @@ from harness.cli import main
 from harness.columns import Column
 from leaderboard import make_leaderboard, stats
 from leaderboard.build import Cell, RowResult, Table
+from leaderboard.page import html_page
 from leaderboard.plot import GAIN, LOSS, pareto_png, points
-from leaderboard.render import csv_text, html_text, markdown
+from leaderboard.render import csv_text, markdown
 from leaderboard.versus import compare
 
 
@@ -135,7 +136,7 @@ def test_seeds_of_a_method_get_a_paired_seed_mean_row():
     recs = {r["method"]: r for r in csv.DictReader(io.StringIO(csv_text([t])))}
     assert recs["x mean of seeds 0, 1, 2"]["status"] == "seed_mean"
     assert float(recs["x mean of seeds 0, 1, 2"]["general-ability loss minus sft"]) == pytest.approx(c.delta)
-    assert "x mean of seeds 0, 1, 2" in html_text([t], 200, 0)
+    assert "x mean of seeds 0, 1, 2" in html_page([t], 200, 0)
 
 
 def test_no_seed_mean_across_configs():
