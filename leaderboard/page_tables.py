@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import html
 
-from leaderboard.build import COMPOSITES, Cell, Column, RowResult, Table
+from leaderboard.build import RowResult, Table
+from leaderboard.cells import Cell
+from leaderboard.columns import COMPOSITES, Column
 from leaderboard.render import DAGGER, versus_lines
 
 GROUPS = ("composite", "translation", "general ability", "safety", "drift", "other")

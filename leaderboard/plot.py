@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from leaderboard import stats
-from leaderboard.build import Cell, Table, seed_groups, variant_label
+from leaderboard.build import Table, seed_groups, variant_label
+from leaderboard.cells import Cell
 
 GAIN, LOSS = "translation gain", "general-ability loss"
 

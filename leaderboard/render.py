@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 
-from leaderboard.build import COMPOSITES, Cell, Column, Table
+from leaderboard.build import Table
+from leaderboard.cells import Cell
+from leaderboard.columns import COMPOSITES, Column
 
 DAGGER = "†"
 LEGEND = (f"Δ = method − base (same base model, same samples); [lo, hi] = 95% paired-bootstrap interval; "

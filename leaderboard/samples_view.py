@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.io import atomic_write_text, read_json
-from leaderboard.build import Column, RowResult, Table, get_path, with_source
+from leaderboard.build import RowResult, Table
+from leaderboard.cells import get_path, with_source
+from leaderboard.columns import Column
 from leaderboard.collect import TaskRun
 
 DIR = "leaderboard_samples"

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from leaderboard import stats
-from leaderboard.build import Cell, RowResult, Table, seed_groups, variant_label
+from leaderboard.build import RowResult, Table, seed_groups, variant_label
+from leaderboard.cells import Cell
 from leaderboard.columns import COMPOSITES
 
 

@@ -23,7 +23,7 @@ from typing import Literal
 from harness.data import load_hub_dataset
 from harness.errors import HarnessError
 from harness.metrics import answers
-from harness.task import Task, render_template
+from harness.task import render_template, Task
 from harness.task_config import GenerationConfig
 
 # Question / answer prefixes of the MGSM native-CoT exemplars (mgsm_exemplars.json).

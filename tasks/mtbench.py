@@ -30,7 +30,7 @@ from harness.columns import Column
 from harness.errors import HarnessError
 from harness.io import read_jsonl, sha256_text
 from harness.judges.base import judge_of
-from harness.task import Task, render_template
+from harness.task import render_template, Task
 from harness.task_config import GenerationConfig
 
 FASTCHAT_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,

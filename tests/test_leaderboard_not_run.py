@@ -17,7 +17,8 @@ from harness.errors import HarnessError
 from harness.rundir.read import NOT_RUN_SCHEMA, read_not_run
 from harness.rundir.write import write_not_run
 from leaderboard import make_leaderboard
-from leaderboard.build import Cell, RowResult, Table
+from leaderboard.build import RowResult, Table
+from leaderboard.cells import Cell
 from leaderboard.collect import NotRun
 from leaderboard.notrun import attach
 from leaderboard.plot import GAIN, LOSS, pareto_png

@@ -17,7 +17,8 @@ from test_leaderboard import drop_words, fake_run
 from harness.cli import main
 from harness.columns import Column
 from leaderboard import make_leaderboard, stats
-from leaderboard.build import Cell, RowResult, Table
+from leaderboard.build import RowResult, Table
+from leaderboard.cells import Cell
 from leaderboard.page import html_page
 from leaderboard.plot import GAIN, LOSS, pareto_png, points
 from leaderboard.render import csv_text, markdown

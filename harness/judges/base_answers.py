@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.io import stable_hash
 from harness.judges.phase import DriftPlan
-from harness.task import Task, config_dict
+from harness.task import config_dict, Task
 
 
 @dataclass

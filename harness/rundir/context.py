@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.io import stable_hash
-from harness.task import Task, config_dict
+from harness.task import config_dict, Task
 
 
 @dataclass

@@ -46,7 +46,7 @@ from harness.rundir.read import (
     read_results,
     samples_path,
 )
-from harness.task import Task, comparable_config, config_dict
+from harness.task import comparable_config, config_dict, Task
 
 
 def check_fingerprint(task_dir: Path, fp: dict) -> None:
