@@ -3,7 +3,7 @@
 Same FLORES devtest de→en lines, same plain-text prompt ("German: …\\nEnglish:", no chat template),
 greedy, ≤128 new tokens, stop at the first newline, same torch thread count. The model is loaded once
 per contender (load time reported separately); wall time covers generation only. Then the harness is
-run once more as a user runs it (`python -m harness.cli run` in a subprocess, its own default dtype
+run once more as a user runs it (`python -m mt_harness.cli run` in a subprocess, its own default dtype
 and batch size, start-up included) on the same lines with the same prompt.
 
     python bench/bench_generation.py --n 64 --batch-size 8 --dtype float32 --threads 2
@@ -134,7 +134,7 @@ def run_cli(model: str, data_dir: Path, n: int, max_new: int, threads: int, extr
         yaml_path = Path(tmp) / "bench_flores.yaml"
         yaml_path.write_text(TASK_YAML.replace("MAXTOK", str(max_new)))
         out = Path(tmp) / "out"
-        cmd = [sys.executable, "-m", "harness.cli", "run", "--tasks", str(yaml_path), "--langs", "de-en",
+        cmd = [sys.executable, "-m", "mt_harness.cli", "run", "--tasks", str(yaml_path), "--langs", "de-en",
                "--limit", str(n), "--model", model, "--data-dir", str(data_dir), "--output", str(out),
                "--threads", str(threads), *extra]
         t0 = time.perf_counter()

@@ -37,7 +37,7 @@ for name in ("AutoModelForCausalLM", "AutoModel", "AutoModelForSeq2SeqLM"):
         calls["from_pretrained"] += 1
         return _o(c, *a, **k)
     cls.from_pretrained = classmethod(fp)
-from harness.cli import main
+from mt_harness.cli import main
 rc = main(["score", *sys.argv[1:]])
 calls["rc"] = rc
 calls["model_modules_imported"] = sorted(m for m in sys.modules if m.startswith("transformers.models.") and m.count(".") >= 3 and "modeling_" in m and ".auto." not in m)
@@ -46,7 +46,7 @@ print("PROBE " + json.dumps(calls))
 
 
 def make_run(out: Path, n: int, model: str, data_dir: str, threads: int) -> float:
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--tasks", "flores", "--langs", "de-en", "--limit", str(n),
+    cmd = [sys.executable, "-m", "mt_harness.cli", "run", "--tasks", "flores", "--langs", "de-en", "--limit", str(n),
            "--model", model, "--output", str(out), "--data-dir", data_dir, "--threads", str(threads)]
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True)

@@ -161,7 +161,7 @@ def run_radis(args) -> dict:
             (Path(tmp) / "models").symlink_to(cache_dir() / "models")
         if args.data_dir:
             env["HARNESS_DATA_DIR"] = str(args.data_dir)
-        cmd = [sys.executable, "-m", "harness.cli", "train", "--method", "radis", "--budget", "small",
+        cmd = [sys.executable, "-m", "mt_harness.cli", "train", "--method", "radis", "--budget", "small",
                "--model", args.model, "--threads", str(args.threads), "--device", "cpu"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)

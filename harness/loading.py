@@ -31,7 +31,7 @@ def _quiet_hook(factory, args, kwargs):
 def quiet_load_bars() -> None:
     """Install the hook that drops QUIET_BARS when HARNESS_QUIET_LOAD_BARS=1 (idempotent).
 
-    Called on import and again by `harness.cli.main` after it sets the variable: in a process that imported this
+    Called on import and again by `mt_harness.cli.main` after it sets the variable: in a process that imported this
     module first (a test session, a notebook that later calls main), the import-time call saw no variable."""
     if os.environ.get("HARNESS_QUIET_LOAD_BARS") != "1":
         return

@@ -158,7 +158,8 @@ def html_page(tables: list[Table], n_boot: int, seed: int, out_dir: Path | None 
     body = "\n".join(section_html(t, i + 1, out_dir, written[i] if written else None) for i, t in enumerate(tables))
     toc = "".join(f"<li><a href='#section-{i + 1}'>{html.escape(heading(t))}</a></li>" for i, t in enumerate(tables))
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'><title>mt-harness leaderboard</title>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'><link rel='icon' href='data:,'>"
+            "<title>mt-harness leaderboard</title>"
             f"<style>{asset('page.css')}</style></head><body><header><h1>mt-harness leaderboard</h1>"
             "<p class='lede'>Translation gain versus general-ability loss of methods that teach an LLM to translate. "
             f"{html.escape(LEGEND)} Bootstrap: {n_boot} resamples, seed {seed}.</p>"

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.io import atomic_write_text, read_json
+from harness.io import atomic_write_text
 from leaderboard.build import RowResult, Table
 from leaderboard.cells import get_path, with_source
 from leaderboard.columns import Column
@@ -143,8 +143,7 @@ def _sentence_metric(tr: TaskRun, name: str):
 
 
 def _drift(tr: TaskRun) -> dict[str, float]:
-    path = tr.run_dir / tr.task / "drift.json"
-    per = read_json(path).get("per_id") if path.exists() else None
+    per = (tr.drift() or {}).get("per_id")
     return {i: (v[0] - v[1]) / v[2] for i, v in (per or {}).items() if v[2]}
 
 

@@ -99,7 +99,7 @@ def write_not_run(units: list[Unit]) -> None:
 
 
 def command(unit: Unit, phase: str) -> list[str]:
-    cmd = [sys.executable, "-m", "harness.cli"]
+    cmd = [sys.executable, "-m", "mt_harness.cli"]
     common = ["--method", unit.method, "--model", MODEL, "--seed", str(unit.seed), "--threads", "1"]
     if unit.recipe:
         common += ["--method-config", f"methods/{unit.method}/recipes/cpu-150.yaml"]

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.data import DataSource
 from tasks import load_task
 from tasks.alpaca_eval import ORDERS, parse_identifier

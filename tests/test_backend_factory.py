@@ -13,7 +13,7 @@ from harness.backends.base import Capabilities, Request
 from harness.backends.factory import backend_class, build_backend, check_serves
 from harness.backends.hf import HFBackend
 from harness.backends.vllm import VLLMBackend
-from harness.cli import main
+from mt_harness.cli import main
 from harness.errors import HarnessError
 from harness.loading import BackendConfig, load_model_and_tokenizer
 from harness.method import Artifact, Method
@@ -155,7 +155,8 @@ def test_composite_backend_stops_mtbench_and_lmeval_before_training(composite, t
 
 def test_phases_check_the_backend_they_are_handed(tmp_path):
     """The same check guards write_drift and the lm-eval bridge when they are called directly."""
-    from harness.judges.phase import DriftPlan, write_drift
+    from harness.judges.drift_ref import DriftPlan
+    from harness.judges.phase import compute_drift
     from harness.rundir.context import EvalContext
 
     ref = tmp_path / "ref.jsonl"
@@ -164,6 +165,6 @@ def test_phases_check_the_backend_they_are_handed(tmp_path):
     task = type("T", (), {"name": "mtbench"})()
     (tmp_path / "mtbench").mkdir()
     with pytest.raises(HarnessError, match="task mtbench \\(drift phase\\): .* backend 'echo' cannot expose"):
-        write_drift(task, None, ["q1"], EchoBackend({}, None), ectx, DriftPlan(ref), CPU)
+        compute_drift(task, None, ["q1"], EchoBackend({}, None), ectx, DriftPlan(ref), CPU)
     with pytest.raises(HarnessError, match="task lmeval:y \\(lm-eval bridge\\): .* backend 'echo' cannot expose"):
         check_serves(EchoBackend, [], [type("L", (), {"name": "lmeval:y"})()])

@@ -3,8 +3,8 @@ and nothing already computed is lost or overwritten.
 
 Task YAMLs live in tests/bad_inputs/tasks/ (passed by path to --tasks), bad data files in
 tests/bad_inputs/data/ (placed into a temporary --data-dir beside real FLORES files). Most cases
-call `harness.cli.main` in-process (fast; a stray exception fails the test instead of printing a
-traceback); a few run `python -m harness.cli` as a subprocess to check the process-level contract.
+call `mt_harness.cli.main` in-process (fast; a stray exception fails the test instead of printing a
+traceback); a few run `python -m mt_harness.cli` as a subprocess to check the process-level contract.
 Not covered here: NaN training loss and artifact config-hash mismatch (the trainer's tests own those).
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from mt_harness.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
@@ -223,7 +223,7 @@ def test_damaged_results_folder(finished_run, capsys, tmp_path, damage, command,
     (["--tasks", str(TASKS / "python_tag.yaml")], "python/object"),
 ])
 def test_process_level_contract(base_args, argv, expected):
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *override(base_args, argv)], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "mt_harness.cli", *override(base_args, argv)], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

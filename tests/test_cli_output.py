@@ -1,5 +1,5 @@
 """What a run prints: no third-party deprecation notices or per-load "Loading weights" bars on every run
-(harness.cli.quiet_third_party_deprecations, harness.loading.QUIET_BARS); our progress bars stay."""
+(mt_harness.cli.quiet_third_party_deprecations, harness.loading.QUIET_BARS); our progress bars stay."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_a_run_prints_no_transformers_deprecation_notices(tiny_model, data_dir, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "HARNESS_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--method", "base", "--tasks", "flores",
+    proc = subprocess.run([sys.executable, "-m", "mt_harness.cli", "run", "--method", "base", "--tasks", "flores",
                            "--langs", "de-en", "--limit", "2", "--model", str(tiny_model), "--data-dir",
                            str(data_dir), "--output", str(tmp_path / "out"), "--threads", "1"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -27,7 +27,7 @@ def test_a_run_prints_no_transformers_deprecation_notices(tiny_model, data_dir, 
 def test_the_filter_drops_only_the_known_notices():
     import re
 
-    from harness.cli import _DEPRECATIONS
+    from mt_harness.cli import _DEPRECATIONS
 
     assert re.match(_DEPRECATIONS, "`past_key_values` is deprecated and will be removed in version 5.40.0")
     assert re.match(_DEPRECATIONS, "`past_key_values`/`cache_params` are deprecated. Use `cache` instead.")
@@ -35,7 +35,7 @@ def test_the_filter_drops_only_the_known_notices():
 
 
 def test_main_drops_the_load_bars_even_when_loading_was_imported_first(monkeypatch, capsys):
-    """A process that imported harness.loading before `harness.cli.main` set HARNESS_QUIET_LOAD_BARS (pytest collecting
+    """A process that imported harness.loading before `mt_harness.cli.main` set HARNESS_QUIET_LOAD_BARS (pytest collecting
     other test modules, a notebook) got transformers' per-load bars from in-process CLI calls."""
     import pytest
 
@@ -43,7 +43,7 @@ def test_main_drops_the_load_bars_even_when_loading_was_imported_first(monkeypat
     if not hasattr(hf_logging, "set_tqdm_hook"):
         pytest.skip("transformers < 5 has no tqdm hook")
     import harness.loading
-    from harness.cli import main
+    from mt_harness.cli import main
 
     monkeypatch.delenv("HARNESS_QUIET_LOAD_BARS", raising=False)
     previous = hf_logging.set_tqdm_hook(None)  # as if harness.loading had been imported without the variable

@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 import harness.metrics.comet as comet_mod
-from harness.cli import main
+from mt_harness.cli import main
 from harness.metrics.comet import Comet
 
 FLORES = "flores/flores200_dataset/devtest"

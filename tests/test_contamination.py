@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.data import DataSource
 from harness.errors import HarnessError
 from tasks import load_task

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.cli import main
+from mt_harness.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ def replace(src, dst, *a, **k):
     return orig_replace(src, dst, *a, **k)
 os.replace = replace
 
-from harness.cli import main
+from mt_harness.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -127,7 +127,7 @@ def test_sigkill_at_random_points_then_resume(tiny_model, data_dir, tmp_path):
     # Two timer kills of a plain `harness run` (start-up, loading or generation, whichever it reaches).
     fresh = tmp_path / "timer"
     for delay in (rng.uniform(0.5, 3.0), rng.uniform(0.5, 3.0)):
-        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *run_args, "--output", str(fresh)], cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "mt_harness.cli", *run_args, "--output", str(fresh)], cwd=REPO,
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)

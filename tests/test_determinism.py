@@ -9,7 +9,7 @@ import pytest
 
 from harness.backends.base import Request
 from harness.backends.hf import HFBackend
-from harness.cli import main
+from mt_harness.cli import main
 from harness.loading import BackendConfig, load_model_and_tokenizer
 from harness.task_config import GenerationConfig
 from tasks import TASKS_DIR

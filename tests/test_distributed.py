@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.cli import main
+from mt_harness.cli import main
 
 STEPS = 6
 REPO = Path(__file__).resolve().parent.parent
@@ -72,7 +72,7 @@ def _launch_two(cli_args: list[str], env: dict, cache: Path):
     """
     for _attempt in range(3):
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE / "cpu_ddp.yaml"),
-               "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "harness.cli", *cli_args]
+               "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "mt_harness.cli", *cli_args]
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=REPO)
         except subprocess.TimeoutExpired as e:
@@ -209,7 +209,7 @@ def test_only_a_taken_port_counts_as_a_launcher_that_cannot_start():
     # normal gloo log lines (and a real crash that mentions gloo) are not a reason to skip
     assert not _port_taken("[Gloo] Rank 0 is connected to 1 peer ranks. Expected number of connected peer ranks is : 1")
     assert not _port_taken("RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer")
-    assert not _port_taken("torch.distributed.elastic.multiprocessing.errors.ChildFailedError: harness.cli FAILED")
+    assert not _port_taken("torch.distributed.elastic.multiprocessing.errors.ChildFailedError: mt_harness.cli FAILED")
     assert _port_taken("torch.distributed.DistNetworkError: The server socket has failed to listen on any local "
                        "network address. port: 29500, useIpv6: false, code: -98, name: EADDRINUSE, message: "
                        "address already in use")

@@ -5,7 +5,7 @@ The test copies the project's packages into a temporary folder, adds there
   tasks/toy_judged.yaml + tasks/toy_judged.py   (a translation task rated by a judge; reports COMET when given)
   methods/toy_composite/__init__.py              (a method whose backend routes each request to one of two models)
   one line in methods/__init__.py's REGISTRY
-and nothing else, then runs them through the Python API (`harness.api.run`, `harness.api.leaderboard`) in a fresh
+and nothing else, then runs them through the Python API (`mt_harness.api.run`, `mt_harness.api.leaderboard`) in a fresh
 interpreter with an OpenAI-compatible judge endpoint (a local test server that answers "Rating: [[n]]").
 """
 
@@ -166,7 +166,7 @@ import json, sys
 from pathlib import Path
 
 import torch
-from harness.api import RunSpec, leaderboard, run
+from mt_harness.api import RunSpec, leaderboard, run
 from harness.errors import HarnessError
 from harness.judges import JudgeSpec
 from harness.loading import BackendConfig, load_model_and_tokenizer

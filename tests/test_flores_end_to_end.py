@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.cli import main
+from mt_harness.cli import main
 
 
 def run_cli(*args: str) -> int:
@@ -99,7 +99,7 @@ def test_score_recomputes_without_model(tiny_model, data_dir, tmp_path):
     (["--tasks", "flores", "--data-dir", "/no/such/dir"], "--data-dir /no/such/dir"),
 ])
 def test_bad_input_is_one_line_without_traceback(args, needle, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--output", str(tmp_path / "o"), *args],
+    proc = subprocess.run([sys.executable, "-m", "mt_harness.cli", "run", "--output", str(tmp_path / "o"), *args],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     err = proc.stderr.strip()

@@ -74,7 +74,7 @@ def test_auto_scheduler_is_static_in_half_precision(tiny_model):
 
 
 def test_loaders_apply_the_configured_thread_count(tiny_model):
-    """A Python caller who only loads a model (no CLI, no harness.api) still gets BackendConfig.threads."""
+    """A Python caller who only loads a model (no CLI, no mt_harness.api) still gets BackendConfig.threads."""
     import torch
 
     from harness.loading import load_for_training

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.data import DataSource
 from tasks import load_task
 from tasks.ifeval import seed_for

@@ -8,7 +8,7 @@ import pytest
 import torch
 from landermt_helpers import _features, _load, _logits
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.loading import BackendConfig
 from methods.landermt.routing import RoutedIn, effective_weights
 

@@ -17,7 +17,7 @@ from echo_backend import EchoBackend
 from sacrebleu.metrics import CHRF
 from sacrebleu.significance import _paired_bs_test, estimate_ci
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.data import DataSource
 from harness.rundir.context import EvalContext
 from harness.runner import evaluate

@@ -12,7 +12,7 @@ import shutil
 import pytest
 from test_leaderboard import drop_words, fake_run
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.errors import HarnessError
 from harness.rundir.read import NOT_RUN_SCHEMA, read_not_run
 from harness.rundir.write import write_not_run

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from test_leaderboard import drop_words, fake_run
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.columns import Column
 from leaderboard import make_leaderboard, stats
 from leaderboard.build import RowResult, Table

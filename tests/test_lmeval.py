@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from harness.cli import main
+from mt_harness.cli import main
 
 pytest.importorskip("lm_eval")
 
@@ -139,7 +139,7 @@ def test_lmeval_tasks_from_local_data_land_in_results(tiny_model, data_dir, incl
 
 def test_hub_task_offline_is_one_line_error(tiny_model, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--tasks", "lmeval:arc_easy", "--model",
+    proc = subprocess.run([sys.executable, "-m", "mt_harness.cli", "run", "--tasks", "lmeval:arc_easy", "--model",
                            str(tiny_model), "--limit", "1", "--output", str(tmp_path / "o")],
                           capture_output=True, text=True, env=env)
     if proc.returncode == 0:

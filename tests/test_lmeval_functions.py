@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from harness.cli import main
+from mt_harness.cli import main
 
 pytest.importorskip("lm_eval")
 from lm_eval.models.huggingface import HFLM

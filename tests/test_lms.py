@@ -10,7 +10,7 @@ import torch
 
 from harness.backends.base import Request
 from harness.backends.hf import HFBackend
-from harness.cli import main
+from mt_harness.cli import main
 from harness.loading import BackendConfig, load_for_training
 from harness.method import Artifact
 from harness.models import resolve_model

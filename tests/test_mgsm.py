@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.metrics.answers import extract, normalize_number, same_number

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.data import DataSource
 from harness.metrics.drift import drift
 from tasks import load_task

@@ -132,7 +132,7 @@ def test_mc2_metric_and_norm_by_chars(data_dir):
 
 def test_run_resume_score_and_backend_check(tiny_model, data_dir, tmp_path, capsys):
     from harness.backends.factory import check_serves
-    from harness.cli import main
+    from mt_harness.cli import main
 
     out = tmp_path / "run"
     args = ["run", "--model", str(tiny_model), "--method", "base", "--tasks", "arc_easy,winogrande", "--limit", "3",
@@ -155,7 +155,7 @@ def test_run_resume_score_and_backend_check(tiny_model, data_dir, tmp_path, caps
 
 
 def test_group_general_and_validate(data_dir, capsys):
-    from harness.cli import main
+    from mt_harness.cli import main
 
     assert main(["validate", "--tasks", "general", "--data-dir", str(data_dir)]) == 0
     out = capsys.readouterr().out

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from harness.cli import main
+from mt_harness.cli import main
 
 
 def _one_line_error(capsys) -> str:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from harness.backends.hf import HFBackend
-from harness.cli import main
+from mt_harness.cli import main
 from harness.data import DataSource
 from harness.loading import BackendConfig, load_for_training
 from harness.method import TrainContext
@@ -153,7 +153,7 @@ def test_run_with_empty_rationales_says_so_with_the_fix(tiny_model, data_dir, tm
         return [Generation("", "p", 1, 1, "eos") for _ in requests]
 
     monkeypatch.setattr(HFBackend, "generate", empty)
-    from harness.cli import main as cli
+    from mt_harness.cli import main as cli
 
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text("data:\n  pairs: [de-en]\n  max_per_pair: 2\ntrain:\n  max_steps: 1\n  batch_size: 2\n"

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 from test_judges import serve_judge
 
-from harness.api import judge
+from mt_harness.api import judge
 from harness.backends.base import Capabilities, Generation
 from harness.data import DataSource
 from harness.errors import HarnessError

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.io import atomic_write_json, sha256_text
 from tasks import TASKS_DIR
 

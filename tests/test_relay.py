@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.config import from_dict
 from methods.relay.config import RelayConfig
 from methods.relay.relay import encode

@@ -13,8 +13,8 @@ import pytest
 from echo_backend import EchoBackend
 from test_judges import serve_judge
 
-from harness.api import judge
-from harness.cli import main
+from mt_harness.api import judge
+from mt_harness.cli import main
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.judges import JudgeSpec
@@ -135,7 +135,7 @@ def test_score_keeps_the_generating_command_and_records_its_own(data_dir, tmp_pa
 def test_one_folder_two_limits_scores_and_reads_per_task(data_dir, tmp_path):
     """Two runs into one folder with different --limit (as the science run does): each entry keeps its own limit,
     `harness score` re-scores each task on its own documents, and the leaderboard reads the per-task limit."""
-    from harness import api
+    from mt_harness import api
     from leaderboard.collect import find_results, load_runs
 
     out = tmp_path / "run"

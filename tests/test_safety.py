@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.data import DataSource
 from harness.metrics.refusal import SDFT_KEYWORDS, describe, is_refusal, matched_keyword
 from tasks import load_task

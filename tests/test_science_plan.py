@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import load_method_config
+from mt_harness.api import load_method_config
 from methods import get_method
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.config import load_yaml
 from harness.errors import HarnessError
 from harness.loading import BackendConfig, load_model_and_tokenizer
@@ -65,7 +65,7 @@ def test_trust_remote_code_only_on_request(tiny_model, tmp_path):
 
 
 def test_cli_default_does_not_trust_remote_code():
-    from harness.cli import build_parser
+    from mt_harness.cli import build_parser
 
     args = build_parser().parse_args(["run", "--tasks", "flores"])
     assert args.trust_remote_code is False

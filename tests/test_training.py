@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.errors import HarnessError
 from harness.loading import load_for_training
 from harness.training import trainer
@@ -87,7 +87,7 @@ def test_checkpoint_resume_continues_from_saved_step(tiny_model, tmp_path):
 
 
 def test_method_config_is_strict(tmp_path):
-    from harness.api import load_method_config
+    from mt_harness.api import load_method_config
     from methods import get_method
 
     bad = tmp_path / "bad.yaml"

@@ -84,7 +84,7 @@ elif where == "manifest":
         return out
     os.replace = replace
 
-from harness.cli import main
+from mt_harness.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -115,7 +115,7 @@ def test_sigkill_during_training_and_checkpoints_then_resume(tiny_model, data_di
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
 
     ref_cache, cache = tmp_path / "ref-cache", tmp_path / "cache"
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "mt_harness.cli", *args], cwd=REPO, capture_output=True, text=True,
                           env={**env, "HARNESS_CACHE": str(ref_cache)}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     kills = 0
@@ -130,7 +130,7 @@ def test_sigkill_during_training_and_checkpoints_then_resume(tiny_model, data_di
     finished = _artifact(cache)
     assert (finished / "checkpoint").exists()  # the last kill came between the manifest and the cleanup
 
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "mt_harness.cli", *args], cwd=REPO, capture_output=True, text=True,
                           env={**env, "HARNESS_CACHE": str(cache)}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "reusing artifact" in proc.stdout + proc.stderr  # the killed-after-manifest artifact is finished

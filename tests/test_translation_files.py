@@ -1,6 +1,6 @@
 """Translation test sets from files, configured in YAML only (tasks/translation.py; tasks/wmt16.yaml, multi30k.yaml).
 
-End to end through `harness.cli.main` on the tiny random model: run, results.json + samples.jsonl, resume,
+End to end through `mt_harness.cli.main` on the tiny random model: run, results.json + samples.jsonl, resume,
 `harness score`, `harness validate`, `--langs`. Multi-reference BLEU/chrF++ are checked against the sacrebleu
 CLI with several reference files (and its Python API with several streams), on informative hypotheses written
 into samples.jsonl and re-scored by `harness score`. The contamination guard and the leaderboard are checked on
@@ -20,7 +20,7 @@ from echo_backend import EchoBackend
 from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.significance import _paired_bs_test
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.rundir.context import EvalContext
@@ -269,7 +269,7 @@ def test_bad_yaml_process_contract(tmp_path):
     """Unknown language code and a relative path without a data directory, as a subprocess: one line, exit 2."""
     yaml = tmp_path / "t.yaml"
     yaml.write_text(GOOD.replace("[de-en]", "[xx-en]").format(options="  source: a\n  references: [b]"))
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "validate", "--tasks", str(yaml)],
+    proc = subprocess.run([sys.executable, "-m", "mt_harness.cli", "validate", "--tasks", str(yaml)],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "unknown language code 'xx'" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

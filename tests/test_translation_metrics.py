@@ -82,7 +82,7 @@ def test_cleaning_steps_are_logged(raw, clean, steps):
 
 
 def test_results_file_is_json_with_signatures(tiny_model, data_dir, tmp_path):
-    from harness.cli import main
+    from mt_harness.cli import main
 
     out = tmp_path / "o"
     assert main(["run", "--tasks", "flores", "--model", str(tiny_model), "--limit", "2", "--langs", "en-ja",
@@ -93,7 +93,7 @@ def test_results_file_is_json_with_signatures(tiny_model, data_dir, tmp_path):
 
 def test_korean_run_is_scored_with_ko_mecab(tiny_model, data_dir, tmp_path):
     """en→ko used to fail after generation (sacrebleu[ko] missing); now scored, equal to the sacrebleu CLI."""
-    from harness.cli import main
+    from mt_harness.cli import main
 
     out = tmp_path / "o"
     assert main(["run", "--tasks", "flores", "--model", str(tiny_model), "--limit", "3", "--langs", "en-ko",
@@ -113,7 +113,7 @@ def test_missing_korean_tokenizer_is_refused_before_generation(tiny_model, data_
     """Without sacrebleu[ko] an en→ko run stops with one line before any model is loaded or sample generated."""
     from sacrebleu.tokenizers import tokenizer_ko_mecab
 
-    from harness.cli import main
+    from mt_harness.cli import main
     from harness.metrics import translation
 
     monkeypatch.setattr(tokenizer_ko_mecab, "MeCab", None)  # what sacrebleu sees when mecab-ko is not installed

@@ -14,7 +14,7 @@ import pytest
 from harness.backends.base import Request
 from harness.backends.vllm import (VLLMConfig, encode_prompt, llm_kwargs, map_output, sampling_kwargs,
                                    stops_for)
-from harness.cli import main
+from mt_harness.cli import main
 from harness.errors import HarnessError
 from harness.task_config import GenerationConfig
 

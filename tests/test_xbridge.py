@@ -196,7 +196,7 @@ def test_flores_dev_tuples_and_guard_agree_with_bruteforce(data_dir):
 
 
 def test_recipes_load_and_config_is_strict(tmp_path):
-    from harness.api import load_method_config
+    from mt_harness.api import load_method_config
     from harness.errors import HarnessError
     from methods import get_method, method_dir
 

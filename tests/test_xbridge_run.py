@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from harness.cli import main
+from mt_harness.cli import main
 from xbridge_tiny import build_tiny_nmt
 
 

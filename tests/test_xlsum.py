@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rouge_score import rouge_scorer
 
-from harness.cli import main
+from mt_harness.cli import main
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.metrics.rouge import MultilingualTokenizer, rouge

@@ -92,10 +92,9 @@ def build_backend(kind: str, method, artifact, model, cfg: BackendConfig, vllm_c
     cls = backend_class(kind, method)
     if kind == "vllm":
         from harness.backends.vllm import VLLMConfig, backend_for_artifact
-        from harness.method import Artifact
 
         vllm_cfg = vllm_cfg or VLLMConfig(dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
-        return backend_for_artifact(artifact or Artifact("base", "none", None), model, vllm_cfg)
+        return backend_for_artifact(artifact, model, vllm_cfg)
     own = own_backend_class(method) is not None
     backend = method.backend(artifact, model, cfg) if own else default_backend(artifact, model, cfg)
     if not isinstance(backend, cls):

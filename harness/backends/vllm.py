@@ -162,8 +162,9 @@ class VLLMBackend:
 
 
 def backend_for_artifact(artifact, model, cfg: VLLMConfig) -> VLLMBackend:
-    """vLLM backend for a method artifact: base weights, full weights, or base + LoRA adapter."""
-    if artifact.kind in ("none", ""):
+    """vLLM backend for a method artifact (None: the untouched base model): base weights, full weights, or base +
+    LoRA adapter."""
+    if artifact is None or artifact.kind in ("none", ""):
         return VLLMBackend(model.path, cfg)
     if artifact.kind == "full":
         return VLLMBackend(artifact.path, cfg)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.io import stable_hash
-from harness.judges.phase import DriftPlan
+from harness.judges.drift_ref import DriftPlan
 from harness.task import config_dict, Task
 
 

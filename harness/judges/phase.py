@@ -1,7 +1,7 @@
 """The post-generation phase of judge-using tasks: judging (now or later) and judge-free drift (MT-Bench, AlpacaEval).
 
 `harness run` calls `PostPhase.after_generation` for each task after its samples are complete;
-`harness judge OUT` (harness.api.judge) calls `PostPhase.judge_task` on a finished run folder (no generation, no
+`harness judge OUT` (mt_harness.api.judge) calls `PostPhase.judge_task` on a finished run folder (no generation, no
 evaluated model). Tasks opt in with the class attribute `uses_judge = True` and implement
 `judge_records(records, judge, spec, cache)`; tasks with `drift_capable = True` get drift. A task reads
 drift.json from its run folder, `task.context.out_dir` (harness.task.RunContext, set by the command).
@@ -10,24 +10,16 @@ drift.json from its run folder, `task.context.out_dir` (harness.task.RunContext,
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.io import JsonlStore
 from harness.judges import JudgeSpec, JudgmentCache, make_judge
+from harness.judges.drift_ref import DriftPlan, plan_drift
 from harness.rundir.context import select_docs
-from harness.rundir.layout import SAMPLES_FILE, samples_file
+from harness.rundir.layout import samples_file
 from harness.rundir.read import read_drift, read_fingerprint, read_samples, samples_sha256
 from harness.rundir.write import open_judgments, open_samples, write_drift, write_results, write_samples
-
-
-@dataclass
-class DriftPlan:
-    """Where the base model's answers come from: a samples.jsonl path, or a reason why there are none."""
-
-    ref: Path | None
-    reason: str = ""
 
 
 class PostPhase:
@@ -85,23 +77,6 @@ class PostPhase:
             compute_drift(task, store, ids, backend, ectx, drift, self.backend_cfg, base)
         self.judge_task(task, store, ids)
         return write_results(ectx, task, backend.settings(), aggregate(task, store, ectx.limit), time.time() - t0)
-
-
-def plan_drift(ref: str | None, task_name: str, own_samples: Path, evaluated_is_base: bool) -> DriftPlan | None:
-    """Resolve --drift-ref: an explicit samples.jsonl (or run folder), else the run's own samples when the
-    evaluated model is the base model; None = use the cached base answers (harness.judges.base_answers)."""
-    if ref:
-        p = Path(ref)
-        if p.is_dir():
-            p = samples_file(p, task_name) if (p / task_name).is_dir() else p / SAMPLES_FILE
-            if not p.exists() and p.with_name(SAMPLES_FILE + ".gz").exists():  # a packed run (`harness pack`)
-                p = p.with_name(SAMPLES_FILE + ".gz")
-        if not p.exists():
-            raise HarnessError(f"--drift-ref {ref}: no such samples file (give <base run>/{task_name}/samples.jsonl)")
-        return DriftPlan(p)
-    if evaluated_is_base:
-        return DriftPlan(own_samples)
-    return None
 
 
 def drift_metrics(run_dir: Path | None, task_name: str, records: list[dict]) -> dict:

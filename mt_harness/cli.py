@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_third_party_deprecations()
     if "harness.loading" in sys.modules:  # imported before the variable was set (a test session, a notebook):
         sys.modules["harness.loading"].quiet_load_bars()  # its import-time call saw nothing; otherwise it will
-    from harness import commands
+    from mt_harness import commands
 
     parser = build_parser()
     args = parser.parse_args(argv)

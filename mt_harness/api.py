@@ -1,6 +1,6 @@
 """The Python API under the CLI: `run(spec)`, `train(spec)`, `score(folder)` and `leaderboard(paths)`.
 
-    from harness.api import RunSpec, leaderboard, run
+    from mt_harness.api import RunSpec, leaderboard, run
     spec = RunSpec(method="lora", tasks=["flores"], langs=["de-en"], limit=32, budget="small")
     out = run(spec)                      # trains (or reuses) the artifact, evaluates, writes results
     print(out.results["tasks"]["flores"]["summary"])

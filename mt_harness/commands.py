@@ -9,6 +9,7 @@ from pathlib import Path
 from harness.data import DataSource
 from harness.errors import HarnessError
 from harness.io import existing_dir
+from harness.rundir.layout import results_file
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -26,7 +27,7 @@ def backend_settings(args: argparse.Namespace):
 
 def run_spec(args: argparse.Namespace):
     """The RunSpec of `harness run` / `harness train` arguments."""
-    from harness.api import RunSpec
+    from mt_harness.api import RunSpec
 
     spec = RunSpec(tasks=_split(args.tasks), method=args.method, model=args.model, langs=_split(args.langs),
                    method_config=args.method_config, budget=args.budget, seed=args.seed, data_dir=args.data_dir,
@@ -40,21 +41,22 @@ def run_spec(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import api, lmeval
-    from harness.report import print_run_table
+    from harness import lmeval
+    from mt_harness import api
+    from mt_harness.report import print_run_table
 
     done = api.run(run_spec(args))
     if done is None:  # a non-main process of a distributed training
         return 0
     print_run_table(done.results, done.harness_tasks)
     lmeval.print_table(done.results, done.lmeval_tasks)
-    print(f"\nresults: {done.out / 'results.json'}")
+    print(f"\nresults: {results_file(done.out)}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train (or find) a method's artifact without evaluating; guards against overlap with --tasks."""
-    from harness import api
+    from mt_harness import api
 
     artifact = api.train(run_spec(args))
     print(f"artifact: {artifact.path} (kind {artifact.kind}, config hash {artifact.config_hash}, hash {artifact.hash})")
@@ -62,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from harness import api
+    from mt_harness import api
     from leaderboard.collect import nested_boards
 
     for folder in nested_boards([Path(p) for p in args.paths]):
@@ -81,7 +83,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     from harness.rundir.read import read_results
 
     for out in args.outputs:
-        path = Path(out) / "results.json"
+        path = results_file(out)
         if not path.is_file() or read_results(path) is None:
             raise HarnessError(f"{path}: not a results.json written by `harness run`; give run folders")
     convert = pack if args.command == "pack" else unpack
@@ -134,8 +136,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from harness import api
-    from harness.report import print_run_table
+    from mt_harness import api
+    from mt_harness.report import print_run_table
 
     results = api.score(args.output, args.data_dir, args.comet_model)
     print_run_table(results, [n for n in results["tasks"] if not n.startswith("lmeval:")])
@@ -156,16 +158,16 @@ def judge_spec(args: argparse.Namespace):
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    from harness import api
+    from mt_harness import api
     from harness.loading import BackendConfig, set_threads
-    from harness.report import print_run_table
+    from mt_harness.report import print_run_table
 
     out = existing_dir(args.output, "harness judge:")
     set_threads(args.threads)
     backend_cfg = BackendConfig(dtype=args.dtype, device=args.device, batch_size=args.batch_size, threads=args.threads)
     results = api.judge(out, judge_spec(args), args.data_dir, backend_cfg, _split(args.tasks) or None)
     print_run_table(results, list(results["tasks"]))
-    print(f"\nresults: {out / 'results.json'}")
+    print(f"\nresults: {results_file(out)}")
     return 0
 
 
