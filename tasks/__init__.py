@@ -8,6 +8,7 @@ Hooks are imported only from this folder (a YAML cannot point at code elsewhere)
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -109,11 +110,15 @@ def load_tasks(names: list[str], data: DataSource, langs: list[str]) -> list[Tas
 
 def saved_task(name: str, entry: dict, data: DataSource, where: str) -> Task:
     """The task of a results.json entry as the run evaluated it: by name, or rebuilt from the config saved there
-    (a task YAML given by path); its selected subsets and options, and the group's document limit."""
+    (a task YAML given by path), built with the saved options (a method may have set extraction options) and the
+    group's document limit, and its selected subsets."""
+    saved = entry["config"]
     if name in task_names():
-        task = load_task(name, data, entry.get("doc_limit"))
+        cfg, path = load_task_config(name)
     else:
-        task = task_from_saved_config(entry["config"], data, f"{where}: tasks.{name}.config", entry.get("doc_limit"))
-    task.select(entry["config"]["selected"])
-    task.options = from_dict(type(task.options), entry["config"]["options"], f"{where}: {name}.options")
+        cfg = from_dict(TaskConfig, {k: v for k, v in saved.items() if k != "selected"}, f"{where}: tasks.{name}.config")
+        path = Path(where)
+    cfg = dataclasses.replace(cfg, options=dict(saved["options"]))
+    task = _instantiate(cfg, path, data, entry.get("doc_limit"))
+    task.select(saved["selected"])
     return task
