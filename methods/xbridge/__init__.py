@@ -8,7 +8,7 @@ from harness.loading import BackendConfig, device_and_dtype
 from harness.method import Artifact, Method, TrainContext
 from harness.models import ResolvedModel
 from methods.xbridge.config import XBridgeConfig
-from methods.xbridge.train import SUPPORTED_TASKS, check_tasks, train_xbridge
+from methods.xbridge.train import check_tasks, train_xbridge
 
 
 class XBridgeMethod(Method):
@@ -29,10 +29,11 @@ class XBridgeMethod(Method):
 
     def prepare_task(self, task, artifact: Artifact) -> None:
         """Math tasks get a second round: round 0 is the LLM's English answer (scored as the task's own metrics,
-        the paper's XBridge_LLM), round 1 the decoder's answer in the question's language (scored as `decoder_*`
-        metrics, XBridge_Dec). The backend reads each request's document and round itself (backend.job_of)."""
-        if SUPPORTED_TASKS[task.cfg.hook] == "math":
-            _add_decoder_round(task)
+        the paper's XBridge_LLM), round 1 the decoder's answer in the question's language (scored by the task as
+        `decoder_*` metrics, XBridge_Dec: the task's declared `add_answer_round`). The backend reads each
+        request's document and round itself (backend.job_of)."""
+        if task.answer_rounds:
+            task.add_answer_round("decoder")
 
     def backend(self, artifact: Artifact, model: ResolvedModel, cfg: BackendConfig):
         from methods.xbridge.backend import XBridgeBackend
@@ -60,27 +61,3 @@ class XBridgeMethod(Method):
 
         return XBridgeBackend
 
-
-def _add_decoder_round(task) -> None:
-    """Score round 1 (the decoder's answer) next to round 0 (the LLM's) for a math task."""
-    from harness.metrics import answers
-
-    task.n_rounds = 2
-    base_score, base_aggregate = task.score, task.aggregate
-
-    def score(doc: dict, outputs: list[str]) -> dict:
-        rec = base_score(doc, outputs[:1])
-        if len(outputs) > 1:
-            got = answers.extract(outputs[1], doc["lang"])
-            rec["decoder"] = {"extracted": got, "correct": {k: answers.same_number(v, doc["answer"]) for k, v in got.items()}}
-        return rec
-
-    def aggregate(subset: str, records: list[dict]) -> dict:
-        out = base_aggregate(subset, records)
-        dec = [r["decoder"] for r in records if "decoder" in r]
-        if dec and len(dec) == len(records):
-            out["decoder_exact_match_strict"] = sum(d["correct"]["strict"] for d in dec) / len(dec)
-            out["decoder_exact_match_flexible"] = sum(d["correct"]["flexible"] for d in dec) / len(dec)
-        return out
-
-    task.score, task.aggregate = score, aggregate
