@@ -91,3 +91,21 @@ def test_supervised_methods_train_on_the_evaluated_translation_prompt(data_dir, 
     messages, chat = prompt_messages(ctx([load_task("safety", data), custom]))
     ex = Example("de", "en", "Hallo Welt.", "Hello world.", "test")
     assert chat == "off" and messages(ex) == [{"role": "user", "content": "German -> English: Hallo Welt."}]
+
+
+def test_xbridge_refuses_a_direction_its_nmt_model_cannot_write_before_any_work(tiny_model, data_dir, tmp_path,
+                                                                                capsys, monkeypatch):
+    from xbridge_tiny import build_tiny_nmt
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    nmt = build_tiny_nmt(tmp_path / "nmt")  # language tokens: eng deu ces rus zho fra (no tur_Latn)
+    cfg = tmp_path / "xbridge.yaml"
+    cfg.write_text(f"nmt_model: {nmt}\n")
+    capsys.readouterr()
+    rc = main(["run", "--method", "xbridge", "--tasks", "wmt16", "--langs", "cs-en,tr-en", "--limit", "2",
+               "--model", str(tiny_model), "--output", str(tmp_path / "out"), "--data-dir", str(data_dir),
+               "--method-config", str(cfg)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert "--tasks wmt16: direction tr-en is served by no xbridge NMT model" in err[0] and "nllb" in err[0]
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()

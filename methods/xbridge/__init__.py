@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.abilities import refuse_directions, translation_tasks
 from harness.config import from_dict
 from harness.errors import HarnessError
 from harness.loading import BackendConfig, device_and_dtype
@@ -21,6 +22,15 @@ class XBridgeMethod(Method):
 
     def check_run(self, cfg: XBridgeConfig, tasks: list, lm_tasks: list, backend_kind: str, model) -> None:
         check_tasks(tasks)  # (train() checks them again for `harness train`)
+        if translation_tasks(tasks):  # every direction of every translation task needs both NMT language tokens
+            from harness.loading import load_tokenizer
+            from methods.xbridge.data import Codes
+            from methods.xbridge.train import resolve_parts
+
+            codes = Codes(load_tokenizer(resolve_parts(cfg, model)[0].path), cfg.language_codes)
+            refuse_directions(tasks, lambda d: all(codes.token(x) in codes.vocab for x in d.split("-", 1)),
+                              "xbridge NMT model", f"({cfg.nmt_model} has no {cfg.language_codes} language token for "
+                              f"one side); drop it from --langs or set nmt_model / language_codes")
         super().check_run(cfg, tasks, lm_tasks, backend_kind, model)  # what XBridgeBackend can do; no vLLM
 
     def train(self, cfg: XBridgeConfig, ctx: TrainContext) -> Artifact:
