@@ -161,3 +161,28 @@ def keeps_logits(model) -> bool:
     base = getattr(model, "module", model)  # DDP
     base = base.get_base_model() if hasattr(base, "get_base_model") else base  # peft
     return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def load_frozen(path: str | Path, trust_remote_code: bool = False, dtype: torch.dtype = torch.float32,
+                model_class=None):
+    """A partner model of a composite method (relay's source/target LLMs, XBridge's NMT model and LLM) and its
+    tokenizer (pad = eos when unset): every parameter frozen (requires_grad False), eval mode, on the CPU in
+    `dtype`; the method moves it and switches on what it trains. `model_class`: a transformers class with
+    `from_pretrained` (default AutoModelForCausalLM; e.g. M2M100ForConditionalGeneration)."""
+    if model_class is None:
+        from transformers import AutoModelForCausalLM as model_class
+
+    tok = load_tokenizer(path, trust_remote_code)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = model_class.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval(), tok
+
+
+def merge_adapter(model, adapter: str | Path):
+    """`model` with the peft adapter saved in folder `adapter` merged into its weights."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()

@@ -43,6 +43,16 @@ class Artifact:
 
 
 @dataclass
+class TrainingPrompts:
+    """The prompt supervised methods train on: `task`'s (the first translation task the run evaluates, else
+    FLORES), and the `reference` task (FLORES) whose prompt is left out of artifact keys. Built by
+    `tasks.training_prompts` in the application, so the core never loads a task by name."""
+
+    task: Any
+    reference: Any
+
+
+@dataclass
 class TrainContext:
     """What every trainer gets besides its own config."""
 
@@ -53,6 +63,7 @@ class TrainContext:
     seed: int = 0
     backend: BackendConfig = field(default_factory=BackendConfig)
     allow_overlap: bool = False  # drop train/test overlap instead of refusing to train
+    prompts: TrainingPrompts | None = None  # supervised methods' training prompt (tasks.training_prompts)
 
 
 class Method:

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from tqdm.auto import tqdm
 
+from harness.abilities import request_langs
 from harness.backends.base import Generation, Request
 from harness.errors import HarnessError
 from harness.io import JsonlStore, remove_stale_tmp, sha256_text
@@ -57,7 +58,7 @@ def generate_samples(task: Task, backend: Backend, ctx: EvalContext) -> JsonlSto
                 reqs = [
                     Request(id=f"{d['id']}#{round_idx}", messages=task.messages(d, cleaned[i]),
                             gen=task.generation(d, round_idx), chat=task.cfg.prompt.chat, seed=ctx.seed,
-                            langs=(d["src"], d["tgt"]) if "src" in d and "tgt" in d else None,
+                            langs=request_langs(task, d),
                             doc=d, round=round_idx)
                     for i, d in enumerate(chunk)
                 ]

@@ -49,6 +49,8 @@ class Task:
     drift_capable: ClassVar[bool] = False  # judge-free drift against the base model's answers (with uses_judge)
     uses_comet: ClassVar[bool] = False  # reports COMET when the run gives --comet-model (RunContext.comet)
     leaderboard: ClassVar[tuple[Column, ...]] = ()  # the columns it reports; see leaderboard_columns()
+    translation: ClassVar[bool] = False  # documents are translations (typed view: harness.abilities.TranslationDoc)
+    answer_rounds: ClassVar[bool] = False  # implements add_answer_round(): a method adds rounds scored like round 0
 
     def __init__(self, cfg: TaskConfig, data: DataSource, path: Path | None = None):
         self.cfg = cfg
@@ -87,6 +89,11 @@ class Task:
 
     def judge_records(self, records: list[dict], judge, spec, cache) -> None:
         raise NotImplementedError(f"task {self.name} does not use a judge")
+
+    def add_answer_round(self, label: str) -> None:
+        """Ask one more round per document, scored like round 0 under `label` (per sample `label`, metrics
+        `label_*`); tasks with `answer_rounds` implement it (a method calls it from `prepare_task`)."""
+        raise HarnessError(f"task {self.name}: declares no answer_rounds, so no extra answer round can be added")
 
     # -- subsets ------------------------------------------------------------------------------
     def all_subsets(self) -> list[str]:

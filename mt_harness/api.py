@@ -128,7 +128,7 @@ def prepare(spec: RunSpec) -> Setup:
     from harness.models import DEFAULT_MODEL, resolve_model
     from harness.training.artifacts import artifacts_root
     from methods import get_method
-    from tasks import load_tasks
+    from tasks import load_tasks, training_prompts
 
     writable_dir(artifacts_root(), "artifact folder ($HARNESS_CACHE/artifacts)")
     data = DataSource.resolve(str(spec.data_dir) if spec.data_dir else None)
@@ -139,7 +139,7 @@ def prepare(spec: RunSpec) -> Setup:
     model_name = spec.model or DEFAULT_MODEL
     model = resolve_model(model_name)
     ctx = TrainContext(model=model, data=data, out_dir=artifacts_root(), eval_tasks=tasks, seed=spec.seed,
-                       backend=spec.settings, allow_overlap=spec.drop_overlap)
+                       backend=spec.settings, allow_overlap=spec.drop_overlap, prompts=training_prompts(tasks, data))
     return Setup(method, cfg, tasks, model_name, model, ctx)
 
 

@@ -122,3 +122,14 @@ def saved_task(name: str, entry: dict, data: DataSource, where: str) -> Task:
     task = _instantiate(cfg, path, data, entry.get("doc_limit"))
     task.select(saved["selected"])
     return task
+
+
+def training_prompts(eval_tasks: list[Task], data: DataSource):
+    """The prompt supervised methods train on: that of the first task with the `translation` ability the run
+    evaluates (flores, wmt16, a YAML test set), else FLORES's; FLORES is the reference whose prompt stays out of
+    artifact keys (harness.training.pipeline)."""
+    from harness.method import TrainingPrompts
+
+    flores = next((t for t in eval_tasks if t.name == "flores"), None) or load_task("flores", data)
+    task = next((t for t in eval_tasks if getattr(t, "translation", False)), None) or flores
+    return TrainingPrompts(task, flores)

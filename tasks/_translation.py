@@ -118,6 +118,7 @@ class TranslationTask(Task):
     content_fields = ("source",)
     extraction_options = ("keep",)
     uses_comet = True
+    translation = True  # documents have source/src/tgt/src_name/tgt_name (harness.abilities.TranslationDoc)
     leaderboard = (
         Column("chrF++", "chrf", "chrf", kind="corpus", role="translation", scale=100),
         Column("chrF++ x-en", "chrf_x-pivot", "chrf", kind="corpus", subsets="*-{pivot}", scale=100),

@@ -66,6 +66,13 @@ class MathTask(Task):
 
     Options = MathOptions
     content_fields = ("question",)
+    answer_rounds = True  # add_answer_round: XBridge's decoder answer, scored like the model's own
+
+    def add_answer_round(self, label: str) -> None:
+        """One more round per document (e.g. XBridge's NMT-decoder answer, `Request.round` 1) whose answer is
+        scored like round 0's: per sample `label: {extracted, correct}`, per subset `label_exact_match_*`."""
+        self.answer_labels = [*getattr(self, "answer_labels", []), label]
+        self.n_rounds = 1 + len(self.answer_labels)
 
     def _load(self, lang: str) -> list[tuple[str, str]]:
         raise NotImplementedError
@@ -111,12 +118,17 @@ class MathTask(Task):
 
     def score(self, doc: dict, outputs: list[str]) -> dict:
         got = answers.extract(outputs[0], doc["lang"])
-        return {"answer": doc["answer"], "extracted": got,
-                "correct": {k: answers.same_number(v, doc["answer"]) for k, v in got.items()}}
+        rec = {"answer": doc["answer"], "extracted": got,
+               "correct": {k: answers.same_number(v, doc["answer"]) for k, v in got.items()}}
+        for label, out in zip(getattr(self, "answer_labels", []), outputs[1:]):
+            more = answers.extract(out, doc["lang"])
+            rec[label] = {"extracted": more, "correct": {k: answers.same_number(v, doc["answer"])
+                                                          for k, v in more.items()}}
+        return rec
 
     def aggregate(self, subset: str, records: list[dict]) -> dict:
         n = len(records)
-        return {
+        out = {
             "exact_match_strict": sum(r["correct"]["strict"] for r in records) / n,
             "exact_match_flexible": sum(r["correct"]["flexible"] for r in records) / n,
             "no_answer_strict": sum(r["extracted"]["strict"] is None for r in records) / n,
@@ -124,6 +136,12 @@ class MathTask(Task):
             "truncated": sum(r["finish"][0] == "length" for r in records) / n,
             "n": n,
         }
+        for label in getattr(self, "answer_labels", []):
+            more = [r[label] for r in records if label in r]
+            if more and len(more) == n:
+                out[f"{label}_exact_match_strict"] = sum(d["correct"]["strict"] for d in more) / n
+                out[f"{label}_exact_match_flexible"] = sum(d["correct"]["flexible"] for d in more) / n
+        return out
 
     def metadata(self) -> dict:
         o = self.options

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -43,7 +44,7 @@ class HFBackend:
             self.tok.pad_token = self.tok.eos_token
         self.eos_ids = self._eos_ids()
         # prefill computes logits for the last position only (the full [batch, width, vocab] matmul is wasted work)
-        self._last_logits_only = {"logits_to_keep": 1} if keeps_logits(self.model) else {}
+        self.last_logits_only = {"logits_to_keep": 1} if keeps_logits(self.model) else {}
         if cfg.scheduler not in ("auto", "continuous", "static"):
             raise HarnessError(f"--scheduler {cfg.scheduler}: use auto, continuous or static")
         self.continuous = cfg.scheduler == "continuous" or (cfg.scheduler == "auto" and self.dtype == torch.float32)
@@ -86,23 +87,31 @@ class HFBackend:
         rows = [DecodeRow(i, encoded[i], r, self.stops_for(r)) for i, r in enumerate(requests)]
         # longest prompts first: rows admitted together have similar lengths (little padding)
         todo = sorted((row for row in rows if row.req.gen.max_new_tokens > 0), key=lambda row: -len(row.prompt))
-        self._decode(deque(todo), progress)
-        return [self._finished(row, prompts[row.index], len(row.prompt)) for row in rows]
+        self.decode(todo, progress)
+        return [self.to_generation(row, prompts[row.index], len(row.prompt)) for row in rows]
 
-    def _finished(self, row: DecodeRow, shown_prompt: str, n_prompt_tokens: int) -> Generation:
+    def to_generation(self, row: DecodeRow, shown_prompt: str, n_prompt_tokens: int) -> Generation:
         """A decoded row as a Generation: text cut at the first stop string (then finish "stop")."""
         text, hit = cut_at_stop(self.tok.decode(row.tokens, skip_special_tokens=True), row.stops)
         finish = "stop" if hit and row.finish == "length" else row.finish
         return Generation(text, shown_prompt, n_prompt_tokens, len(row.tokens), finish)
 
+    # -- hooks for backends that build their own model inputs --------------------------------------------------------
+    # A backend whose prompts are not token ids (relay: soft tokens as `inputs_embeds`; any cross-attention memory)
+    # subclasses HFBackend, makes one `DecodeRow` per request (its own inputs in `row.inputs`), overrides `prefill`
+    # and calls `decode(rows)` then `to_generation(row, ...)`: EOS, stop strings, sampling, continuous batching and
+    # the KV cache stay this class's. Rows are decoded in the order given (sort them longest first).
+
     @torch.inference_mode()
-    def _decode(self, pending: deque[DecodeRow], progress) -> None:
-        """Decode every row of `pending`, at most `batch_size` at a time.
+    def decode(self, rows, progress=None) -> None:
+        """Decode every row of `rows` (an iterable of DecodeRow; their `tokens`/`finish` are filled in), at most
+        `batch_size` at a time.
 
         At the top of each step every active row has its next-token logits. Rows that finish leave the
         batch at once; with continuous batching, waiting rows are prefilled and merged into the KV cache
         as soon as enough slots are free, so the batch stays full until the queue runs dry.
         """
+        pending = deque(rows)
         bs = max(1, self.cfg.batch_size)
         refill_at = max(1, self.cfg.refill_min_free)
         active: list[DecodeRow] = []
@@ -112,7 +121,7 @@ class HFBackend:
             free = bs - len(active)
             if pending and (not active or (refill and free >= min(refill_at, len(pending)))):
                 new = [pending.popleft() for _ in range(min(free, len(pending)))]
-                n_cache, n_attn, n_logits = self._prefill(new)
+                n_cache, n_attn, n_logits = self.prefill(new)
                 if not active:
                     cache, attn, logits = n_cache, n_attn, n_logits
                     refill = refill and mergeable(cache)
@@ -139,7 +148,11 @@ class HFBackend:
                              position_ids=attn.sum(-1, keepdim=True) - 1, past_key_values=cache, use_cache=True)
             cache, logits = out.past_key_values, out.logits[:, -1, :]
 
-    def _prefill(self, rows: list[DecodeRow]):
+    def prefill(self, rows: list[DecodeRow]):
+        """The hook a backend overrides to feed its own inputs: run the model over the rows' prompts (left-padded)
+        and return (KV cache, attention mask [rows, width], next-token logits [rows, vocab]). Positions must count
+        from each row's first real token, so that a row's result does not depend on its batch neighbours.
+        `self.last_logits_only` (kwargs) makes the model compute the last position's logits only."""
         width = max(len(row.prompt) for row in rows)
         input_ids = torch.full((len(rows), width), self.tok.pad_token_id, dtype=torch.long)
         attn = torch.zeros((len(rows), width), dtype=torch.long)
@@ -150,7 +163,7 @@ class HFBackend:
         cache = new_cache(self.model)
         out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
                          use_cache=True, **({"past_key_values": cache} if cache is not None else {}),
-                         **self._last_logits_only)
+                         **self.last_logits_only)
         return out.past_key_values, attn, out.logits[:, -1, :]
 
     def _advance(self, row: DecodeRow, tid: int) -> bool:
@@ -194,6 +207,7 @@ class DecodeRow:
     tokens: list[int] = field(default_factory=list)
     finish: str = "length"
     rng: torch.Generator | None = None
+    inputs: Any = None  # what a backend's own `prefill` needs besides `prompt` (relay: the encoded source)
 
     def __post_init__(self):
         if self.req.gen.temperature > 0:

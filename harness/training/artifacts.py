@@ -78,3 +78,41 @@ def save_artifact(folder: Path, method: str, kind: str, config: dict, cfg_hash: 
         shutil.rmtree(folder / name, ignore_errors=True)
     return Artifact(method=method, kind=kind, path=folder, config=config, config_hash=cfg_hash, hash=digest,
                     report=dict(extra))
+
+
+class ArtifactCache:
+    """One artifact's place in the cache: its folder and config hash, the finished artifact already there (or
+    None), and `save` to finish it. Every method (the shared pipeline, composite methods, each XBridge stage)
+    finds and finishes its artifacts through this, built by `artifact_cache`."""
+
+    def __init__(self, method: str, folder: Path, config_hash: str, cached: Artifact | None):
+        self.method, self.folder, self.config_hash, self.cached = method, folder, config_hash, cached
+
+    def save(self, kind: str, config: dict, extra: dict | None = None) -> Artifact:
+        """Write the manifest (main process only, once every process is done; the others then read it).
+        `config` is what results.json records (the method's config + its training data report); `extra` goes
+        to the manifest only (the artifact's `report`)."""
+        from accelerate import PartialState
+
+        state = PartialState()  # the trainer's (multi-process under `accelerate launch`), else a single process
+        state.wait_for_everyone()
+        if state.is_main_process:
+            art = save_artifact(self.folder, self.method, kind, config, self.config_hash, extra or {})
+            print(f"[{self.method}] artifact saved: {self.folder}")
+        state.wait_for_everyone()
+        return art if state.is_main_process else load_artifact(self.folder)
+
+
+def artifact_cache(method: str, key: dict, data_fingerprint: str, out_dir: Path, weights_sha: str,
+                   label: str = "") -> ArtifactCache:
+    """Where the artifact of `key` (everything that decides what training produces besides the data: the
+    method's config, the seed, other models' weight hashes, ...) trained on data `data_fingerprint` lives under
+    `out_dir`, and the finished one there, if any (a different config hash in its manifest, or files changed
+    since, is an error). `weights_sha`: the run model's weights hash (the folder's prefix); `label`: what the
+    reuse message names (e.g. "stage 2")."""
+    h = config_hash(method, key, data_fingerprint)
+    folder = artifact_dir(out_dir, method, weights_sha, h)
+    cached = load_artifact(folder, config_hash=h)
+    if cached:
+        print(f"[{method}] {label + ': ' if label else ''}reusing artifact {folder} (config hash {h})")
+    return ArtifactCache(method, folder, h, cached)

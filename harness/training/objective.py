@@ -34,6 +34,30 @@ class Objective(Protocol):
              ) -> tuple[torch.Tensor, dict[str, float]]:
         """The loss to backpropagate and the parts to log."""
 
+    # optional: `before_step(group)`, called by the trainer before each optimizer step with the "group" of the
+    # step's examples (LANDeRMT routes the model to the step's language pair, see `RoutedObjective`)
+
+
+class RoutedObjective:
+    """An objective whose model has routes (LANDeRMT's per-pair neurons): `route(group)` switches the model to
+    the step's group before the step; batching and loss are `inner`'s (default: the causal-LM objective)."""
+
+    def __init__(self, route, inner: Objective | None = None):
+        self.route, self.inner = route, inner or CausalLMObjective()
+        self.parts = self.inner.parts
+
+    def before_step(self, group) -> None:
+        self.route(group)
+
+    def collate(self, feats, pad_id):
+        return self.inner.collate(feats, pad_id)
+
+    def counts(self, batch):
+        return self.inner.counts(batch)
+
+    def loss(self, model, batch, denom):
+        return self.inner.loss(model, batch, denom)
+
 
 def collate(feats: list[dict], pad_id: int) -> dict:
     width = max(len(f["input_ids"]) for f in feats)

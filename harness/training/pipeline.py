@@ -2,6 +2,8 @@
 
 A method's `train.py` reads top to bottom as: `prepare()` (data and cache lookup), load the
 model, build features, run `trainer.train(..., save_to=prep.dir)` (it saves), `finish()`.
+The cache itself (key → folder → reuse → manifest) is `harness.training.artifacts.artifact_cache`, which
+composite methods (relay, xbridge) use directly.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 
 from harness.config import to_dict
 from harness.io import stable_hash
+from harness.errors import HarnessError
 from harness.method import Artifact, TrainContext
-from harness.training.artifacts import artifact_dir, config_hash, load_artifact, save_artifact
+from harness.training.artifacts import ArtifactCache, artifact_cache
 from harness.training.contamination import guard
 from harness.training.data import Example, load_training_data
 
@@ -26,6 +29,7 @@ class Prepared:
     config_hash: str
     dir: Path
     cached: Artifact | None  # a finished artifact with this config hash, when one exists
+    cache: ArtifactCache | None = None
 
 
 def prepare(method: str, cfg, ctx: TrainContext) -> Prepared:
@@ -35,34 +39,47 @@ def prepare(method: str, cfg, ctx: TrainContext) -> Prepared:
     config = to_dict(cfg)
     # under `accelerate launch` the global batch is batch_size * processes: part of the key when > 1
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    h = config_hash(method, {**config, "seed": ctx.seed, **({"world_size": world} if world > 1 else {})}, fingerprint)
-    folder = artifact_dir(ctx.out_dir, method, ctx.model.identity().get("weights_sha256", ""), h)
-    report = {**stats, "contamination": report, "fingerprint": fingerprint, "n_train": len(examples)}
-    cached = load_artifact(folder, config_hash=h)
-    if cached:
-        print(f"[{method}] reusing artifact {folder} (config hash {h})")
-    return Prepared(examples, report, config, h, folder, cached)
+    # the training prompt: part of the key (and recorded) only when it is not the FLORES prompt, so the keys of
+    # artifacts trained for FLORES (all committed ones) are unchanged
+    prompt = training_prompt(ctx)
+    extra = {"train_prompt": prompt} if prompt is not None else {}
+    key = {**config, "seed": ctx.seed, **({"world_size": world} if world > 1 else {}), **extra}
+    cache = artifact_cache(method, key, fingerprint, ctx.out_dir, ctx.model.identity().get("weights_sha256", ""))
+    report = {**stats, "contamination": report, "fingerprint": fingerprint, "n_train": len(examples), **extra}
+    return Prepared(examples, report, config, cache.config_hash, cache.folder, cache.cached, cache)
+
+
+def _prompt_task(ctx: TrainContext):
+    """The task whose prompt supervised methods train on (`TrainContext.prompts`, chosen by
+    `tasks.training_prompts`: the first translation task the run evaluates, else FLORES)."""
+    if ctx.prompts is None:
+        raise HarnessError("TrainContext.prompts: not set; build it with tasks.training_prompts(eval_tasks, data)")
+    return ctx.prompts.task
+
+
+def _prompt_of(task) -> dict:
+    p = task.cfg.prompt
+    return {"task": task.name, "template": p.template, "system": p.system, "chat": p.chat}
+
+
+def training_prompt(ctx: TrainContext) -> dict | None:
+    """The training prompt when it differs from the FLORES prompt (tasks/flores.yaml), else None."""
+    mine = _prompt_of(_prompt_task(ctx))
+    flores = _prompt_of(ctx.prompts.reference)
+    same = all(mine[k] == flores[k] for k in ("template", "system", "chat"))
+    return None if same else mine
 
 
 def prompt_messages(ctx: TrainContext):
-    """messages(example) with the FLORES task's prompt (tasks/flores.yaml), the one used to evaluate."""
-    from tasks import load_task
-
-    flores = next((t for t in ctx.eval_tasks if t.name == "flores"), None) or load_task("flores", ctx.data)
-    return (lambda ex: flores.messages(ex.doc(), [])), flores.cfg.prompt.chat
+    """messages(example) with the prompt of the translation task the run evaluates (FLORES when it evaluates
+    none), rendered exactly as evaluation renders it; and that prompt's chat setting."""
+    task = _prompt_task(ctx)
+    return (lambda ex: task.messages(ex.doc(), [])), task.cfg.prompt.chat
 
 
 def finish(prep: Prepared, method: str, kind: str, extra: dict | None = None, report: dict | None = None) -> Artifact:
     """Write the manifest (main process only, once every process is done; the others then read it).
 
     `extra` goes to the manifest only; `report` joins the artifact's config, which results.json records."""
-    from accelerate import PartialState
-
-    state = PartialState()  # the trainer's (multi-process under `accelerate launch`), else a single process
-    state.wait_for_everyone()
-    if state.is_main_process:
-        config = {**prep.config, "training_data": prep.data_report, **(report or {})}
-        art = save_artifact(prep.dir, method, kind, config, prep.config_hash, extra or {})
-        print(f"[{method}] artifact saved: {prep.dir}")
-    state.wait_for_everyone()
-    return art if state.is_main_process else load_artifact(prep.dir)
+    cache = prep.cache or ArtifactCache(method, prep.dir, prep.config_hash, prep.cached)
+    return cache.save(kind, {**prep.config, "training_data": prep.data_report, **(report or {})}, extra)

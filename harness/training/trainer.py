@@ -268,8 +268,10 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
           route=None):
     """Train `model` in place; returns (the unwrapped model, whether this is the main process).
 
-    `route(group)`, when given, is called before each optimizer step with the "group" of its examples
-    (batches never mix groups, see `batches`): LANDeRMT selects the language pair's neurons with it.
+    What is method-specific lives in `objective`: its `before_step(group)`, when it has one, is called before
+    each optimizer step with the "group" of its examples (batches never mix groups, see `batches`): LANDeRMT
+    selects the language pair's neurons with it. (`route` and `lam` are the older spellings of `before_step` and
+    of `CausalLMObjective(lam)`, kept for callers that pass them.)
 
     Checkpoints and the loss curve go to `work_dir`. With `save_to`, the trained weights (full model,
     or the adapter of a peft model) and the tokenizer are saved there from the state dict gathered
@@ -318,8 +320,9 @@ def train(model, tok, features: list[dict], cfg: TrainConfig, work_dir: Path, se
     try:
         while step < total:
             idxs = next(stream)
-            if route is not None:
-                route(features[idxs[0][0]].get("group"))
+            before_step = route or getattr(objective, "before_step", None)
+            if before_step is not None:
+                before_step(features[idxs[0][0]].get("group"))
             micro = [objective.collate([features[i] for i in idx], pad) for idx in idxs]
             parts_sum, n_tokens = _optimizer_step(acc, model, opt, sched, params, objective, micro, cfg, step, work_dir)
             step += 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
+from harness.backends import routed
 from harness.backends.hf import HFBackend
 from harness.errors import HarnessError
 from harness.io import read_json
@@ -28,25 +29,23 @@ def load_routed(model, folder: Path) -> Router:
     return router
 
 
-class RoutedBackend(HFBackend):
+class RoutedBackend(routed.RoutedBackend, HFBackend):
     """HFBackend that sets the route before generating each pair's requests. A request without a pair
-    (non-translation task) or with a pair that was not trained runs the general route."""
+    (non-translation task) or with a pair that was not trained runs the general route; after each call (also a
+    failed one) the general route is set again."""
 
     def __init__(self, model, tokenizer, cfg, router: Router):
         super().__init__(model, tokenizer, cfg)
         self.router = router
 
-    def generate(self, requests, progress=None):
-        groups: dict[str, list[int]] = {}
-        for i, r in enumerate(requests):
-            groups.setdefault(self.router.key_for(r.pair), []).append(i)
-        out = [None] * len(requests)
-        for key, idx in groups.items():
-            self.router.set(key)
-            for i, g in zip(idx, super().generate([requests[i] for i in idx], progress)):
-                out[i] = g
+    def route_of(self, request) -> str:
+        return self.router.key_for(request.pair)
+
+    def activate(self, key: str) -> None:
+        self.router.set(key)
+
+    def reset(self) -> None:
         self.router.set("")
-        return out
 
     def settings(self) -> dict:
         return {**super().settings(), "routing": "per language pair (landermt)"}

@@ -30,6 +30,7 @@ from harness.io import atomic_write_json, read_json
 from harness.loading import load_for_training, pick_device
 from harness.method import Artifact, TrainContext
 from harness.training import trainer
+from harness.training.objective import RoutedObjective
 from harness.training.pipeline import finish, prepare, prompt_messages
 from harness.training.trainer import PROMPT
 from methods.landermt.neurons import awareness, layer_shift, split_neurons
@@ -114,7 +115,7 @@ def train_landermt(cfg, ctx: TrainContext, name: str = "landermt") -> Artifact:
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"[{name}] layers per pair: {plan.layers}; {n_trainable:,} trainable parameters")
     model, main = trainer.train(model, tok, features, cfg.train, prep.dir, seed=ctx.seed, device=ctx.backend.device,
-                                desc=f"{name} train", route=lambda g: router.set(pairs[g]))
+                                desc=f"{name} train", objective=RoutedObjective(lambda g: router.set(pairs[g])))
 
     # 5: the trained parts, the picture, the summary
     if main:

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from harness.backends.base import Generation, Request
+from harness.backends.base import Request
 from harness.backends.hf import HFBackend
+from harness.backends.routed import RoutedBackend
 from harness.loading import BackendConfig, load_model_and_tokenizer
 from harness.method import Artifact, Method, TrainContext
 from harness.models import ResolvedModel
 from methods.lms.config import LMSConfig
-from methods.lms.modules import RouteTable, Router, load_lms
+from methods.lms.modules import Router, RouteTable, load_lms
 from methods.lms.train import train_lms
 
 
-class LMSBackend(HFBackend):
+class LMSBackend(RoutedBackend, HFBackend):
     """The transformers backend with a route per request.
 
     `eval_route: shared` (FD-Share) sends every request through W + V[sh]F[sh]. `pair` (FD-LS) sends a
     translation request (one whose `Request.langs` is set) through its pair's route and every other prompt,
     or a pair with a language the artifact has no row for, through the shared route. Requests are grouped by
-    route and each group is generated as one batch stream, so routes never mix inside a batch.
+    route and each group is generated as one batch stream, so routes never mix inside a batch
+    (`harness.backends.routed.RoutedBackend`).
     """
 
     name = "transformers"
@@ -34,19 +36,11 @@ class LMSBackend(HFBackend):
                 return route
         return self.table.shared_route()
 
-    def generate(self, requests: list[Request], progress=None) -> list[Generation]:
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, req in enumerate(requests):
-            groups.setdefault(self.route_of(req), []).append(i)
-        out: list[Generation | None] = [None] * len(requests)
-        try:
-            for route, idx in groups.items():
-                self.router.set(*route)
-                for i, g in zip(idx, super().generate([requests[i] for i in idx], progress)):
-                    out[i] = g
-        finally:
-            self.router.use_shared()
-        return out
+    def activate(self, route: tuple[int, int]) -> None:
+        self.router.set(*route)
+
+    def reset(self) -> None:
+        self.router.use_shared()
 
     def settings(self) -> dict:
         return {**super().settings(), "lms_route": self.eval_route}

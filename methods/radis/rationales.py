@@ -87,7 +87,7 @@ def empty_warning(stats: dict, mode: str) -> str | None:
     """One line when too many rationales are empty (training is then mostly plain SFT), with the fix."""
     if stats["n"] and stats["empty_rate"] > EMPTY_WARN:
         fix = ("set `rationale_prompt: explain` in the method config (a second user turn asks for the explanation)"
-               if mode == "continue" else "try another `rationale_prompt` (python -m methods.radis.measure_prompts)")
+               if mode == "continue" else "try another `rationale_prompt` (python -m bench.radis_prompts)")
         return (f"[radis] WARNING: {stats['empty']}/{stats['n']} rationales are empty "
                 f"({stats['empty_rate']:.0%} > {EMPTY_WARN:.0%}): training is mostly plain SFT on references; {fix}")
     return None

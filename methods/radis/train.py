@@ -18,6 +18,7 @@ from harness.loading import load_for_training, pick_device
 from harness.memory import returned_memory
 from harness.method import Artifact, TrainContext
 from harness.training import trainer
+from harness.training.objective import CausalLMObjective
 from harness.training.pipeline import finish, prepare, prompt_messages
 from methods.radis.rationales import empty_warning, join, rationales, stats_line
 
@@ -47,7 +48,7 @@ def train_radis(cfg, ctx: TrainContext, name: str = "radis") -> Artifact:
     features = [trainer.encode(tok, messages(ex), t, chat, cfg.train.max_length, split=len(ex.reference))
                 for ex, t in zip(prep.examples, targets)]
 
-    trainer.train(model, tok, features, cfg.train, prep.dir, seed=ctx.seed, lam=cfg.lam,
+    trainer.train(model, tok, features, cfg.train, prep.dir, seed=ctx.seed, objective=CausalLMObjective(cfg.lam),
                   device=ctx.backend.device, desc=f"{name} train", save_to=prep.dir)
     # rationale statistics are part of the output: artifact.json "rationales", results.json method.artifact.report
     return finish(prep, name, "full", {"rationales": {**rat_stats, **({"warning": warning} if warning else {})}})

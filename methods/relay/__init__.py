@@ -1,27 +1,29 @@
 """`relay`: Relay Decoding (arXiv 2405.02933) — a source LLM and a target LLM joined by a trained map.
 
-What a relay run can serve (checked before any work by `check_run`):
-* `flores`, every selected direction served by a composition: the relay itself.
+What a relay run can serve (checked before any work by `check_run`, by the tasks' declared abilities, never
+their names):
+* translation tasks (`task.translation`: flores, wmt16, multi30k, any YAML test set of `hook: translation`), every
+  selected direction served by a composition: the relay itself. An unserved direction is refused in one line.
 * other generation tasks (safety, mgsm, gsm8k, xlsum): the *general model*, i.e. the target LLM of the
   composition whose target is `--model`. With frozen LLMs it is the base model itself (weights hash
   equal), so those results are marked "unchanged by construction" (results.json
   `tasks.<task>.backend.general`); with `target_lora` it carries the adapter and is measured for real.
 * refused with one line: `--backend vllm` (cannot load a composite), `lmeval:*` tasks (lm-eval's HFLM
-  wraps one HF model), `mtbench` (its drift phase scores answers with the evaluated model's weights,
-  and a relay has no single set), non-translation tasks when no composition targets `--model`.
+  wraps one HF model), drift-capable tasks such as `mtbench` (their drift phase scores answers with the evaluated
+  model's weights, and a relay has no single set), non-translation tasks when no composition targets `--model`.
 """
 
 from __future__ import annotations
 
+from harness.abilities import refuse_directions
 from harness.errors import HarnessError
 from harness.method import Artifact, Method, TrainContext
 from methods.relay.config import RelayConfig
 from methods.relay.train import resolve, train_relay
 
-TRANSLATION_TASKS = {"flores"}  # tasks whose documents carry source/src/tgt and are served by the relay itself
-REFUSED = {"mtbench": "its drift phase scores the answers with the evaluated model's HF weights and a relay is "
-                      "two LLMs joined by a map; run mtbench with --method base (with frozen LLMs the relay's "
-                      "general model is the base model)"}
+DRIFT_REFUSAL = ("its drift phase scores the answers with the evaluated model's HF weights and a relay is two LLMs "
+                 "joined by a map; run it with --method base (with frozen LLMs the relay's general model is the "
+                 "base model)")
 
 
 def general_composition(cfg: RelayConfig, model) -> int | None:
@@ -43,16 +45,12 @@ class RelayMethod(Method):
             raise HarnessError(f"--tasks {lm_tasks[0].name}: not applicable to relay: lm-eval's HFLM wraps one HF "
                                f"model and a relay is two LLMs joined by a map; run it with --method base")
         served = [p for comp in cfg.relays for p in comp.pairs]
+        refuse_directions(tasks, lambda d: d in served, "relay composition",
+                          f"(served: {', '.join(served)}); select them with --langs or add a composition to relays")
         for task in tasks:
-            if task.name in REFUSED:
-                raise HarnessError(f"--tasks {task.name}: not applicable to relay: {REFUSED[task.name]}")
-            if task.name in TRANSLATION_TASKS:
-                missing = [s for s in task.selected if s not in served]
-                if missing:
-                    raise HarnessError(f"--tasks {task.name}: direction {missing[0]} is served by no relay composition "
-                                       f"(served: {', '.join(served)}); select them with --langs or add a "
-                                       f"composition to relays")
-            elif general_composition(cfg, model) is None:
+            if task.drift_capable:
+                raise HarnessError(f"--tasks {task.name}: not applicable to relay: {DRIFT_REFUSAL}")
+            if not task.translation and general_composition(cfg, model) is None:
                 raise HarnessError(f"--tasks {task.name}: not applicable to relay: no composition's target LLM is "
                                    f"--model, so no single model answers non-translation prompts")
         super().check_run(cfg, tasks, lm_tasks, backend_kind, model)  # what RelayBackend can do; no vLLM

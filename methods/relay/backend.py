@@ -1,7 +1,7 @@
 """The composite backend of `relay`: one request contract, several LLMs behind it.
 
-* Translation requests (the request's task document has `source`, `src`, `tgt` and its direction is
-  served by a composition) go to that composition: the source LLM reads the source prompt, the map
+* Translation requests (`Request.langs`, set from the task's declared translation ability, + the document's
+  `source`) go to the composition serving their direction: the source LLM reads the source prompt, the map
   turns its states into soft tokens, the target LLM decodes from `[BOS ; soft tokens ; target prompt]`
   with the transformers backend's KV-cache loop (stop strings, EOS, sampling, batching as usual).
 * Every other request (safety, MGSM, ...) goes to the *general model*: the target LLM of the first
@@ -12,19 +12,19 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 from harness.backends.base import Capabilities, Generation, Request
-from harness.backends.hf import HFBackend, DecodeRow
+from harness.backends.hf import DecodeRow, HFBackend
+from harness.backends.routed import RoutedBackend
 from harness.errors import HarnessError
 from harness.io import read_json
-from harness.loading import BackendConfig, device_and_dtype
+from harness.loading import BackendConfig, device_and_dtype, merge_adapter
 from methods.relay.relay import encode
 from methods.relay.train import build_relay, load_lm
 
 
 class RelayGenerator(HFBackend):
-    """One composition: the transformers backend of the target LLM, prefilled with relay embeddings."""
+    """One composition: the transformers backend of the target LLM, prefilled with relay embeddings (its public
+    `prefill` hook; `decode` and `to_generation` are the transformers backend's own)."""
 
     name = "relay"
 
@@ -38,35 +38,34 @@ class RelayGenerator(HFBackend):
         return list(req.gen.stop) + list(req.gen.stop_plain)  # the target reads plain text, never a chat template
 
     def generate(self, requests: list[Request], progress=None) -> list[Generation]:
-        encoded = [encode(self.source_tok, self.tok, self.relay_cfg, r.doc) for r in requests]
         rows = []
-        for i, (r, e) in enumerate(zip(requests, encoded)):
-            row = DecodeRow(i, e.prefix_ids + e.prompt_ids, r, self.stops_for(r))
-            row.enc = e
-            rows.append(row)
+        for i, r in enumerate(requests):
+            e = encode(self.source_tok, self.tok, self.relay_cfg, r.doc)
+            rows.append(DecodeRow(i, e.prefix_ids + e.prompt_ids, r, self.stops_for(r), inputs=e))
         todo = sorted((row for row in rows if row.req.gen.max_new_tokens > 0),
-                      key=lambda row: -(len(row.enc.source_ids) + len(row.prompt)))
-        self._decode(deque(todo), progress)
+                      key=lambda row: -(len(row.inputs.source_ids) + len(row.prompt)))
+        self.decode(todo, progress)
         out = []
         for row in rows:
             d = row.req.doc
             shown = (f"[source LLM] {self.relay_cfg.source_prompt.format(**d)}\n"
-                     f"[target LLM] <{self._n_soft(row.enc)} soft tokens>{self.relay_cfg.target_prompt.format(**d)}")
-            out.append(self._finished(row, shown, len(row.enc.source_ids) + len(row.prompt)))
+                     f"[target LLM] <{self._n_soft(row.inputs)} soft tokens>{self.relay_cfg.target_prompt.format(**d)}")
+            out.append(self.to_generation(row, shown, len(row.inputs.source_ids) + len(row.prompt)))
         return out
 
     def _n_soft(self, enc) -> int:
         return self.relay_cfg.xattn_queries if self.relay_cfg.map == "xattn" else len(enc.source_ids)
 
-    def _prefill(self, rows):
-        embeds, attn, pos, _ = self.relay.target_inputs([row.enc for row in rows], self.tok.pad_token_id)
+    def prefill(self, rows):
+        embeds, attn, pos, _ = self.relay.target_inputs([row.inputs for row in rows], self.tok.pad_token_id)
         out = self.model(inputs_embeds=embeds.to(self.dtype), attention_mask=attn, position_ids=pos,
-                         use_cache=True, **self._last_logits_only)
+                         use_cache=True, **self.last_logits_only)
         return out.past_key_values, attn, out.logits[:, -1, :]
 
 
-class RelayBackend:
-    """Routes each request to the composition serving its direction, or to the general model."""
+class RelayBackend(RoutedBackend):
+    """Routes each request to the composition serving its direction, or to the general model (the shared
+    `RoutedBackend`: grouped by route, outputs in the caller's order)."""
 
     name = "relay"
     capabilities = Capabilities(generate=True, loglik=False, hf_weights=False)  # two LLMs joined by a map
@@ -75,27 +74,20 @@ class RelayBackend:
                  describe: list[dict]):
         self.generators, self.general, self.general_info, self.describe = generators, general, general_info, describe
 
-    def route(self, req: Request):
-        d = req.doc or {}
-        if {"source", "src", "tgt"} <= set(d):
-            pair = f"{d['src']}-{d['tgt']}"
+    def route_of(self, req: Request) -> str:
+        """The direction of a translation request (`Request.langs`, set from the task's translation ability),
+        "" (the general model) for any other request."""
+        if req.langs is not None and req.doc is not None and "source" in req.doc:
+            pair = req.pair
             if pair not in self.generators:
                 raise HarnessError(f"relay: no composition serves {pair} (served: {', '.join(self.generators)})")
-            return self.generators[pair]
+            return pair
         if self.general is None:
             raise HarnessError(f"relay: request {req.id} is not a translation and {self.general_info['reason']}")
-        return self.general
+        return ""
 
-    def generate(self, requests: list[Request], progress=None) -> list[Generation]:
-        groups: dict[int, tuple[object, list[int]]] = {}
-        for i, r in enumerate(requests):
-            b = self.route(r)
-            groups.setdefault(id(b), (b, []))[1].append(i)
-        out: list[Generation | None] = [None] * len(requests)
-        for b, idx in groups.values():
-            for i, g in zip(idx, b.generate([requests[i] for i in idx], progress)):
-                out[i] = g
-        return out
+    def generate_route(self, key: str, requests: list[Request], progress=None) -> list[Generation]:
+        return (self.generators[key] if key else self.general).generate(requests, progress)
 
     def settings(self) -> dict:
         any_gen = next(iter(self.generators.values()))
@@ -104,7 +96,6 @@ class RelayBackend:
 
 def load_backend(artifact, model, cfg: BackendConfig, relay_cfg) -> RelayBackend:
     """Rebuild every composition from the artifact (frozen LLMs + saved map [+ adapter])."""
-    from peft import PeftModel
     from safetensors.torch import load_file
 
     from methods.relay.train import resolve
@@ -124,7 +115,7 @@ def load_backend(artifact, model, cfg: BackendConfig, relay_cfg) -> RelayBackend
         source, source_tok = load_lm(src_m.path, cfg.trust_remote_code, dtype)
         target, target_tok = load_lm(tgt_m.path, cfg.trust_remote_code, dtype)
         if (folder / "adapter").is_dir():
-            target = PeftModel.from_pretrained(target, str(folder / "adapter")).merge_and_unload()
+            target = merge_adapter(target, folder / "adapter")
         relay = build_relay(relay_cfg, source, source_tok, target)
         relay.map.load_state_dict(load_file(str(folder / "map.safetensors")))
         # only the map is cast: `.to(dtype)` on the LLMs would also cast buffers that transformers keeps in float32

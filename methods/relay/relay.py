@@ -141,8 +141,9 @@ class Relay(nn.Module):
             lab[r, width - len(x):] = torch.tensor(y, dtype=torch.long, device=dev)
         return embeds, attn, positions(attn), lab
 
-    def loss(self, examples: list[Encoded], pad_id: int) -> tuple[torch.Tensor, int]:
-        """Mean NLL over the target tokens (y + eos) of the batch, and their count."""
+    def forward(self, examples: list[Encoded], pad_id: int) -> tuple[torch.Tensor, int]:
+        """Summed NLL over the target tokens (y + eos) of the batch, and their count (what `RelayObjective`
+        divides by the step's token count)."""
         embeds, attn, pos, lab = self.target_inputs(examples, pad_id)
         keep = (lab[:, 1:] != IGNORE).any(0).nonzero().squeeze(1)  # positions that predict a target token
         out = self.target(inputs_embeds=embeds, attention_mask=attn, position_ids=pos, use_cache=False,
@@ -150,8 +151,24 @@ class Relay(nn.Module):
         targets = lab[:, keep + 1]
         nll = nn.functional.cross_entropy(out.logits.float().reshape(-1, out.logits.shape[-1]), targets.reshape(-1),
                                           ignore_index=IGNORE, reduction="sum")
-        n = int((targets != IGNORE).sum())
+        return nll, int((targets != IGNORE).sum())
+
+    def loss(self, examples: list[Encoded], pad_id: int) -> tuple[torch.Tensor, int]:
+        """Mean NLL over the target tokens (y + eos) of the batch, and their count."""
+        nll, n = self(examples, pad_id)
         return nll / max(1, n), n
+
+    def train(self, mode: bool = True):
+        """Training mode for the map (and a target carrying a trainable adapter: LoRA dropout); the frozen LLMs
+        stay in eval mode."""
+        super().train(mode)
+        self.source.eval()
+        if not any(p.requires_grad for p in self.target.parameters()):
+            self.target.eval()
+        return self
+
+    def gradient_checkpointing_enable(self) -> None:
+        self.target.gradient_checkpointing_enable()
 
 
 def token_ids(tok, text: str, bos: bool) -> list[int]:

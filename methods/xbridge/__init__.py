@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from harness.abilities import refuse_directions, translation_tasks
 from harness.config import from_dict
 from harness.errors import HarnessError
 from harness.loading import BackendConfig, device_and_dtype
 from harness.method import Artifact, Method, TrainContext
 from harness.models import ResolvedModel
 from methods.xbridge.config import XBridgeConfig
-from methods.xbridge.train import SUPPORTED_TASKS, check_tasks, train_xbridge
+from methods.xbridge.train import check_tasks, train_xbridge
 
 
 class XBridgeMethod(Method):
@@ -21,6 +22,15 @@ class XBridgeMethod(Method):
 
     def check_run(self, cfg: XBridgeConfig, tasks: list, lm_tasks: list, backend_kind: str, model) -> None:
         check_tasks(tasks)  # (train() checks them again for `harness train`)
+        if translation_tasks(tasks):  # every direction of every translation task needs both NMT language tokens
+            from harness.loading import load_tokenizer
+            from methods.xbridge.data import Codes
+            from methods.xbridge.train import resolve_parts
+
+            codes = Codes(load_tokenizer(resolve_parts(cfg, model)[0].path), cfg.language_codes)
+            refuse_directions(tasks, lambda d: all(codes.token(x) in codes.vocab for x in d.split("-", 1)),
+                              "xbridge NMT model", f"({cfg.nmt_model} has no {cfg.language_codes} language token for "
+                              f"one side); drop it from --langs or set nmt_model / language_codes")
         super().check_run(cfg, tasks, lm_tasks, backend_kind, model)  # what XBridgeBackend can do; no vLLM
 
     def train(self, cfg: XBridgeConfig, ctx: TrainContext) -> Artifact:
@@ -29,10 +39,11 @@ class XBridgeMethod(Method):
 
     def prepare_task(self, task, artifact: Artifact) -> None:
         """Math tasks get a second round: round 0 is the LLM's English answer (scored as the task's own metrics,
-        the paper's XBridge_LLM), round 1 the decoder's answer in the question's language (scored as `decoder_*`
-        metrics, XBridge_Dec). The backend reads each request's document and round itself (backend.job_of)."""
-        if SUPPORTED_TASKS[task.cfg.hook] == "math":
-            _add_decoder_round(task)
+        the paper's XBridge_LLM), round 1 the decoder's answer in the question's language (scored by the task as
+        `decoder_*` metrics, XBridge_Dec: the task's declared `add_answer_round`). The backend reads each
+        request's document and round itself (backend.job_of)."""
+        if task.answer_rounds:
+            task.add_answer_round("decoder")
 
     def backend(self, artifact: Artifact, model: ResolvedModel, cfg: BackendConfig):
         from methods.xbridge.backend import XBridgeBackend
@@ -60,27 +71,3 @@ class XBridgeMethod(Method):
 
         return XBridgeBackend
 
-
-def _add_decoder_round(task) -> None:
-    """Score round 1 (the decoder's answer) next to round 0 (the LLM's) for a math task."""
-    from harness.metrics import answers
-
-    task.n_rounds = 2
-    base_score, base_aggregate = task.score, task.aggregate
-
-    def score(doc: dict, outputs: list[str]) -> dict:
-        rec = base_score(doc, outputs[:1])
-        if len(outputs) > 1:
-            got = answers.extract(outputs[1], doc["lang"])
-            rec["decoder"] = {"extracted": got, "correct": {k: answers.same_number(v, doc["answer"]) for k, v in got.items()}}
-        return rec
-
-    def aggregate(subset: str, records: list[dict]) -> dict:
-        out = base_aggregate(subset, records)
-        dec = [r["decoder"] for r in records if "decoder" in r]
-        if dec and len(dec) == len(records):
-            out["decoder_exact_match_strict"] = sum(d["correct"]["strict"] for d in dec) / len(dec)
-            out["decoder_exact_match_flexible"] = sum(d["correct"]["flexible"] for d in dec) / len(dec)
-        return out
-
-    task.score, task.aggregate = score, aggregate

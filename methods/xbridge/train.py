@@ -5,7 +5,7 @@ For each stage in `cfg.stages`:
    response, response in the query's language); every side checked by the contamination guard.
 2. Key: the stage's own settings + both models' weight hashes + the previous stage's artifact hash,
    so changing stage 3 never retrains stage 1, and a retrained stage 1 invalidates stages 2 and 3.
-   A finished artifact with that key is reused.
+   A finished artifact with that key is reused (`harness.training.artifacts.artifact_cache`).
 3. Build the composed module (the NMT model and the LLM are loaded once), load the previous stage's
    bridge weights, switch on the stage's trainable set, train with `harness.training.trainer.train`
    and the stage's `XBridgeObjective`, save the bridge weights (`bridge.safetensors` + `bridge.json`).
@@ -23,21 +23,22 @@ from harness.io import read_json, stable_hash
 from harness.method import Artifact, TrainContext
 from harness.models import resolve_model
 from harness.training import trainer
-from harness.training.artifacts import artifact_dir, config_hash, load_artifact
-from harness.training.pipeline import Prepared, finish
+from harness.training.artifacts import artifact_cache
 from methods.xbridge.config import STAGE_LOSSES
 from methods.xbridge.data import Codes, XBridgeObjective, check_overlap, features, stage1_tuples, stage23_tuples
 
-SUPPORTED_TASKS = {"flores": "translation", "mgsm": "math", "gsm8k": "math"}  # by task hook (tasks/<hook>.py)
 BRIDGE_FILE, META_FILE = "bridge.safetensors", "bridge.json"
 
 
 def check_tasks(tasks: list) -> None:
-    """Stop before any work when a task cannot run through the composed system."""
+    """Stop before any work when a task cannot run through the composed system: it serves translation tasks
+    (the `translation` ability: flores, wmt16, any YAML test set) and math tasks that accept an extra answer
+    round (`answer_rounds`: mgsm, gsm8k), whatever their names."""
     for task in tasks:
-        if task.cfg.hook not in SUPPORTED_TASKS:
+        if not (task.translation or task.answer_rounds):
             raise HarnessError(f"xbridge cannot serve task {task.name!r}: the composed encoder-LLM-decoder system "
-                               f"answers {', '.join(SUPPORTED_TASKS)} only (drop it from --tasks)")
+                               f"answers translation tasks and math tasks with answer rounds only (drop it from "
+                               f"--tasks)")
 
 
 def resolve_parts(cfg, base_model):
@@ -51,16 +52,14 @@ def resolve_parts(cfg, base_model):
 
 
 def load_parts(nmt_path, llm_path, backend_cfg, dtype=torch.float32):
-    from transformers import AutoModelForCausalLM, M2M100ForConditionalGeneration
+    """The NMT model and the LLM (frozen: `XBridge.set_stage` switches on what a stage trains) + tokenizers."""
+    from transformers import M2M100ForConditionalGeneration
 
-    from harness.loading import load_tokenizer
+    from harness.loading import load_frozen
 
-    nmt = M2M100ForConditionalGeneration.from_pretrained(nmt_path, dtype=dtype)
+    nmt, nmt_tok = load_frozen(nmt_path, dtype=dtype, model_class=M2M100ForConditionalGeneration)
     nmt.tie_weights()  # lm_head re-tied to the shared embeddings (as the official code does after loading)
-    llm = AutoModelForCausalLM.from_pretrained(llm_path, dtype=dtype, trust_remote_code=backend_cfg.trust_remote_code)
-    nmt_tok, llm_tok = load_tokenizer(nmt_path), load_tokenizer(llm_path, backend_cfg.trust_remote_code)
-    if llm_tok.pad_token_id is None:
-        llm_tok.pad_token = llm_tok.eos_token
+    llm, llm_tok = load_frozen(llm_path, backend_cfg.trust_remote_code, dtype)
     return nmt, llm, nmt_tok, llm_tok
 
 
@@ -124,12 +123,11 @@ def train_xbridge(cfg, ctx: TrainContext, name: str = "xbridge") -> Artifact:
             raise HarnessError(f"xbridge stage {stage}: no training tuples left after the overlap check")
         fingerprint = stable_hash([(t.x_lang, t.x, t.en, t.y_lang, t.y, t.query) for t in tuples])
         previous = art.hash if art else ""
-        h = config_hash(name, {**stage_key(cfg, stage, nmt_id, llm_id, previous), "seed": ctx.seed}, fingerprint)
-        folder = artifact_dir(ctx.out_dir, name, llm_id.get("weights_sha256", ""), h)
-        cached = load_artifact(folder, config_hash=h)
-        if cached:
-            print(f"[{name}] stage {stage}: reusing artifact {folder}")
-            art = cached
+        cache = artifact_cache(name, {**stage_key(cfg, stage, nmt_id, llm_id, previous), "seed": ctx.seed},
+                               fingerprint, ctx.out_dir, llm_id.get("weights_sha256", ""), label=f"stage {stage}")
+        folder = cache.folder
+        if cache.cached:
+            art = cache.cached
             continue
         if loaded is None:
             loaded = load_parts(nmt_res.path, llm_res.path, ctx.backend)
@@ -150,9 +148,9 @@ def train_xbridge(cfg, ctx: TrainContext, name: str = "xbridge") -> Artifact:
                                          "llm_path": str(llm_res.path), "d_nmt": nmt.config.d_model,
                                          "d_llm": llm.get_input_embeddings().embedding_dim})
         bridge.cpu()  # the next stage starts from this module's weights on the loading device
-        config = {**to_dict(cfg), "stage": stage, "previous_artifact": previous}
-        prep = Prepared([], {**report, "fingerprint": fingerprint, "n_train": len(tuples)}, config, h, folder, None)
-        art = finish(prep, name, "composite", {"stage": stage, "previous_artifact": previous})
+        config = {**to_dict(cfg), "stage": stage, "previous_artifact": previous,
+                  "training_data": {**report, "fingerprint": fingerprint, "n_train": len(tuples)}}
+        art = cache.save("composite", config, {"stage": stage, "previous_artifact": previous})
     return art
 
 

@@ -1,6 +1,6 @@
 """Measure the rationale prompt variants on a real model: empty rate, token lengths, finish reasons.
 
-    python -m methods.radis.measure_prompts [--model smollm2-135m-instruct] [--per-pair 16]
+    python -m bench.radis_prompts [--model smollm2-135m-instruct] [--per-pair 16]
         [--max-new-tokens 96] [--variants continue,explain,explain_words] [--threads 1] [--json FILE]
 
 Uses the same code path as training (`rationales()`, the FLORES prompt, ALMA pairs with FLORES excluded,
@@ -22,6 +22,7 @@ from harness.models import DEFAULT_MODEL, resolve_model
 from harness.training.data import TrainDataConfig, load_training_data
 from harness.training.pipeline import prompt_messages
 from methods.radis.rationales import PROMPTS, rationales
+from tasks import training_prompts
 
 
 def measure(model: str, per_pair: int, pairs: list[str], max_new_tokens: int, variants: list[str],
@@ -29,7 +30,8 @@ def measure(model: str, per_pair: int, pairs: list[str], max_new_tokens: int, va
     """{variant: rationale stats (+ two example rationales)} on `per_pair` ALMA pairs per direction."""
     data = DataSource.resolve(data_dir)
     examples, _ = load_training_data(TrainDataConfig(pairs=pairs, max_per_pair=per_pair), data, seed=seed)
-    ctx = TrainContext(model=resolve_model(model), data=data, out_dir=Path("."), seed=seed, backend=backend)
+    ctx = TrainContext(model=resolve_model(model), data=data, out_dir=Path("."), seed=seed, backend=backend,
+                       prompts=training_prompts([], data))
     messages, chat = prompt_messages(ctx)
     out = {}
     for v in variants:
