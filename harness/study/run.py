@@ -9,6 +9,7 @@ harness/rundir). A crashed worker's phase is started again (up to `retries` time
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -136,7 +137,8 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
     cost_path = Path(spec.output) / "COST.md"
     executor = make_executor(opts.executor, workers, opts.address) if todo else None
     attempts: dict[str, int] = {}
-    spent: dict[str, float] = {}
+    spent: dict[str, float] = {}  # wall time of every attempt, a killed one included
+    started: dict[str, float] = {}
     bar = tqdm(total=len(todo), desc="study phases", unit="phase", dynamic_ncols=True, disable=not todo)
     failure = None
     try:
@@ -149,6 +151,7 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
                     p = phases[pid]
                     t = int(p.resources.cpus) if executor.name == "ray" else threads
                     attempts[pid] = attempts.get(pid, 0) + 1
+                    started[pid] = time.time()
                     executor.start(pid, payload(spec, p, t, opts.api), p.resources)
                     todo.remove(pid)
                     bar.write(f"[study] start {pid} (attempt {attempts[pid]}; log {p.out / 'logs' / (p.name + '.log')})")
@@ -158,7 +161,8 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
                 break
             for pid, outcome in executor.wait():
                 p = phases[pid]
-                spent[pid] = spent.get(pid, 0.0) + outcome.get("seconds", 0.0)
+                # the worker's own measure; for a worker that died, the time since it was started
+                spent[pid] = spent.get(pid, 0.0) + (outcome.get("seconds") or time.time() - started[pid])
                 if not outcome["ok"]:
                     if outcome.get("crashed") and attempts[pid] <= spec.retries and failure is None:
                         bar.write(f"[study] {pid}: {outcome['error']}; retrying (it resumes from its samples)")
