@@ -2,7 +2,8 @@
 phase, not by unit: no worker idles while a phase is ready), record each finished phase in its unit's phases.json,
 regenerate COST.md, and rebuild the leaderboard at the end.
 
-Only the driver writes phases.json and COST.md; workers write their run folders through `harness.api` (i.e.
+Phases of one unit run one at a time (they merge their entries into the unit's one results.json); phases of
+different units run side by side. Only the driver writes phases.json and COST.md; workers write their run folders through `harness.api` (i.e.
 harness/rundir). A crashed worker's phase is started again (up to `retries` times) and resumes from its samples.
 """
 
@@ -139,16 +140,22 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
     attempts: dict[str, int] = {}
     spent: dict[str, float] = {}  # wall time of every attempt, a killed one included
     started: dict[str, float] = {}
+    order = {pid: i for i, pid in enumerate(phases)}
+    needed = {d for p in phases.values() for d in p.deps}  # e.g. the base answers the drift phases wait for
+    busy: set[Path] = set()  # unit folders with a phase running: a unit's phases share its results.json
     bar = tqdm(total=len(todo), desc="study phases", unit="phase", dynamic_ncols=True, disable=not todo)
     failure = None
     try:
         while todo or (executor and executor.running):
             ready = [pid for pid in todo if all(phases[d].done for d in phases[pid].deps)]
-            if failure is None:
-                for pid in sorted(ready, key=lambda i: phases[i].kind != TRAIN):  # training first: it unlocks most
+            if failure is None:  # training first, then what other phases wait for, then the study's order
+                for pid in sorted(ready, key=lambda i: (phases[i].kind != TRAIN, i not in needed, order[i])):
                     if not executor.free():
                         break
                     p = phases[pid]
+                    if p.out in busy:
+                        continue
+                    busy.add(p.out)
                     t = int(p.resources.cpus) if executor.name == "ray" else threads
                     attempts[pid] = attempts.get(pid, 0) + 1
                     started[pid] = time.time()
@@ -161,6 +168,7 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
                 break
             for pid, outcome in executor.wait():
                 p = phases[pid]
+                busy.discard(p.out)
                 # the worker's own measure; for a worker that died, the time since it was started
                 spent[pid] = spent.get(pid, 0.0) + (outcome.get("seconds") or time.time() - started[pid])
                 if not outcome["ok"]:
