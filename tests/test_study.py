@@ -237,3 +237,18 @@ def test_unknown_method_is_an_error_before_any_work(tmp_path):
     path.write_text("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: nope}]\n")
     with pytest.raises(HarnessError, match="nope"):
         api.study(path, dry_run=True)
+
+
+def test_science_cost_report_is_regenerated_from_the_phases_records():
+    """COST.md is generated: from the committed units' phases.json (starred cells and their notes for estimated
+    interrupted attempts) it is the committed file, and every committed (packed) phase counts as done."""
+    from harness.study.cost import report
+    from harness.study.plan import plan
+    from harness.study.spec import load_study
+
+    spec = load_study(SCIENCE)
+    units = plan(spec)
+    assert all(p.done for u in units for p in u.phases)
+    text = report(spec, units, spec.workers)
+    assert text == (REPO / "results" / "science" / "COST.md").read_text()
+    assert "| relay-s0 | 0h37m | 0h54m* | n/a | n/a | n/a | n/a | 1h32m |" in text.splitlines()
