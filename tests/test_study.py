@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,11 @@ def test_local_study_runs_every_phase_and_a_second_run_does_nothing(local_study,
     sft = read_phases(out / model / "sft-s0")
     assert sft.keys() == {"train", "flores", "mtbench"} and sft["train"]["artifact_hash"]
     assert sft["mtbench"]["command"][-2:] == ["--drift-ref", str(out / model / "base")]
+    ran = [(datetime.fromisoformat(r["finished"]).timestamp() - r["seconds"], datetime.fromisoformat(r["finished"])
+            .timestamp()) for r in read_phases(out / model / "base").values()]
+    train = (datetime.fromisoformat(sft["train"]["finished"]).timestamp() - sft["train"]["seconds"],
+             datetime.fromisoformat(sft["train"]["finished"]).timestamp())
+    assert any(a < train[1] and train[0] < b for a, b in ran)  # two workers: a base phase ran while sft trained
     res = json.loads((out / model / "sft-s0" / "results.json").read_text())
     assert res["method"]["artifact"]["hash"] == sft["train"]["artifact_hash"]  # the artifact came back as data
     assert res["command"].startswith("harness run --method sft")  # the equivalent command is the provenance
