@@ -15,7 +15,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from harness.io import read_json
+from harness.rundir.phases import read_phases
 from leaderboard.build import RowResult, Table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,11 +55,9 @@ def recipe(rr: RowResult) -> dict[str, str]:
     kind = (res.get("method", {}).get("artifact") or {}).get("kind")
     if kind and kind != "none":
         out["artifact"] = kind
-    phases = tr.run_dir / "phases.json"
-    if phases.exists():
-        secs = (read_json(phases).get("train") or {}).get("seconds")
-        if isinstance(secs, (int, float)):
-            out["train time"] = f"{secs / 60:.0f} min"
+    secs = (read_phases(tr.run_dir).get("train") or {}).get("seconds")
+    if isinstance(secs, (int, float)):
+        out["train time"] = f"{secs / 60:.0f} min"
     return out
 
 

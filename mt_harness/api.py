@@ -1,4 +1,5 @@
-"""The Python API under the CLI: `run(spec)`, `train(spec)`, `score(folder)` and `leaderboard(paths)`.
+"""The Python API under the CLI: `run(spec)`, `train(spec)`, `score(folder)`, `leaderboard(paths)` and
+`study(path)`.
 
     from mt_harness.api import RunSpec, leaderboard, run
     spec = RunSpec(method="lora", tasks=["flores"], langs=["de-en"], limit=32, budget="small")
@@ -298,3 +299,19 @@ def leaderboard(paths: list[str | Path], output: str | Path = "results", resampl
     from leaderboard import make_leaderboard
 
     return make_leaderboard([Path(p) for p in paths], Path(output), resamples, bootstrap_seed, versus)
+
+
+def study(path: str | Path, executor: str = "local", workers: int | None = None, threads: int | None = None,
+          address: str | None = None, output: str | Path | None = None, dry_run: bool = False):
+    """Run (or resume) the study in `path` (mt_harness.study.spec): every pending phase through `train`/`run` in worker
+    processes (`executor` local or ray), COST.md and the leaderboard in its output folder (`output` replaces it).
+    Returns mt_harness.study.run.StudyResult."""
+    from mt_harness.study.run import StudyOptions, run_study
+    from mt_harness.study.spec import load_study
+    from methods import get_method
+
+    spec = load_study(path, None if output is None else str(output))
+    for entry in spec.methods:
+        get_method(entry.method)  # an unknown method is an error before any work
+    return run_study(spec, StudyOptions(executor=executor, workers=workers, threads=threads, address=address,
+                                        dry_run=dry_run, api=__name__))

@@ -117,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--versus", default=None, metavar="METHOD",
                     help="also compare every method's composites with this method's, paired (default: sft when "
                          "there is an sft run; none: no such table)")
+    st = sub.add_parser("study", help="run or resume a whole study (models x methods x seeds x evaluation blocks)")
+    st.add_argument("study", help="study YAML, e.g. studies/science-cpu150.yaml")
+    st.add_argument("--executor", choices=["local", "ray"], default="local",
+                    help="local: worker processes here; ray: one Ray task per phase (pip install -e '.[ray]')")
+    st.add_argument("--workers", type=int, default=None, help="local: phases at once (default: the study's workers)")
+    st.add_argument("--threads", type=int, default=None, help="local: torch threads per phase (default: the study's)")
+    st.add_argument("--address", default=None, help="ray: cluster address (auto, ray://host:10001); default: local Ray")
+    st.add_argument("--output", default=None, help="results folder instead of the study's output")
+    st.add_argument("--dry-run", action="store_true", help="print the phases, done or to do, and run nothing")
     for name, what in (("pack", "gzip a finished run's samples.jsonl files (for committing results; read as they are)"),
                        ("unpack", "restore a packed run's plain samples.jsonl files (to resume, score or judge it)")):
         p = sub.add_parser(name, help=what)

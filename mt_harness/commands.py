@@ -15,7 +15,7 @@ from harness.rundir.layout import results_file
 def dispatch(args: argparse.Namespace) -> int:
     return {"run": cmd_run, "ls": cmd_ls, "validate": cmd_validate, "score": cmd_score,
             "judge": cmd_judge, "train": cmd_train, "leaderboard": cmd_leaderboard,
-            "pack": cmd_pack, "unpack": cmd_pack}[args.command](args)
+            "pack": cmd_pack, "unpack": cmd_pack, "study": cmd_study}[args.command](args)
 
 
 def backend_settings(args: argparse.Namespace):
@@ -60,6 +60,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     artifact = api.train(run_spec(args))
     print(f"artifact: {artifact.path} (kind {artifact.kind}, config hash {artifact.config_hash}, hash {artifact.hash})")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from mt_harness import api
+
+    done = api.study(args.study, args.executor, args.workers, args.threads, args.address, args.output, args.dry_run)
+    if not args.dry_run:
+        print(f"{len(done.ran)} phase(s) run; cost: {done.cost}" + "".join(f"\nwrote {p}" for p in done.leaderboard))
     return 0
 
 

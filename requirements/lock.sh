@@ -21,5 +21,5 @@ lock() {  # lock NAME EXTRAS
   rm -rf "$(dirname "$venv")"
   echo "wrote requirements/$1.txt ($(grep -vc '^#' "requirements/$1.txt") packages)"
 }
-[ "$which_ones" = comet ] || lock constraints test
+[ "$which_ones" = comet ] || lock constraints test,ray
 [ "$which_ones" = main ] || lock constraints-comet comet,test

@@ -69,14 +69,24 @@ def task_from_saved_config(saved: dict, data: DataSource, where: str, doc_limit:
     return _instantiate(cfg, Path(where), data, doc_limit)
 
 
-def _instantiate(cfg: TaskConfig, path: Path, data: DataSource, doc_limit: int | None = None) -> Task:
+def task_class(name_or_path: str) -> type[Task]:
+    """The hook class of a task (by name or YAML path), without instantiating it: its declared abilities."""
+    cfg, path = load_task_config(name_or_path)
+    return _hook(cfg, path)
+
+
+def _hook(cfg: TaskConfig, path: Path) -> type[Task]:
     if not (TASKS_DIR / f"{cfg.hook}.py").exists():
         raise HarnessError(f"{path}: hook: no module tasks/{cfg.hook}.py")
     module = importlib.import_module(f"tasks.{cfg.hook}")
     cls = getattr(module, "TASK_CLASS", None)
     if cls is None or not issubclass(cls, Task):
         raise HarnessError(f"{path}: hook: tasks/{cfg.hook}.py defines no TASK_CLASS")
-    task = cls(cfg, data, path)
+    return cls
+
+
+def _instantiate(cfg: TaskConfig, path: Path, data: DataSource, doc_limit: int | None = None) -> Task:
+    task = _hook(cfg, path)(cfg, data, path)
     task.doc_limit = doc_limit
     return task
 

@@ -197,9 +197,10 @@ OTHER_FOLDERS = {
     "leaderboard/__init__.py": "leaderboard.md/.csv",
     "leaderboard/page.py": "leaderboard.html and its assets",
     "leaderboard/samples_view.py": "the page's per-cell sample files (leaderboard_samples/)",
+    "mt_harness/study/run.py": "the study's COST.md",
 }
 RUN_FOLDER_FILES = ("results.json", "samples.jsonl", "run.json", "drift.json", "judgments.jsonl", "requests.jsonl",
-                    "not_run.json")
+                    "not_run.json", "phases.json")
 
 
 def test_the_run_folder_is_written_by_harness_rundir_only():

@@ -1,0 +1,213 @@
+"""The study's driver: plan, then run every pending phase as soon as its dependencies are done (scheduled by
+phase, not by unit: no worker idles while a phase is ready), record each finished phase in its unit's phases.json,
+regenerate COST.md, and rebuild the leaderboard at the end.
+
+Phases of one unit run one at a time (they merge their entries into the unit's one results.json); phases of
+different units run side by side. Only the driver writes phases.json and COST.md; workers write their run folders through `mt_harness.api` (i.e.
+harness/rundir). A crashed worker's phase is started again (up to `retries` times) and resumes from its samples.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.io import atomic_write_text
+from mt_harness.study.cost import fmt, pending_seconds, report
+from mt_harness.study.plan import Phase, Unit, plan
+from mt_harness.study.spec import TRAIN, StudySpec
+
+
+@dataclass
+class StudyOptions:
+    executor: str = "local"  # or "ray"
+    workers: int | None = None  # local: phases at once (default: the study's `workers`)
+    threads: int | None = None  # local: torch threads per phase (default: the study's `threads`)
+    address: str | None = None  # ray: cluster address (auto, ray://host:10001); default: a local Ray instance
+    dry_run: bool = False
+    api: str = "mt_harness.api"  # the module whose RunSpec/train/run/leaderboard the phases call
+
+
+@dataclass
+class StudyResult:
+    units: list[Unit]
+    ran: list[str]  # ids of the phases run
+    cost: Path | None  # COST.md
+    leaderboard: list[Path]
+
+
+def describe(units: list[Unit], workers: int) -> str:
+    """The plan: every unit's phases, done or to do, with dependencies and the estimated time left."""
+    lines = []
+    for u in units:
+        if u.entry.not_run:
+            lines.append(f"{u.key}: not run: {u.entry.not_run}")
+            continue
+        lines.append(f"{u.key}: {u.entry.method}, seed {u.seed}")
+        for p in u.phases:
+            after = f" (after {', '.join(p.deps)})" if p.deps and not p.done else ""
+            lines.append(f"  {'done' if p.done else 'to do'}  {p.name}{after}")
+    todo = sum(not p.done for u in units for p in u.phases)
+    total = sum(len(u.phases) for u in units)
+    lines.append(f"{total - todo} of {total} phases done, {todo} to do; estimated ~{fmt(pending_seconds(units) / workers)}"
+                 f" at {workers} worker(s)")
+    return "\n".join(lines)
+
+
+def payload(spec: StudySpec, p: Phase, threads: int, api: str) -> dict:
+    """What a worker needs, as plain data with absolute paths (a Ray node may have another working folder)."""
+    from harness.data import DataSource
+    from harness.models import cache_dir
+
+    data = DataSource.resolve(spec.data_dir).root
+    env = {"HARNESS_CACHE": str(cache_dir().resolve())}
+    if data is not None:
+        env["HARNESS_DATA_DIR"] = str(data)
+    fields = {"tasks": list(p.tasks), "method": p.method, "model": p.model, "langs": list(p.langs),
+              "method_config": str(Path(p.method_config).resolve()) if p.method_config else None,
+              "seed": p.seed, "data_dir": str(data) if data else None,
+              "settings": {**vars(p.settings), "threads": threads}}
+    if p.kind != TRAIN:
+        fields.update(limit=p.limit, output=str(p.out.resolve()),
+                      drift_ref=str(p.drift_ref.resolve()) if p.drift_ref else None)
+        if p.chunk_size:
+            fields["chunk_size"] = p.chunk_size
+    return {"id": p.id, "kind": p.kind, "spec": fields, "threads": threads, "env": env, "cwd": os.getcwd(),
+            "api": api, "command": p.command(threads), "log": str((p.out / "logs" / f"{p.name}.log").resolve())}
+
+
+def _record(p: Phase, outcome: dict, seconds: float, attempts: int, threads: int) -> None:
+    from harness import provenance
+    from harness.rundir.phases import read_phases, record_phase
+
+    old = read_phases(p.out).get(p.name)
+    rec = {"seconds": round(seconds, 1), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "git": (provenance.git_state().get("commit") or "")[:7], "command": p.command(threads)}
+    if attempts > 1:
+        rec["attempts"] = attempts
+    if p.kind == TRAIN:
+        art = outcome["artifact"]
+        rec.update(artifact_hash=art["hash"], artifact_path=art["path"])
+        if old and old.get("artifact_hash") == art["hash"]:
+            rec = {**old, "artifact_path": art["path"]}  # found in the cache: keep what training cost
+    record_phase(p.out, p.name, rec)
+
+
+def _stale(unit: Unit, artifact_hash: str) -> Path | None:
+    """Move a unit folder aside when its evaluations used other weights than the artifact just trained."""
+    from harness.rundir.phases import move_aside
+    from harness.rundir.layout import results_file
+    from harness.rundir.read import read_results
+
+    path = results_file(unit.out)
+    res = read_results(path) if path.is_file() else None
+    used = (res or {}).get("method", {}).get("artifact", {}).get("hash")
+    if not used or used == artifact_hash:
+        return None
+    moved = move_aside(unit.out, used)
+    for q in unit.phases:
+        q.done = q.done and q.kind == TRAIN
+    return moved
+
+
+def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
+    from tqdm import tqdm
+
+    from mt_harness.study.executors import make_executor
+
+    workers = opts.workers or spec.workers
+    threads = opts.threads or spec.threads
+    if workers < 1 or threads < 1:
+        raise HarnessError("--workers and --threads must be >= 1")
+    units = plan(spec)
+    print(describe(units, workers), flush=True)
+    if opts.dry_run:
+        return StudyResult(units, [], None, [])
+    from harness.rundir.write import write_not_run
+
+    for u in units:
+        if u.entry.not_run:
+            write_not_run(u.out, u.entry.method, u.model, u.entry.not_run)
+    phases = {p.id: p for u in units for p in u.phases}
+    unit_of = {p.id: u for u in units for p in u.phases}
+    todo = [pid for pid, p in phases.items() if not p.done]
+    ran: list[str] = []
+    cost_path = Path(spec.output) / "COST.md"
+    executor = make_executor(opts.executor, workers, opts.address) if todo else None
+    attempts: dict[str, int] = {}
+    spent: dict[str, float] = {}  # wall time of every attempt, a killed one included
+    started: dict[str, float] = {}
+    order = {pid: i for i, pid in enumerate(phases)}
+    needed = {d for p in phases.values() for d in p.deps}  # e.g. the base answers the drift phases wait for
+    busy: set[Path] = set()  # unit folders with a phase running: a unit's phases share its results.json
+    bar = tqdm(total=len(todo), desc="study phases", unit="phase", dynamic_ncols=True, disable=not todo)
+    failure = None
+    try:
+        while todo or (executor and executor.running):
+            ready = [pid for pid in todo if all(phases[d].done for d in phases[pid].deps)]
+            if failure is None:  # training first, then what other phases wait for, then the study's order
+                for pid in sorted(ready, key=lambda i: (phases[i].kind != TRAIN, i not in needed, order[i])):
+                    if not executor.free():
+                        break
+                    p = phases[pid]
+                    if p.out in busy:
+                        continue
+                    busy.add(p.out)
+                    t = int(p.resources.cpus) if executor.name == "ray" else threads
+                    attempts[pid] = attempts.get(pid, 0) + 1
+                    started[pid] = time.time()
+                    executor.start(pid, payload(spec, p, t, opts.api), p.resources)
+                    todo.remove(pid)
+                    bar.write(f"[study] start {pid} (attempt {attempts[pid]}; log {p.out / 'logs' / (p.name + '.log')})")
+            if not executor.running:
+                if failure is None and todo:
+                    raise HarnessError(f"study: {', '.join(todo)} wait for phases that cannot finish")
+                break
+            for pid, outcome in executor.wait():
+                p = phases[pid]
+                busy.discard(p.out)
+                # the worker's own measure; for a worker that died, the time since it was started
+                spent[pid] = spent.get(pid, 0.0) + (outcome.get("seconds") or time.time() - started[pid])
+                if not outcome["ok"]:
+                    if outcome.get("crashed") and attempts[pid] <= spec.retries and failure is None:
+                        bar.write(f"[study] {pid}: {outcome['error']}; retrying (it resumes from its samples)")
+                        todo.insert(0, pid)
+                        continue
+                    failure = failure or f"study: phase {pid} failed: {outcome['error']}"
+                    bar.write(f"[study] {failure}")
+                    continue
+                if p.kind == TRAIN and (moved := _stale(unit_of[pid], outcome["artifact"]["hash"])):
+                    bar.write(f"[study] {p.unit}: retrained weights differ from those its results used; they "
+                              f"moved to {moved} and its evaluations run again")
+                    again = [q.id for q in unit_of[pid].phases if q.kind != TRAIN and q.id not in todo]
+                    todo += again
+                    bar.total += len(again)
+                _record(p, outcome, spent[pid], attempts[pid], threads if executor.name == "local" else
+                        int(p.resources.cpus))
+                p.done = True
+                ran.append(pid)
+                bar.update(1)
+                left = pending_seconds(units) / (workers if executor.name == "local" else max(1, len(executor.running)))
+                bar.set_postfix_str(f"{pid} done; ~{fmt(left)} left (estimate)")
+                atomic_write_text(cost_path, report(spec, units, workers))
+    finally:
+        bar.close()
+        if executor is not None:
+            executor.close()
+    if failure:
+        raise HarnessError(failure + "; rerun the study to resume")
+    atomic_write_text(cost_path, report(spec, units, workers))
+    written = _leaderboard(spec, opts) if spec.leaderboard else []
+    return StudyResult(units, ran, cost_path, written)
+
+
+def _leaderboard(spec: StudySpec, opts: StudyOptions) -> list[Path]:
+    import importlib
+
+    api = importlib.import_module(opts.api)
+    _, written = api.leaderboard([spec.output], spec.output)
+    return [Path(w) for w in written]

@@ -1,0 +1,260 @@
+"""`harness study`: a tiny-model study (base + full SFT, FLORES and MT-Bench drift) runs under the local executor
+and on a local Ray cluster with the same results; --dry-run lists the phases and runs nothing; a second run does
+nothing; a phase whose worker is SIGKILLed mid-way is retried and resumes from its samples, nothing lost or redone;
+the committed science study's plan is exactly the commands its phases.json recorded; bad study files are one-line
+errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from mt_harness.cli import main
+from harness.errors import HarnessError
+from harness.rundir.phases import read_phases
+from harness.rundir.read import read_samples, samples_path
+
+REPO = Path(__file__).resolve().parent.parent
+SCIENCE = REPO / "studies" / "science-cpu150.yaml"
+
+KILL_HOOK = '''\
+import os, signal
+if os.environ.get("STUDY_KILL_MARK"):
+    import harness.io as hio
+    orig = hio.JsonlStore.append
+    def append(self, records):
+        records = list(records)
+        orig(self, records)
+        with open(os.environ["STUDY_KILL_MARK"] + ".appends", "a") as f:
+            f.write(f"{os.getpid()} {self.path.parent.parent.name}/{self.path.parent.name} {len(records)}\\n")
+        mark = os.environ["STUDY_KILL_MARK"]
+        if self.path.parent.parent.name == "sft-s0" and self.path.parent.name == "flores" and len(self.records) >= 2 \\
+                and not os.path.exists(mark):
+            open(mark, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-phase, after 2 of its 4 samples
+    hio.JsonlStore.append = append
+'''
+
+
+def write_study(tmp_path: Path, model: Path, name: str) -> Path:
+    recipe = tmp_path / "sft-tiny.yaml"
+    recipe.write_text("data:\n  pairs: [de-en]\n  max_per_pair: 4\ntrain:\n  max_steps: 1\n  batch_size: 2\n"
+                      "  max_length: 96\n")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"""\
+title: Tiny study
+output: {tmp_path / name}
+models: [{model}]
+threads: 1
+workers: 2
+settings: {{batch_size: 2}}
+train: {{tasks: [flores], langs: [de-en]}}
+evaluation:
+  - {{name: flores, tasks: [flores], langs: [de-en], limit: 4, chunk_size: 1}}
+  - {{name: mtbench, tasks: [mtbench], limit: 1}}
+methods:
+  - {{method: base, name: base}}
+  - {{method: sft, method_config: {recipe}}}
+  - {{method: xbridge, not_run: "not in this test"}}
+""")
+    return path
+
+
+def outputs(out: Path) -> dict:
+    """Every sample's outputs and scores, and every task's metrics, of every unit (what must not depend on how the
+    study ran)."""
+    found = {}
+    for res_path in sorted(out.glob("*/*/results.json")):
+        res = json.loads(res_path.read_text())
+        for name, entry in res["tasks"].items():
+            key = f"{res_path.parent.name}/{name}"
+            found[key + ":metrics"] = entry["metrics"]
+            found[key + ":artifact"] = res["method"]["artifact"]["hash"]
+            recs = read_samples(samples_path(res_path.parent, name, entry))
+            found[key + ":samples"] = {i: {k: v for k, v in r.items() if k != "seconds"} for i, r in recs.items()}
+    return json.loads(json.dumps(found).replace(str(out), "OUT"))  # the drift reference names its folder
+
+
+@pytest.fixture(scope="module")
+def local_study(tiny_model_factory, data_dir, tmp_path_factory):
+    """The tiny study run once by the local executor (2 workers), in its own cache."""
+    tmp = tmp_path_factory.mktemp("study-local")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HARNESS_CACHE", str(tmp / "cache"))
+    mp.setenv("HARNESS_DATA_DIR", str(data_dir))
+    study = write_study(tmp, tiny_model_factory("llama-untied"), "out")
+    try:
+        assert main(["study", str(study)]) == 0
+    finally:
+        mp.undo()
+    return tmp, study
+
+
+def test_local_study_runs_every_phase_and_a_second_run_does_nothing(local_study, data_dir, monkeypatch, capsys):
+    tmp, study = local_study
+    out = tmp / "out"
+    model = next(p for p in out.iterdir() if p.is_dir()).name
+    assert sorted(p.name for p in (out / model).iterdir()) == ["base", "sft-s0", "xbridge"]
+    assert read_phases(out / model / "base").keys() == {"flores", "mtbench"}
+    sft = read_phases(out / model / "sft-s0")
+    assert sft.keys() == {"train", "flores", "mtbench"} and sft["train"]["artifact_hash"]
+    assert sft["mtbench"]["command"][-2:] == ["--drift-ref", str(out / model / "base")]
+    ran = [(datetime.fromisoformat(r["finished"]).timestamp() - r["seconds"], datetime.fromisoformat(r["finished"])
+            .timestamp()) for r in read_phases(out / model / "base").values()]
+    train = (datetime.fromisoformat(sft["train"]["finished"]).timestamp() - sft["train"]["seconds"],
+             datetime.fromisoformat(sft["train"]["finished"]).timestamp())
+    assert any(a < train[1] and train[0] < b for a, b in ran)  # two workers: a base phase ran while sft trained
+    res = json.loads((out / model / "sft-s0" / "results.json").read_text())
+    assert res["method"]["artifact"]["hash"] == sft["train"]["artifact_hash"]  # the artifact came back as data
+    assert res["command"].startswith("harness run --method sft")  # the equivalent command is the provenance
+    assert (out / model / "sft-s0" / "mtbench" / "drift.json").exists()
+    assert json.loads((out / model / "xbridge" / "not_run.json").read_text())["reason"] == "not in this test"
+    cost = (out / "COST.md").read_text()
+    assert "| base | - |" in cost and "| sft-s0 |" in cost and "| xbridge | not run: not in this test |" in cost
+    board = (out / "leaderboard.md").read_text()
+    assert "sft" in board and (out / "leaderboard.csv").exists()
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp / "cache"))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(data_dir))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")}
+    capsys.readouterr()
+    assert main(["study", str(study), "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert "5 of 5 phases done, 0 to do" in plan and "  done  train" in plan
+    assert main(["study", str(study)]) == 0
+    assert "0 phase(s) run" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in before} == before  # nothing was rerun or rewritten
+    # packed results count as done
+    assert main(["pack", str(out / model / "sft-s0")]) == 0
+    capsys.readouterr()
+    assert main(["study", str(study), "--dry-run"]) == 0
+    assert "5 of 5 phases done" in capsys.readouterr().out
+
+
+def test_dry_run_lists_phases_with_their_dependencies_and_runs_nothing(tiny_model_factory, data_dir, tmp_path,
+                                                                      monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    study = write_study(tmp_path, tiny_model_factory("llama-untied"), "dry")
+    assert main(["study", str(study), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "0 of 5 phases done, 5 to do" in text
+    assert "to do  mtbench (after " in text and "/sft-s0/train, " in text and "/base/mtbench)" in text
+    assert not (tmp_path / "dry").exists() and not (tmp_path / "cache").exists()
+
+
+def test_killed_phase_is_retried_and_resumes_from_its_samples(local_study, tiny_model_factory, data_dir, tmp_path,
+                                                              monkeypatch):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILL_HOOK)
+    mark = tmp_path / "killed"
+    monkeypatch.setenv("PYTHONPATH", f"{hook}:{REPO}")
+    monkeypatch.setenv("STUDY_KILL_MARK", str(mark))
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(data_dir))
+    study = write_study(tmp_path, tiny_model_factory("llama-untied"), "out")
+    assert main(["study", str(study)]) == 0
+    assert mark.exists()  # the worker was killed once
+    model = next(p for p in (tmp_path / "out").iterdir() if p.is_dir())
+    rec = read_phases(model / "sft-s0")["flores"]
+    assert rec["attempts"] == 2
+    pids = re.findall(r"\[study\] \S+/flores: pid (\d+)", (model / "sft-s0" / "logs" / "flores.log").read_text())
+    assert len(pids) == 2 and pids[0] != pids[1]
+    appends = [line.split() for line in Path(str(mark) + ".appends").read_text().splitlines()
+               if line.split()[1] == "sft-s0/flores"]
+    per_pid = {pid: sum(int(n) for p, _, n in appends if p == pid) for pid in dict.fromkeys(a[0] for a in appends)}
+    assert list(per_pid.values()) == [2, 2]  # the retry generated only the 2 samples the killed attempt had not saved
+    assert outputs(tmp_path / "out") == outputs(local_study[0] / "out")
+
+
+def test_ray_executor_gives_the_same_results(local_study, tiny_model_factory, data_dir, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    study = write_study(tmp_path, tiny_model_factory("llama-untied"), "out")
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        assert main(["study", str(study), "--executor", "ray"]) == 0
+    finally:
+        ray.shutdown()
+    assert outputs(tmp_path / "out") == outputs(local_study[0] / "out")
+    assert outputs(tmp_path / "out")  # not vacuous
+
+
+def test_science_study_plans_exactly_the_recorded_commands():
+    """studies/science-cpu150.yaml reproduces the committed science run: the same units and phases, and every
+    phase's command equal to the one its phases.json recorded (one torch thread per phase)."""
+    from mt_harness.study.plan import build_units
+    from mt_harness.study.spec import load_study
+
+    units = build_units(load_study(SCIENCE))
+    assert [u.name for u in units] == ["base", "sft-s0", "radis-s0", "lora-s0", "landermt-s0", "lms-s0", "relay-s0",
+                                       "sft-s1", "sft-s2", "radis-s1", "radis-s2", "xbridge"]
+    checked = 0
+    for u in units:
+        recorded = read_phases(u.out)
+        assert set(recorded) == {p.name for p in u.phases}, u.name
+        for p in u.phases:
+            assert p.command(1) == recorded[p.name]["command"], p.id
+            checked += 1
+    assert checked == 61
+
+
+@pytest.mark.parametrize("method", ["sft", "lora", "radis", "landermt", "lms", "relay"])
+def test_equal_budget_recipes_load(method):
+    from mt_harness.api import load_method_config
+    from methods import get_method
+
+    cfg = load_method_config(get_method(method), REPO / "methods" / method / "recipes" / "cpu-150.yaml", None)
+    assert cfg.train.max_steps == 150 and cfg.train.batch_size * cfg.train.grad_accum == 8
+    assert sorted(cfg.data.pairs) == ["de-en", "en-de", "en-zh", "zh-en"] and cfg.data.max_per_pair == 300
+
+
+@pytest.mark.parametrize("text, error", [
+    ("output: o\nmodels: [m]\nevaluation: []\nmethods: []\nbogus: 1\n", "unknown key 'bogus'"),
+    ("output: o\nmodels: [m]\nmodels: [n]\nevaluation: []\nmethods: []\n", "duplicate key 'models'"),
+    ("output: o\nmodels: [m]\nevaluation: [{name: a, tasks: [flores]}]\nmethods: [{method: sft, evaluation: [b]}]\n",
+     "methods[0].evaluation: no block named 'b'"),
+    ("output: o\nmodels: [m]\nevaluation: [{name: train, tasks: [flores]}]\nmethods: []\n", "evaluation[0].name"),
+    ("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: sft}, {method: sft}]\n", "repeats another unit"),
+    ("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: sft, seeds: [0, 1], name: x}]\n",
+     "must contain {seed}"),
+    ("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: sft, settings: {batch: 2}}]\n", "unknown key 'batch'"),
+    ("output: o\nmodels: [m]\nevaluation: [{name: m, tasks: [mtbench]}]\nmethods: [{method: sft}]\n",
+     "add `- {method: base"),
+])
+def test_bad_study_files_are_one_line_errors(tmp_path, text, error, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert main(["study", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert error in err, err
+    assert len(err.splitlines()) == 1
+
+
+def test_unknown_method_is_an_error_before_any_work(tmp_path):
+    from mt_harness import api
+
+    path = tmp_path / "s.yaml"
+    path.write_text("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: nope}]\n")
+    with pytest.raises(HarnessError, match="nope"):
+        api.study(path, dry_run=True)
+
+
+def test_science_cost_report_is_regenerated_from_the_phases_records():
+    """COST.md is generated: from the committed units' phases.json (starred cells and their notes for estimated
+    interrupted attempts) it is the committed file, and every committed (packed) phase counts as done."""
+    from mt_harness.study.cost import report
+    from mt_harness.study.plan import plan
+    from mt_harness.study.spec import load_study
+
+    spec = load_study(SCIENCE)
+    units = plan(spec)
+    assert all(p.done for u in units for p in u.phases)
+    text = report(spec, units, spec.workers)
+    assert text == (REPO / "results" / "science" / "COST.md").read_text()
+    assert "| relay-s0 | 0h37m | 0h54m* | n/a | n/a | n/a | n/a | 1h32m |" in text.splitlines()
