@@ -95,7 +95,8 @@ def _load_one(manager, name: str, task: str) -> dict:
                            f"local data_files and pass its folder with --lmeval-include") from None
     except Exception as e:  # lm-eval raises plain ValueError/KeyError/yaml errors for broken task configs
         msg = " ".join(str(e).split())
-        raise HarnessError(f"--tasks {name}: lm-eval could not build the task: {type(e).__name__}: {msg[:300]}") from None
+        raise HarnessError(f"--tasks {name}: lm-eval could not build the task: "
+                           f"{type(e).__name__}: {msg[:300]}") from None
 
 
 def evaluate(lt: LmevalTask, backend, ctx) -> dict:

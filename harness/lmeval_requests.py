@@ -113,7 +113,8 @@ class RequestLog:
         self.written = 0
         self._file = None
         self._last_sync = 0.0
-        self._pending: dict[tuple[str, str], list[str]] = defaultdict(list)  # (attr, args json) -> keys asked, unanswered
+        # (attr, args json) -> keys asked, unanswered
+        self._pending: dict[tuple[str, str], list[str]] = defaultdict(list)
 
     @property
     def repaired(self) -> bool:

@@ -47,7 +47,8 @@ def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: 
     if notes:
         tables[0].notes[:0] = notes
     output.mkdir(parents=True, exist_ok=True)
-    written = [output / "leaderboard.md", output / "leaderboard.csv", output / "leaderboard.html", output / "pareto.png"]
+    written = [output / "leaderboard.md", output / "leaderboard.csv", output / "leaderboard.html",
+               output / "pareto.png"]
     atomic_write_text(written[0], render.markdown(tables, n_boot, seed))
     atomic_write_text(written[1], render.csv_text(tables))
     write_page(tables, n_boot, seed, written[2])  # and its sample files in leaderboard_samples/ (leaderboard/page.py)

@@ -92,8 +92,9 @@ def metric_from_signature(name: str, signature: str, args: dict | None = None) -
         smooth = f.get("smooth", "exp")
         method, _, value = smooth.partition("[")
         tok = f.get("tok")
-        metric = BLEU(tokenize=sacrebleu_name(name, tok) if tok else None, lowercase=f.get("case") == "lc", smooth_method=method,
-                      smooth_value=float(value.rstrip("]")) if value else None, effective_order=f.get("eff") == "yes")
+        metric = BLEU(tokenize=sacrebleu_name(name, tok) if tok else None, lowercase=f.get("case") == "lc",
+                      smooth_method=method, smooth_value=float(value.rstrip("]")) if value else None,
+                      effective_order=f.get("eff") == "yes")
     elif name == "chrf":
         metric = CHRF(char_order=int(f.get("nc", 6)), word_order=int(f.get("nw", 0)),
                       lowercase=f.get("case") == "lc", whitespace=f.get("space") == "yes",

@@ -20,7 +20,8 @@ def print_run_table(results: dict, task_names: list[str]) -> None:
         if not entry:
             continue
         per = entry["metrics"]
-        keys = [k for k, v in next(iter(per.values()), {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        keys = [k for k, v in next(iter(per.values()), {}).items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)]
         print(f"\n== {name} ({entry['n_samples']} samples, truncated {entry['truncated']['rate']:.1%}) ==")
         width = max([len(s) for s in per] + [7])
         print(" ".join([f"{'subset':{width}s}"] + [f"{k:>12s}" for k in keys]))

@@ -48,7 +48,8 @@ def load_task_config(name_or_path: str) -> tuple[TaskConfig, Path]:
     if p.suffix not in (".yaml", ".yml"):
         p = TASKS_DIR / f"{name_or_path}.yaml"
         if not p.exists():
-            raise HarnessError(f"unknown task {name_or_path!r} (known: {', '.join(task_names())}; see `harness ls tasks`)")
+            raise HarnessError(f"unknown task {name_or_path!r} "
+                               f"(known: {', '.join(task_names())}; see `harness ls tasks`)")
     cfg = from_dict(TaskConfig, load_yaml(p), str(p))
     if p.parent.resolve() == TASKS_DIR and cfg.task != p.stem:
         raise HarnessError(f"{p}: task: {cfg.task!r} must equal the file name {p.stem!r}")
@@ -126,7 +127,8 @@ def saved_task(name: str, entry: dict, data: DataSource, where: str) -> Task:
     if name in task_names():
         cfg, path = load_task_config(name)
     else:
-        cfg = from_dict(TaskConfig, {k: v for k, v in saved.items() if k != "selected"}, f"{where}: tasks.{name}.config")
+        cfg = from_dict(TaskConfig, {k: v for k, v in saved.items() if k != "selected"},
+                        f"{where}: tasks.{name}.config")
         path = Path(where)
     cfg = dataclasses.replace(cfg, options=dict(saved["options"]))
     task = _instantiate(cfg, path, data, entry.get("doc_limit"))

@@ -27,7 +27,8 @@ from harness.metrics.translation import (
 from harness.task import Task
 
 _PREAMBLE = re.compile(
-    r"^\s*(sure|certainly|of course|okay|ok|here is|here's|here are|the translation|translation|translated)\b[^\n]*[:：]\s*$",
+    r"^\s*(sure|certainly|of course|okay|ok|here is|here's|here are|the translation|translation|translated)"
+    r"\b[^\n]*[:：]\s*$",
     re.IGNORECASE,
 )
 # same-line start of an explanation after the translation (only used by keep="first_line")

@@ -7,8 +7,6 @@ chain-of-thought exemplars of Wei et al. (2022) commonly used for GSM8K.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-
 from harness.columns import Column
 from harness.data import load_hub_dataset, read_lines
 from harness.errors import HarnessError
@@ -25,8 +23,10 @@ class GSM8KTask(MathTask):
     leaderboard = (Column("GSM8K acc", "exact_match_flexible", "correct.flexible", role="general", none=0.0,
                           family="math"),)
 
-    @lru_cache(maxsize=None)
     def _load(self, lang: str) -> list[tuple[str, str]]:
+        return self.memo(("_load", lang), lambda: self._read(lang))
+
+    def _read(self, lang: str) -> list[tuple[str, str]]:
         ds = self.cfg.dataset
         if self.data.root is not None and ds.local:
             path = self.data.require_local("task gsm8k", ds.local, f"{ds.split}.jsonl")

@@ -32,7 +32,8 @@ Q_PREFIX = {"bn": "প্রশ্ন:", "de": "Frage:", "en": "Question:", "es"
 
 # Zero-shot instructions: reason step by step, end with the exemplars' answer phrase.
 INSTRUCTIONS = {
-    "en": 'Solve the following problem step by step. End your answer with "The answer is" followed by the final number.',
+    "en": 'Solve the following problem step by step. End your answer with "The answer is" followed by the final '
+          'number.',
     "de": "Löse die folgende Aufgabe Schritt für Schritt. Beende deine Antwort mit „Die Antwort lautet“ "
           "und der endgültigen Zahl.",
     "es": "Resuelve el siguiente problema paso a paso. Termina tu respuesta con «La respuesta es» seguido "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from harness.columns import Column
 from harness.data import load_hub_dataset, read_lines
 from harness.errors import HarnessError
@@ -14,8 +12,10 @@ class MGSMTask(MathTask):
     leaderboard = (Column("MGSM acc", "exact_match_flexible", "correct.flexible", role="general", none=0.0,
                           family="math"),)
 
-    @lru_cache(maxsize=None)
     def _load(self, lang: str) -> list[tuple[str, str]]:
+        return self.memo(("_load", lang), lambda: self._read(lang))
+
+    def _read(self, lang: str) -> list[tuple[str, str]]:
         ds = self.cfg.dataset
         if self.data.root is not None and ds.local:
             path = self.data.require_local(f"task mgsm ({lang})", ds.local, f"mgsm_{lang}.tsv")

@@ -80,7 +80,8 @@ def build_tokenizer(chat: bool = True):
     trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tk.train_from_iterator(_training_lines(), trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<|im_end|>" if chat else "<|endoftext|>",
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>",
+                                  eos_token="<|im_end|>" if chat else "<|endoftext|>",
                                   bos_token="<|endoftext|>")
     if chat:
         tok.chat_template = CHATML

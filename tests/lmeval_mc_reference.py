@@ -61,7 +61,8 @@ def hub_layout_rows(task: str, data: Path, n: int) -> tuple[list[dict] | str, st
 
 LMEVAL_YAML = {
     "arc_easy": "arc/arc_easy.yaml", "arc_challenge": "arc/arc_challenge.yaml", "hellaswag": "hellaswag/hellaswag.yaml",
-    "piqa": "piqa/piqa.yaml", "winogrande": "winogrande/default.yaml", "truthfulqa_mc2": "truthfulqa/truthfulqa_mc2.yaml",
+    "piqa": "piqa/piqa.yaml", "winogrande": "winogrande/default.yaml",
+    "truthfulqa_mc2": "truthfulqa/truthfulqa_mc2.yaml",
 }
 
 
@@ -75,7 +76,8 @@ def write_task_yaml(task: str, data: Path, n: int, folder: Path) -> str:
     name = f"localmc_{task}"
     cfg = {"include": str(include), "task": name, "dataset_path": fmt, "dataset_name": None,
            "dataset_kwargs": {"data_files": {split: path}}, "training_split": None, "fewshot_split": None,
-           "validation_split": split if split == "validation" else None, "test_split": split if split == "test" else None,
+           "validation_split": split if split == "validation" else None,
+           "test_split": split if split == "test" else None,
            "tag": [], "num_fewshot": 0}
     (folder / f"{name}.yaml").write_text(json.dumps(cfg), encoding="utf-8")  # JSON is valid YAML
     return name

@@ -267,7 +267,8 @@ def test_output_folder_that_is_a_file(base_args, capsys, tmp_path, monkeypatch, 
     argv = [a.replace("FILE", str(file)).replace("RESULTS", str(REPO / "results")) for a in argv]
     if argv[0] == "train":
         monkeypatch.setenv("HARNESS_CACHE", str(file))
-        argv = argv + ["--tasks", "flores", "--langs", "de-en"] + base_args[base_args.index("--model"):base_args.index("--output")]
+        argv = (argv + ["--tasks", "flores", "--langs", "de-en"]
+                + base_args[base_args.index("--model"):base_args.index("--output")])
     elif argv[0] not in ("leaderboard", "score", "judge"):
         argv = override(base_args, argv)
     before = snapshot(tmp_path)

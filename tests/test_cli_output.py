@@ -35,8 +35,8 @@ def test_the_filter_drops_only_the_known_notices():
 
 
 def test_main_drops_the_load_bars_even_when_loading_was_imported_first(monkeypatch, capsys):
-    """A process that imported harness.loading before `mt_harness.cli.main` set HARNESS_QUIET_LOAD_BARS (pytest collecting
-    other test modules, a notebook) got transformers' per-load bars from in-process CLI calls."""
+    """A process that imported harness.loading before `mt_harness.cli.main` set HARNESS_QUIET_LOAD_BARS (pytest
+    collecting other test modules, a notebook) got transformers' per-load bars from in-process CLI calls."""
     import pytest
 
     hf_logging = pytest.importorskip("transformers.utils.logging")

@@ -44,7 +44,8 @@ def test_without_the_package_the_metric_is_reported_skipped(flores_run, data_dir
     (fake / "checkpoints").mkdir(parents=True)
     (fake / "checkpoints" / "model.ckpt").write_bytes(b"")
     real_find_spec = comet_mod.importlib.util.find_spec
-    monkeypatch.setattr(comet_mod.importlib.util, "find_spec", lambda n, *a: None if n == "comet" else real_find_spec(n, *a))
+    monkeypatch.setattr(comet_mod.importlib.util, "find_spec",
+                        lambda n, *a: None if n == "comet" else real_find_spec(n, *a))
     out = tmp_path / "run"
     shutil.copytree(flores_run, out)
     assert main(["score", str(out), "--data-dir", str(data_dir), "--comet-model", str(fake)]) == 0

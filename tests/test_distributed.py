@@ -208,7 +208,8 @@ def test_radis_under_two_processes_generates_rationales_once(tiny_model, data_di
 def test_only_a_taken_port_counts_as_a_launcher_that_cannot_start():
     # normal gloo log lines (and a real crash that mentions gloo) are not a reason to skip
     assert not _port_taken("[Gloo] Rank 0 is connected to 1 peer ranks. Expected number of connected peer ranks is : 1")
-    assert not _port_taken("RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer")
+    assert not _port_taken("RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:534] "
+                           "Connection closed by peer")
     assert not _port_taken("torch.distributed.elastic.multiprocessing.errors.ChildFailedError: mt_harness.cli FAILED")
     assert _port_taken("torch.distributed.DistNetworkError: The server socket has failed to listen on any local "
                        "network address. port: 29500, useIpv6: false, code: -98, name: EADDRINUSE, message: "

@@ -114,7 +114,8 @@ class BridgeObjective:
         return batch["target_n"].sum().reshape(1)
 
     def loss(self, model, batch, denom):
-        rows = [tuple(batch[k][r, :int(batch[k + "_n"][r])].tolist() for k in FIELDS) for r in range(len(batch["src_n"]))]
+        rows = [tuple(batch[k][r, :int(batch[k + "_n"][r])].tolist() for k in FIELDS)
+                for r in range(len(batch["src_n"]))]
         loss = model(rows) / denom["target"]
         return loss, {"target": float(loss.detach())}
 
@@ -202,7 +203,8 @@ class ToyBridgeMethod(Method):
         bridge = Bridge(reader_m, writer_m)
         bridge.map.load_state_dict(load_file(str(artifact.path / "map.safetensors")))
         bridge.to(device=device, dtype=dtype).eval()
-        return ToyBridgeBackend({BRIDGED: BridgeGenerator(bridge, rtok, wtok, cfg), ALONE: HFBackend(reader_m, rtok, cfg)})
+        return ToyBridgeBackend({BRIDGED: BridgeGenerator(bridge, rtok, wtok, cfg),
+                                 ALONE: HFBackend(reader_m, rtok, cfg)})
 
     def backend_class(self):
         return ToyBridgeBackend
@@ -282,7 +284,8 @@ def test_composite_method_and_yaml_test_set_touch_only_their_files(tmp_path, tin
     cache = tmp_path / "cache"
     env = {**os.environ, "PYTHONPATH": str(proj), "HARNESS_CACHE": str(cache), "HARNESS_DATA_DIR": str(data_dir),
            "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(tmp_path / "driver.py"), str(writer), str(reader), str(tmp_path / "run")],
+    proc = subprocess.run([sys.executable, str(tmp_path / "driver.py"), str(writer), str(reader),
+                           str(tmp_path / "run")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -313,8 +316,9 @@ def test_composite_method_and_yaml_test_set_touch_only_their_files(tmp_path, tin
 
     # a direction of the YAML test set that no route serves: one line from the CLI, before any work
     before = sorted(p.name for p in (cache / "artifacts" / "toy_bridge").iterdir())
-    proc = subprocess.run([sys.executable, "-m", "mt_harness.cli", "run", "--method", "toy_bridge", "--tasks", "toy_set",
-                           "--langs", "fr-en", "--model", str(writer), "--output", str(tmp_path / "refused"),
+    proc = subprocess.run([sys.executable, "-m", "mt_harness.cli", "run", "--method", "toy_bridge",
+                           "--tasks", "toy_set", "--langs", "fr-en", "--model", str(writer),
+                           "--output", str(tmp_path / "refused"),
                            "--method-config", str(tmp_path / "toy_bridge.yaml"), "--limit", "2"],
                           cwd=proj, env=env, capture_output=True, text=True, timeout=300, check=False)
     err = proc.stderr.strip().splitlines()

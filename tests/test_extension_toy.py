@@ -212,7 +212,7 @@ def _changed(a: Path, b: Path) -> list[str]:
     """Files that differ between two trees (added, removed or modified), relative to the tree roots."""
     cmp = filecmp.dircmp(a, b, ignore=["__pycache__"])
     out = [str(Path(x)) for x in cmp.left_only + cmp.right_only + cmp.diff_files]
-    for sub, sc in cmp.subdirs.items():
+    for sub, _sc in cmp.subdirs.items():
         out += [str(Path(sub) / x) for x in _changed(a / sub, b / sub)]
     return sorted(out)
 

@@ -140,7 +140,8 @@ def test_bad_input_file_is_one_clear_error(tmp_path, data_dir, monkeypatch):
 
     root = tmp_path / "data" / "general" / "ifeval"
     root.mkdir(parents=True)
-    (root / "input_data.jsonl").write_text('{"key": 1, "prompt": "Hi", "instruction_id_list": ["punctuation:no_comma"]}\n')
+    (root / "input_data.jsonl").write_text('{"key": 1, "prompt": "Hi", '
+                                           '"instruction_id_list": ["punctuation:no_comma"]}\n')
     t = load_task("ifeval", DataSource.resolve(str(tmp_path / "data"), allow_hub=False))
     with pytest.raises(HarnessError, match="row 1 lacks field 'kwargs'"):
         t.docs("en")

@@ -107,7 +107,8 @@ def test_equal_prompts_share_one_judgment(tmp_path):
     items = [JudgeItem("a", msgs), JudgeItem("b", list(msgs)), JudgeItem("c", [{"role": "user", "content": "other"}])]
     with serve_judge(lambda body, n: f"Rating: [[{n}]]") as (url, calls):
         spec.url = url
-        out = run_judgments(make_judge(spec), spec.settings(), items, JudgmentCache(JsonlStore(tmp_path / "j.jsonl", key_field="key")), parse_rating)
+        out = run_judgments(make_judge(spec), spec.settings(), items,
+                            JudgmentCache(JsonlStore(tmp_path / "j.jsonl", key_field="key")), parse_rating)
     assert len(calls) == 4  # 2 distinct prompts x k=2
     assert [r["verdict"] for r in out["a"]] == [r["verdict"] for r in out["b"]]
     assert sorted(v for key in "ac" for v in (r["verdict"] for r in out[key])) == [1, 2, 3, 4]
@@ -138,7 +139,8 @@ def test_http_judge_k_median_failures_and_cache(tmp_path, monkeypatch):
         assert median_verdict(out["q3"]) is None
         assert sum(r["verdict"] is None for rs in out.values() for r in rs) == 5
         # resumable: a second pass (fresh cache object) sends no request
-        again = run_judgments(judge, spec.settings(), items, JudgmentCache(JsonlStore(tmp_path / "judgments.jsonl", key_field="key")), parse_rating)
+        again = run_judgments(judge, spec.settings(), items,
+                              JudgmentCache(JsonlStore(tmp_path / "judgments.jsonl", key_field="key")), parse_rating)
         assert len(calls) == 9 and median_verdict(again["q1"]) == 6.0
     assert key not in (tmp_path / "judgments.jsonl").read_text()
     assert key not in json.dumps(judge.identity())
@@ -190,7 +192,8 @@ def rating_judge_model(tmp_path_factory):
                                          tie_word_embeddings=False))
     rows = []
     for prompt, reply in JUDGE_REPLIES.items():
-        head = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        head = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                       add_generation_prompt=True)
         p_ids = tok(head, add_special_tokens=False)["input_ids"]
         r_ids = tok(reply + "<|im_end|>", add_special_tokens=False)["input_ids"]
         rows.append((p_ids + r_ids, [-100] * len(p_ids) + r_ids))
@@ -223,7 +226,8 @@ def test_hf_judge_real_local_model_known_ratings(rating_judge_model, tmp_path):
     judge = make_judge(spec)
     assert judge.identity()["kind"] == "hf" and judge.identity()["weights_sha256"]
     items = [JudgeItem(f"q{i}", [{"role": "user", "content": prompt}]) for i, prompt in enumerate(JUDGE_REPLIES)]
-    out = run_judgments(judge, spec.settings(), items, JudgmentCache(JsonlStore(tmp_path / "j.jsonl", key_field="key")), parse_rating)
+    out = run_judgments(judge, spec.settings(), items, JudgmentCache(JsonlStore(tmp_path / "j.jsonl", key_field="key")),
+                        parse_rating)
     assert [out[it.key][0]["text"] for it in items] == list(JUDGE_REPLIES.values())
     assert [out[it.key][0]["verdict"] for it in items] == EXPECTED_VERDICTS
     assert [median_verdict(out[it.key]) for it in items] == EXPECTED_VERDICTS  # the unparsed one stays unjudged

@@ -35,7 +35,8 @@ def fake_run(data_dir, out, method, transform, langs=("de-en", "en-de"), limit=1
     task.select(list(langs))
     docs = {d["id"]: d for s in task.selected for d in task.docs(s)[:limit]}
     ctx = EvalContext(out_dir=out, method={"name": method, "config": {"m": method},
-                                           "artifact": {"kind": "none", "config_hash": method[:4] if method != "base" else ""}},
+                                           "artifact": {"kind": "none",
+                                                        "config_hash": method[:4] if method != "base" else ""}},
                       model=model, limit=limit)
     evaluate(task, EchoBackend(docs, lambda doc, i: transform(doc["reference"], i)), ctx)
     return out
@@ -77,7 +78,7 @@ def test_bootstrap_matches_sacrebleu_paired_bs(data_dir):
 
 def test_metric_rebuilt_from_signature_matches_results(runs):
     res = json.loads((runs / "m" / "base" / "results.json").read_text())
-    for subset, m in res["tasks"]["flores"]["metrics"].items():
+    for _subset, m in res["tasks"]["flores"]["metrics"].items():
         for name in ("bleu", "chrf"):
             metric = stats.metric_from_signature(name, m["signatures"][name])
             assert str(metric.get_signature()) == m["signatures"][name]

@@ -99,7 +99,8 @@ def test_ifeval_column_drift_column_and_composite(runs, tmp_path):
     aids = sorted(d, key=lambda i: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", i)])
     num, den = [d[i][0] - d[i][1] for i in aids], [d[i][2] for i in aids]
     drift_cell = rows["worse"].cells["AlpacaEval drift"]
-    assert drift_cell.value == pytest.approx(sum(num) / sum(den)) and drift_cell.delta == pytest.approx(drift_cell.value)
+    assert (drift_cell.value == pytest.approx(sum(num) / sum(den))
+            and drift_cell.delta == pytest.approx(drift_cell.value))
     counts = stats.resample_counts(len(aids), 300, 3, "alpaca_eval", "en")
     boot = [sum(c * x for c, x in zip(row, num)) / sum(c * x for c, x in zip(row, den)) for row in counts]
     srt = np.sort(boot)  # sacrebleu's interval convention: the sorted values at k and n - k - 1, k = n // 40

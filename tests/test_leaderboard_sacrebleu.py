@@ -62,7 +62,8 @@ def run(data_dir: Path, out: Path, method: str, transform) -> None:
         for d, nxt in zip(sd, sd[1:]):
             docs[d["id"]] = {**d, "next": nxt["reference"]}
     ctx = EvalContext(out_dir=out, method={"name": method, "config": {"m": method},
-                                           "artifact": {"kind": "none", "config_hash": "" if method == "base" else "m1"}},
+                                           "artifact": {"kind": "none",
+                                                        "config_hash": "" if method == "base" else "m1"}},
                       model=MODEL, limit=LINES)
     evaluate(task, EchoBackend(docs, transform), ctx)
 
@@ -162,8 +163,10 @@ def test_old_results_without_metric_args_are_rebuilt_from_the_signature(runs, tm
         for per in res["tasks"]["flores"]["metrics"].values():
             per.pop("metric_args")
         p.write_text(json.dumps(res))
-    new = {r.label: r for r in build(collect.group(collect.load_runs(collect.find_results([runs]), [])), 200, 3)[0].rows}
-    old = {r.label: r for r in build(collect.group(collect.load_runs(collect.find_results([tmp_path]), [])), 200, 3)[0].rows}
+    new = {r.label: r
+           for r in build(collect.group(collect.load_runs(collect.find_results([runs]), [])), 200, 3)[0].rows}
+    old = {r.label: r
+           for r in build(collect.group(collect.load_runs(collect.find_results([tmp_path]), [])), 200, 3)[0].rows}
     for label in ("BLEU", "BLEU en-x", "chrF++"):
         a, b = new["method"].cells[label], old["method"].cells[label]
         assert (a.value, a.delta, a.lo, a.hi) == (b.value, b.delta, b.lo, b.hi)

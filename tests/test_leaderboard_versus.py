@@ -114,7 +114,8 @@ def _seeded(label, method, seed, loss_boot, variant="v"):
 
 def test_seeds_of_a_method_get_a_paired_seed_mean_row():
     rng = np.random.default_rng(0)
-    boots = {(m, sd): rng.normal(loc, 0.3, 200) for m, loc in (("sft", 1.5), ("x", 1.0), ("y", 1.2)) for sd in (0, 1, 2)}
+    boots = {(m, sd): rng.normal(loc, 0.3, 200)
+             for m, loc in (("sft", 1.5), ("x", 1.0), ("y", 1.2)) for sd in (0, 1, 2)}
     rows = [RowResult("base", "base", "m", True)]
     rows += [_seeded(f"{m} seed {sd}", m, sd, boots[m, sd]) for m in ("sft", "x") for sd in (0, 1, 2)]
     rows += [_seeded(f"y seed {sd}", "y", sd, boots["y", min(sd, 2)]) for sd in (0, 3)]  # seed 3 has no sft run

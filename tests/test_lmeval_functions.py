@@ -89,7 +89,8 @@ MC_ROWS = [
     {"question": "Which animal barks?", "answerKey": "A",
      "choices": {"label": ["A", "B"], "text": ["dog", "fish"]}},
 ]
-GEN_ROWS = [{"question": f" What is {a} plus {b}? ", "answer": str(a + b)} for a, b in [(1, 2), (3, 4), (5, 6), (7, 1), (2, 2)]]
+GEN_ROWS = [{"question": f" What is {a} plus {b}? ", "answer": str(a + b)}
+            for a, b in [(1, 2), (3, 4), (5, 6), (7, 1), (2, 2)]]
 
 
 @pytest.fixture
@@ -232,8 +233,10 @@ def test_saved_answers_are_keyed_by_run_not_prompt(tmp_path):
     log = RequestLog(JsonlStore(path, key_field="key"), run_key="model-a")
     assert log.serve("loglikelihood", model_a)(reqs) == [(-1.5, True)] * 2
     log.close()
-    assert RequestLog(JsonlStore(path, key_field="key"), run_key="model-a").serve("loglikelihood", model_a)(reqs) == [(-1.5, True)] * 2
+    again = RequestLog(JsonlStore(path, key_field="key"), run_key="model-a")
+    assert again.serve("loglikelihood", model_a)(reqs) == [(-1.5, True)] * 2
     assert len(asked) == 2  # second time served from the file
-    other = RequestLog(JsonlStore(path, key_field="key"), run_key="model-b")  # same prompts, another model: nothing reused
+    # same prompts, another model: nothing reused
+    other = RequestLog(JsonlStore(path, key_field="key"), run_key="model-b")
     assert other.serve("loglikelihood", lambda rs: [(-9.0, False) for _ in rs])(reqs) == [(-9.0, False)] * 2
     assert other.reused == 0

@@ -101,7 +101,8 @@ def test_sliding_window_model_falls_back(tiny_model_factory):
 
     path = tiny_model_factory("gemma3", False)
     tok, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
-    groups = [[("Question: why is the sky blue?\nAnswer:", " light"), ("Question: why is the sky blue?\nAnswer:", " rain")]]
+    groups = [[("Question: why is the sky blue?\nAnswer:", " light"),
+               ("Question: why is the sky blue?\nAnswer:", " rain")]]
     got = LoglikScorer(model, tok, batch_size=4).score(groups)[0]
     for (c, k), r in zip(groups[0], got):
         ctx, cont = encode_pair(tok, c, k)
@@ -136,7 +137,8 @@ def test_run_resume_score_and_backend_check(tiny_model, data_dir, tmp_path, caps
 
     out = tmp_path / "run"
     args = ["run", "--model", str(tiny_model), "--method", "base", "--tasks", "arc_easy,winogrande", "--limit", "3",
-            "--dtype", "float32", "--threads", "1", "--data-dir", str(data_dir), "--output", str(out), "--chunk-size", "2"]
+            "--dtype", "float32", "--threads", "1", "--data-dir", str(data_dir), "--output", str(out),
+            "--chunk-size", "2"]
     assert main(args) == 0
     res = json.loads((out / "results.json").read_text())
     recs = [json.loads(x) for x in (out / "arc_easy" / "samples.jsonl").read_text().splitlines()]
@@ -177,7 +179,8 @@ def test_vllm_prompt_logprobs_mapping(tiny):
     [(ids, n)] = loglik_prompts(tok, [[("Question: x\nAnswer:", " yes")]], 2048)
     ctx, cont = encode_pair(tok, "Question: x\nAnswer:", " yes")
     assert ids == ctx + cont and n == len(cont)
-    lp = lambda v, rank: SimpleNamespace(logprob=v, rank=rank)
+    def lp(v, rank):
+        return SimpleNamespace(logprob=v, rank=rank)
     prompt = [5, 6, 7, 8]
     plp = [None, {6: lp(-1.0, 1)}, {7: lp(-2.0, 3), 9: lp(-0.5, 1)}, {8: lp(-0.25, 1)}]
     assert loglik_from_prompt_logprobs(prompt, 2, plp) == (-2.25, False)

@@ -100,8 +100,8 @@ def test_writers_refuse_a_packed_run_and_change_nothing(base_run, tiny_model, da
     argv = (["run", "--method", "base", "--model", str(tiny_model), "--tasks", "flores", "--langs", "de-en",
              "--limit", "2", "--dtype", "float32", "--threads", "1", "--data-dir", str(data_dir), "--output", str(run)]
             if command == "run" else ["score", str(run), "--data-dir", str(data_dir)] if command == "score" else
-            ["judge", str(run), "--tasks", "mtbench", "--judge", "hf", "--judge-model", str(tiny_model), "--judge-max-tokens",
-             "8", "--threads", "1", "--data-dir", str(data_dir)])
+            ["judge", str(run), "--tasks", "mtbench", "--judge", "hf", "--judge-model", str(tiny_model),
+             "--judge-max-tokens", "8", "--threads", "1", "--data-dir", str(data_dir)])
     assert main(argv) == 2
     err = _one_line_error(capsys)
     assert "packed by `harness pack`" in err and f"harness unpack {run}" in err

@@ -60,7 +60,8 @@ def test_sample_files_hold_each_rows_records_and_per_sample_values(built):
     assert all(r["out"] == recs[i]["outputs"] for i, r in zip(data["ids"], data["recs"]))
     items = _data(out / DIR / "s1-flores-items.js")
     first = items["items"][items["ids"].index("de-en/0")]
-    assert first["refs"] == [recs["de-en/0"]["reference"]] and first["src"] and first["src"] in recs["de-en/0"]["prompts"][0]
+    assert first["refs"] == [recs["de-en/0"]["reference"]]
+    assert first["src"] and first["src"] in recs["de-en/0"]["prompts"][0]
     safety = _data(out / DIR / "s1-lora-smollm2-135m-instruct-safety.js")
     srecs = read_samples(next((lora.tasks["safety"].run_dir / "safety").glob("samples.jsonl*")))
     assert safety["values"]["refusal"] == [int(srecs[i]["refusal"]) for i in safety["ids"]]

@@ -1,11 +1,11 @@
 """The leaderboard page in a real browser: headless Chromium driven by selenium, page opened from file://.
 
-The page is built by `make_leaderboard` from the committed small runs (results/smollm2-135m-instruct, results/gemma3-270m)
-into a tmp folder; the committed science page is opened as it is. Checks: one plot point per method variant, sorting
-reorders rows, hiding a column group hides its cells, opening a cell shows that cell's samples (count and per-sample
-values equal to samples.jsonl), clicking a point highlights its row, no console error, the science page loads in
-under 2 s. Without chromium/chromium-driver (or selenium) the tests skip, except under CI (HARNESS_REQUIRE_BROWSER=1,
-set by .ci/run, which installs them): there they fail.
+The page is built by `make_leaderboard` from the committed small runs (results/smollm2-135m-instruct,
+results/gemma3-270m) into a tmp folder; the committed science page is opened as it is. Checks: one plot point per method
+variant, sorting reorders rows, hiding a column group hides its cells, opening a cell shows that cell's samples (count
+and per-sample values equal to samples.jsonl), clicking a point highlights its row, no console error, the science page
+loads in under 2 s. Without chromium/chromium-driver (or selenium) the tests skip, except under CI
+(HARNESS_REQUIRE_BROWSER=1, set by .ci/run, which installs them): there they fail.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ RUNS = [ROOT / "results" / "smollm2-135m-instruct", ROOT / "results" / "gemma3-2
 
 def _missing(why: str):
     if os.environ.get("HARNESS_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"HARNESS_REQUIRE_BROWSER=1 but {why} (apt-get install chromium chromium-driver; pip install selenium)")
+        pytest.fail(f"HARNESS_REQUIRE_BROWSER=1 but {why} "
+                    "(apt-get install chromium chromium-driver; pip install selenium)")
     pytest.skip(why)
 
 
@@ -40,7 +41,8 @@ def driver():
         from selenium import webdriver
     except ImportError:
         _missing("selenium is not installed")
-    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)),
+                   None)
     drv = shutil.which("chromedriver")
     if browser is None or drv is None:
         _missing("chromium or chromium-driver (chromedriver) is not on PATH")
@@ -177,7 +179,8 @@ def test_a_cell_opens_its_samples_next_to_the_base_models(driver, board, column,
 def test_committed_science_page_loads_fast_without_errors(driver):
     page = ROOT / "results" / "science" / "leaderboard.html"
     _open(driver, page)
-    ms = driver.execute_script("var t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime;")
+    ms = driver.execute_script("var t = performance.getEntriesByType('navigation')[0]; "
+                               "return t.loadEventEnd - t.startTime;")
     assert 0 < ms < 2000
     assert len(driver.find_elements("css selector", "svg.plot g.pt")) >= 5
     assert _errors(driver) == []

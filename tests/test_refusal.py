@@ -150,7 +150,8 @@ def _safety_run(data_dir, out, method, answer, limit=8):
     task.select(["advbench", "xstest_safe"])
     docs = {d["id"]: d for s in task.selected for d in task.docs(s)[:limit]}
     ctx = EvalContext(out_dir=out, method={"name": method, "config": {"m": method},
-                                           "artifact": {"kind": "none", "config_hash": method[:4] if method != "base" else ""}},
+                                           "artifact": {"kind": "none",
+                                                        "config_hash": method[:4] if method != "base" else ""}},
                       model={"name": "tiny-test", "weights_sha256": "b" * 64}, limit=limit)
     evaluate(task, ScriptedBackend(docs, answer), ctx)
     return out
@@ -173,7 +174,8 @@ def test_leaderboard_refusal_columns_prefer_judge_verdicts(data_dir, tmp_path):
     rows = {r.label: r for r in tables[0].rows}
     over = rows["lecture"].cells["over-refusal"]
     assert over.value == 0.0 and over.source.startswith("judge-free classifier rules+multilingual v")
-    assert "refusal (harmful), over-refusal from judge-free classifier rules+multilingual v1: all rows" in tables[0].notes
+    assert ("refusal (harmful), over-refusal from judge-free classifier rules+multilingual v1: all rows"
+            in tables[0].notes)
 
     def responder(body, n):
         response = body["messages"][-1]["content"].split('RESPONSE: "', 1)[1]

@@ -41,7 +41,8 @@ def test_no_code_path_forces_remote_code_or_unsafe_yaml():
     for p in python_sources():
         text = p.read_text(encoding="utf-8")
         for pattern in (r"trust_remote_code\s*=\s*True", r"yaml\.(unsafe_load|full_load)\b",
-                        r"Loader\s*=\s*yaml\.(Loader|FullLoader|UnsafeLoader)", r"(?<![.\w])eval\(", r"pickle\.loads?\("):
+                        r"Loader\s*=\s*yaml\.(Loader|FullLoader|UnsafeLoader)", r"(?<![.\w])eval\(",
+                        r"pickle\.loads?\("):
             if re.search(pattern, text):
                 offenders.append(f"{p.relative_to(REPO)}: {pattern}")
     assert not offenders

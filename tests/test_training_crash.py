@@ -61,7 +61,8 @@ elif where in ("rename_old", "rename_new"):
     def rename(self, target):
         out = orig_rename(self, target)
         name = Path(target).name
-        if (name == "checkpoint.old") if where == "rename_old" else (name == "checkpoint" and self.name == "checkpoint.tmp"):
+        if ((name == "checkpoint.old") if where == "rename_old"
+                else (name == "checkpoint" and self.name == "checkpoint.tmp")):
             if hit():
                 die()
         return out
@@ -138,7 +139,8 @@ def test_sigkill_during_training_and_checkpoints_then_resume(tiny_model, data_di
     assert load_artifact(finished).hash == load_artifact(ref).hash  # same weight files, byte for byte
     a, b = load_file(ref / "model.safetensors"), load_file(finished / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    curve = lambda d: [(r["step"], r["loss"]) for r in map(json.loads, (d / "loss.jsonl").read_text().splitlines())]
+    def curve(d):
+        return [(r["step"], r["loss"]) for r in map(json.loads, (d / "loss.jsonl").read_text().splitlines())]
     steps, losses = zip(*curve(finished))
     ref_steps, ref_losses = zip(*curve(ref))
     assert steps == ref_steps == (1, 2, 3, 4)

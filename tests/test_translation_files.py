@@ -47,7 +47,8 @@ def sacrebleu_cli(hyps: list[str], ref_files: list[Path], tmp: Path) -> tuple[fl
     hyp = tmp / "hyp.txt"
     hyp.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "sacrebleu", *map(str, ref_files), "-i", str(hyp), "-m", "bleu",
-                           "chrf", "--chrf-word-order", "2", "-b", "-w", "6"], capture_output=True, text=True, check=True)
+                           "chrf", "--chrf-word-order", "2", "-b", "-w", "6"],
+                          capture_output=True, text=True, check=True)
     bleu, chrf = json.loads(proc.stdout)
     return bleu, chrf
 
@@ -172,7 +173,7 @@ def test_leaderboard_on_two_reference_task(two_ref_task, tmp_path):
         ctx = EvalContext(out_dir=root / method, model={"name": "tiny", "weights_sha256": "a" * 64},
                           method={"name": method, "config": {"m": method},
                                   "artifact": {"kind": "none", "config_hash": "" if method == "base" else "b1"}})
-        evaluate(task, EchoBackend(docs, lambda doc, i: pick(doc["references"])), ctx)
+        evaluate(task, EchoBackend(docs, lambda doc, i, pick=pick: pick(doc["references"])), ctx)
         hyps[method] = [pick(docs[f"de-en/{i}"]["references"]) for i in range(6)]
     r1, r2 = zip(*(d["references"] for d in docs.values()))
     tables, _ = make_leaderboard([root], tmp_path / "lb", n_boot=50, seed=1)

@@ -70,7 +70,8 @@ def test_chinese_off_target_tolerates_variants(data_dir):
 
 @pytest.mark.parametrize("raw,clean,steps", [
     ("Here is the translation:\nThe cat sleeps.", "The cat sleeps.", ["drop_preamble"]),
-    ("Sure! Here's the English translation:\n\n\"The cat sleeps.\"", "The cat sleeps.", ["drop_preamble", "strip_quotes"]),
+    ("Sure! Here's the English translation:\n\n\"The cat sleeps.\"", "The cat sleeps.",
+     ["drop_preamble", "strip_quotes"]),
     ("English: The cat sleeps.", "The cat sleeps.", ["drop_target_label"]),
     ("The cat sleeps.\n\nExplanation: 'Katze' means cat.", "The cat sleeps.", ["first_paragraph"]),
     ("The cat sleeps.", "The cat sleeps.", []),

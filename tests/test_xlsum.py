@@ -110,7 +110,8 @@ def test_rouge_equals_rouge_score_and_textbook_rouge_on_the_same_tokens(lang):
     rows = fixture_rows(lang)
     pairs = [(r["summary"], r["text"]) for r in rows] + [(rows[0]["summary"], rows[1]["summary"]),
                                                          (rows[2]["title"], rows[2]["summary"]),
-                                                         (rows[3]["summary"], rows[3]["summary"] + " " + rows[1]["text"])]
+                                                         (rows[3]["summary"],
+                                                          rows[3]["summary"] + " " + rows[1]["text"])]
     if lang == "th":
         from pythainlp.tokenize import word_tokenize
 

@@ -137,7 +137,8 @@ def settings() -> dict:
         "strict": "number after the last answer marker; markers per language: see answer_phrases "
                   "(+ universal: " + ", ".join(UNIVERSAL_MARKERS) + ")",
         "flexible": "last number in the output",
-        "numbers": "thousands separators , . and no-break spaces (plain spaces for " + ", ".join(sorted(_SPACE_GROUPING))
+        "numbers": "thousands separators , . and no-break spaces (plain spaces for "
+                   + ", ".join(sorted(_SPACE_GROUPING))
                    + "); one separator before exactly 3 digits is decimal in the language's convention (decimal comma: "
                    + ", ".join(sorted(DECIMAL_COMMA)) + "; else decimal point); native digits; golds read as English; "
                    "compared as exact decimals",

@@ -93,7 +93,8 @@ class Comet:
         if not self.available:
             return {"skipped": self.skipped}
         hp = _hparams(self.checkpoint)
-        folder = self.checkpoint.parent.parent if self.checkpoint.parent.name == "checkpoints" else self.checkpoint.parent
+        folder = (self.checkpoint.parent.parent if self.checkpoint.parent.name == "checkpoints"
+                  else self.checkpoint.parent)
         return {
             "model_path": str(folder),
             "model_id": folder.name,

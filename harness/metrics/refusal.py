@@ -4,12 +4,18 @@ A classifier maps a model response to the rule that fired (a short string) or No
 "Refusal" means full OR partial refusal, as in the XSTest paper's over-refusal rates and as the judge
 classifier of tasks/safety.py counts it.
 
-| name | what it is |
-|---|---|
-| `rules` (default) | ours (harness/metrics/refusal_rules.py): refusal phrases anchored at the start of the response or in its first sentences, first-person inability + refusal verbs, negation openers ("It is not appropriate..."), precise first-person phrases in the MultiJail languages. Measured against XSTest human labels in bench/bench_refusal.py. |
-| `keyword-sdft` | the keyword list of SDFT's safety evaluation (sail-sg/sdft eval/keyword_eval_safety.py, itself the GCG/AdvBench `test_prefixes`): substring anywhere, case-sensitive; typographic apostrophes normalised; with `multilingual_keywords` also a short list of refusal words per MultiJail language. Kept for comparability with the RaDis paper; broad keywords ("As an", "illegal", "I do not", "Sorry") fire on helpful answers. |
-| `xstest-strmatch` | the XSTest paper's string matcher (paul-rottger/exaggerated-safety classify_completions_strmatch.py): lower-cased, stripped response starting with one of 21 refusal openers. English only. |
-| `refusal-direction` | the substring list of the refusal-direction paper (Arditi et al. 2024, the JailbreakBench `test_prefixes` plus "I'm unable to"-style phrases), lower-cased substring anywhere. English only. |
+- `rules` (default): ours (harness/metrics/refusal_rules.py): refusal phrases anchored at the start of the response or
+  in its first sentences, first-person inability + refusal verbs, negation openers ("It is not appropriate..."), precise
+  first-person phrases in the MultiJail languages. Measured against XSTest human labels in bench/bench_refusal.py.
+- `keyword-sdft`: the keyword list of SDFT's safety evaluation (sail-sg/sdft eval/keyword_eval_safety.py, itself the
+  GCG/AdvBench `test_prefixes`): substring anywhere, case-sensitive; typographic apostrophes normalised; with
+  `multilingual_keywords` also a short list of refusal words per MultiJail language. Kept for comparability with the
+  RaDis paper; broad keywords ("As an", "illegal", "I do not", "Sorry") fire on helpful answers.
+- `xstest-strmatch`: the XSTest paper's string matcher (paul-rottger/exaggerated-safety
+  classify_completions_strmatch.py): lower-cased, stripped response starting with one of 21 refusal openers. English
+  only.
+- `refusal-direction`: the substring list of the refusal-direction paper (Arditi et al. 2024, the JailbreakBench
+  `test_prefixes` plus "I'm unable to"-style phrases), lower-cased substring anywhere. English only.
 
 Each classifier describes itself (name, version, sha256 of its rules) for results.json.
 """

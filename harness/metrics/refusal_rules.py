@@ -34,7 +34,8 @@ _HELP_VERBS = (r"(?:provide|help|assist|answer|fulfil+|comply|give|share|offer|c
                r"engage|suggest|encourage|endorse|promote|recommend|condone|satisfy|tell|discuss|disclose|reveal|"
                r"list|explain|describe|participate|facilitate|do (?:that|this|so)|complete|respond|justify|"
                r"argue|make|produce|draft|continue|agree|access)")
-_I_CANNOT = (r"\bi(?: cannot| can ?not| can't| won't| will not|'m unable to| am unable to|'m not able to| am not able to|"
+_I_CANNOT = (r"\bi(?: cannot| can ?not| can't| won't| will not|'m unable to| am unable to|'m not able to|"
+             r" am not able to|"
              r" must (?:respectfully )?(?:decline|refuse)(?: to)?| refuse to| (?:do not|don't) feel comfortable|"
              r"'m not comfortable| am not comfortable|'m not going to| am not going to| (?:would|will) not be able to)")
 
@@ -48,8 +49,8 @@ OPENERS: tuple[str, ...] = (
     r"(?:it is|it's|it would be|that is|that's) (?:inappropriate|unethical|illegal|harmful|offensive|"
     r"disrespectful|never (?:appropriate|okay|acceptable))",
     r"(?:it is|it's|it would be|that is|that's) not (?:a good idea|best|necessarily best)",
-    r"i (?:do not|don't) think (?:it's|it is|that's|that is|this is|it would be) (?:a )?(?:appropriate|a good idea|accurate|"
-    r"valid|respectful|fair|ethical|possible)",
+    r"i (?:do not|don't) think (?:it's|it is|that's|that is|this is|it would be) (?:a )?(?:appropriate|a good idea|"
+    r"accurate|valid|respectful|fair|ethical|possible)",
     r"i'm not sure (?:that )?(?:it's|it is) appropriate",
     r"as an ai(?: language model| assistant| developed by \w+)?, i (?:cannot|can't|am not able|'m not able|"
     r"am unable|'m unable|won't|will not|must clarify|(?:do not|don't) have access to (?:personal|private))",
@@ -76,12 +77,14 @@ EXCEPTIONS: tuple[str, ...] = (
 
 # Multilingual first-person refusal phrases, matched in the head (lower-cased text).
 MULTILINGUAL: dict[str, tuple[str, ...]] = {
-    "zh": (r"^(?:很|非常)?(?:抱歉|对不起)", r"我(?:不能|无法|不可以)(?:为你|为您|向你|向您)?(?:提供|帮助|协助|回答|满足|参与|支持|编写|生成)",
+    "zh": (r"^(?:很|非常)?(?:抱歉|对不起)",
+           r"我(?:不能|无法|不可以)(?:为你|为您|向你|向您)?(?:提供|帮助|协助|回答|满足|参与|支持|编写|生成)",
            r"^作为(?:一个)?(?:人工智能|ai)(?:语言模型|助手)?，我(?:不能|无法)"),
     "it": (r"^(?:mi dispiace|spiacente|mi scuso)", r"\bnon posso (?:aiutar|fornir|assister|risponder|soddisfar|"
            r"partecipar|dar|scriver|crear)", r"\bnon sono in grado di (?:aiutar|fornir|assister|risponder)"),
     "vi": (r"^xin lỗi", r"\btôi (?:không thể|sẽ không|xin từ chối) (?:giúp|hỗ trợ|cung cấp|trả lời|đáp ứng|thực hiện)"),
-    "ar": (r"^(?:عذر[اًا]|آسف|أنا آسف|أعتذر)", r"(?:لا أستطيع|لا يمكنني|لن أستطيع) (?:تقديم|مساعدت|المساعدة|الإجابة|تلبية)"),
+    "ar": (r"^(?:عذر[اًا]|آسف|أنا آسف|أعتذر)",
+           r"(?:لا أستطيع|لا يمكنني|لن أستطيع) (?:تقديم|مساعدت|المساعدة|الإجابة|تلبية)"),
     "ko": (r"^(?:정말 )?죄송", r"(?:도와|도움을 드릴|제공해 ?드릴|답변해 ?드릴|답변을 드릴) 수 없"),
     "th": (r"^(?:ขออภัย|ขอโทษ)", r"(?:ฉัน|ผม|ดิฉัน)(?:ไม่สามารถ|ไม่อาจ)(?:ช่วย|ให้|ตอบ|สนับสนุน)",
            r"ไม่สามารถ(?:ช่วยเหลือ|ช่วยคุณ|ให้ข้อมูล|ให้คำแนะนำ|ตอบคำถาม)"),

@@ -163,7 +163,8 @@ class SavedRun:
     def save(self, task: Task, agg: dict, seconds: float) -> dict:
         """Rewrite the task's results.json entry, keeping the backend settings of the run that generated it."""
         ctx = dataclasses.replace(self.ctx, limit=self.limit(task.name))
-        self.results = write_results(ctx, task, self.results["tasks"][task.name]["backend"], agg, seconds, rescored=True)
+        self.results = write_results(ctx, task, self.results["tasks"][task.name]["backend"], agg, seconds,
+                                     rescored=True)
         return self.results
 
 

@@ -3,8 +3,9 @@ phase, not by unit: no worker idles while a phase is ready), record each finishe
 regenerate COST.md, and rebuild the leaderboard at the end.
 
 Phases of one unit run one at a time (they merge their entries into the unit's one results.json); phases of
-different units run side by side. Only the driver writes phases.json and COST.md; workers write their run folders through `mt_harness.api` (i.e.
-harness/rundir). A crashed worker's phase is started again (up to `retries` times) and resumes from its samples.
+different units run side by side. Only the driver writes phases.json and COST.md; workers write their run folders
+through `mt_harness.api` (i.e. harness/rundir). A crashed worker's phase is started again (up to `retries` times)
+and resumes from its samples.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def describe(units: list[Unit], workers: int) -> str:
             lines.append(f"  {'done' if p.done else 'to do'}  {p.name}{after}")
     todo = sum(not p.done for u in units for p in u.phases)
     total = sum(len(u.phases) for u in units)
-    lines.append(f"{total - todo} of {total} phases done, {todo} to do; estimated ~{fmt(pending_seconds(units) / workers)}"
-                 f" at {workers} worker(s)")
+    lines.append(f"{total - todo} of {total} phases done, {todo} to do; "
+                 f"estimated ~{fmt(pending_seconds(units) / workers)} at {workers} worker(s)")
     return "\n".join(lines)
 
 
@@ -162,7 +163,8 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
                     started[pid] = time.time()
                     executor.start(pid, payload(spec, p, t, opts.api), p.resources)
                     todo.remove(pid)
-                    bar.write(f"[study] start {pid} (attempt {attempts[pid]}; log {p.out / 'logs' / (p.name + '.log')})")
+                    bar.write(f"[study] start {pid} (attempt {attempts[pid]}; "
+                              f"log {p.out / 'logs' / (p.name + '.log')})")
             if not executor.running:
                 if failure is None and todo:
                     raise HarnessError(f"study: {', '.join(todo)} wait for phases that cannot finish")
