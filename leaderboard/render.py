@@ -66,6 +66,9 @@ def _heads(t: Table) -> tuple[list[str], list[str]]:
 
 
 def _arrow(col: Column) -> str:
+    """" ↑"/" ↓" for the better side; nothing for a column with no direction (a signed change)."""
+    if not col.has_direction:
+        return ""
     return " ↑" if col.higher_is_better else " ↓"
 
 
