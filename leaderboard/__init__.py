@@ -16,10 +16,11 @@ from harness.io import atomic_write_text, writable_dir
 
 
 def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: int = 12345,
-                     versus: str | None = None) -> tuple[list, list[Path]]:
+                     versus: str | None = None, expected: dict | None = None) -> tuple[list, list[Path]]:
     """Build every table and write the four files; returns (tables, written paths). `versus`: the reference
     method of the composite-difference table (leaderboard/versus.py); None: sft where there is an sft run;
-    "none": no such table."""
+    "none": no such table. `expected`: run folder (stale.run_key) -> stale.Expected, the method variant each run's
+    recipe gives today (computed by the application); rows that recorded another one are marked stale."""
     from leaderboard import collect, render
     from leaderboard.build import build
     from leaderboard.notrun import attach
@@ -44,6 +45,10 @@ def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: 
     tables = build(sections, n_boot=n_boot, seed=seed)
     attach_versus(tables, versus or "sft")
     attach(tables, not_run)
+    if expected:
+        from leaderboard.stale import mark_stale
+
+        mark_stale(tables, expected)
     if notes:
         tables[0].notes[:0] = notes
     output.mkdir(parents=True, exist_ok=True)

@@ -119,6 +119,8 @@ def csv_text(tables: list[Table]) -> str:
         for r in t.rows:
             d = {"section": i + 1, "method": r.label, "model": r.model, "status": "not_run" if r.not_run else "run",
                  "reason": r.not_run}
+            if r.stale:
+                d["stale"] = r.stale
             named = [(n, r.composites.get(n)) for n in COMPOSITES] + [(c.label, r.cells.get(c.label)) for c in t.columns]
             for name, c in named:
                 if c is None:
