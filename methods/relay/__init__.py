@@ -56,7 +56,10 @@ class RelayMethod(Method):
         super().check_run(cfg, tasks, lm_tasks, backend_kind, model)  # what RelayBackend can do; no vLLM
 
     def train(self, cfg: RelayConfig, ctx: TrainContext) -> Artifact:
-        return train_relay(cfg, ctx, self.name)
+        art = train_relay(cfg, ctx, self.name)
+        if cfg.control != "none":  # the same artifact, decoded as the mechanism check's control (backend.py)
+            art.config = {**art.config, "control": cfg.control}
+        return art
 
     def backend(self, artifact: Artifact, model, cfg):
         from harness.config import from_dict

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.config import added_option
 from harness.errors import HarnessError
 from harness.training.data import TrainDataConfig
 from harness.training.trainer import TrainConfig
@@ -62,6 +63,10 @@ class RelayConfig:
     normalize_source: bool = True
     loss_on_eos: bool = True  # the target's EOS is a training target (so generation learns to stop) [choice: EOS]
     target_lora: TargetLoRA | None = None  # set to enable the "+ target fine-tuning" variant
+    # evaluation only, never part of the artifact key: "shuffled_source" = the mechanism check's control, each
+    # translation line decoded from another line's source states (same artifact, same prompts); see README
+    # "Mechanism check". Left out of hashes and records while "none" (harness.config.added_option)
+    control: Literal["none", "shuffled_source"] = added_option("none")
 
     def validate(self, where: str) -> None:
         if not self.relays:
@@ -80,6 +85,8 @@ class RelayConfig:
         for key in ("source_prompt",):
             if "{source}" not in getattr(self, key):
                 raise HarnessError(f"{where}.{key}: must contain {{source}}")
+        if self.control not in ("none", "shuffled_source"):
+            raise HarnessError(f"{where}.control: {self.control!r} must be 'none' or 'shuffled_source'")
         if self.map == "xattn" and self.xattn_queries < 1:
             raise HarnessError(f"{where}.xattn_queries: must be >= 1")
         self.train.validate(f"{where}.train")
