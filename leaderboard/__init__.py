@@ -16,11 +16,14 @@ from harness.io import atomic_write_text, writable_dir
 
 
 def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: int = 12345,
-                     versus: str | None = None, expected: dict | None = None) -> tuple[list, list[Path]]:
+                     versus: str | None = None, expected: dict | None = None,
+                     mechanisms: dict | None = None) -> tuple[list, list[Path]]:
     """Build every table and write the four files; returns (tables, written paths). `versus`: the reference
     method of the composite-difference table (leaderboard/versus.py); None: sft where there is an sft run;
     "none": no such table. `expected`: run folder (stale.run_key) -> stale.Expected, the method variant each run's
-    recipe gives today (computed by the application); rows that recorded another one are marked stale."""
+    recipe gives today (computed by the application); rows that recorded another one are marked stale. `mechanisms`:
+    run folder -> the method's mechanism check in words (the application's); control runs are paired here
+    (leaderboard/control.py)."""
     from leaderboard import collect, render
     from leaderboard.build import build
     from leaderboard.notrun import attach
@@ -49,6 +52,9 @@ def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: 
         from leaderboard.stale import mark_stale
 
         mark_stale(tables, expected)
+    from leaderboard.control import attach_mechanisms
+
+    attach_mechanisms(tables, mechanisms or {}, n_boot, seed)
     if notes:
         tables[0].notes[:0] = notes
     output.mkdir(parents=True, exist_ok=True)

@@ -121,6 +121,8 @@ def csv_text(tables: list[Table]) -> str:
                  "reason": r.not_run}
             if r.stale:
                 d["stale"] = r.stale
+            if r.mechanism:
+                d["mechanism"] = r.mechanism
             named = [(n, r.composites.get(n)) for n in COMPOSITES] + [(c.label, r.cells.get(c.label)) for c in t.columns]
             for name, c in named:
                 if c is None:

@@ -61,6 +61,14 @@ class RelayMethod(Method):
             art.config = {**art.config, "control": cfg.control}
         return art
 
+    def mechanism(self, record: dict) -> str:
+        """The relay's check is its shuffled-source control, paired by the leaderboard (leaderboard/control.py); this
+        is what a row says when the pair is missing."""
+        if (record.get("config") or {}).get("control"):
+            return "shuffled-source control run: no relay run of the same artifact on this board"
+        return ("content transfer not checked: no shuffled-source control run of this artifact on this board (run "
+                "the same recipe with `control: shuffled_source` added; README 'Mechanism check')")
+
     def backend(self, artifact: Artifact, model, cfg):
         from harness.config import from_dict
         from methods.relay.backend import load_backend
