@@ -304,7 +304,7 @@ def leaderboard(paths: list[str | Path], output: str | Path = "results", resampl
 
     found = [Path(p) for p in paths]
     present = [p for p in found if p.exists()]  # a missing path is make_leaderboard's one-line error
-    expected = expected_variants(present)  # rows trained with an older default: stale
+    expected = expected_variants(present, load_method_config)  # rows trained with an older default: stale
     return make_leaderboard(found, Path(output), resamples, bootstrap_seed, versus, expected, mechanisms(present))
 
 

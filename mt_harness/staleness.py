@@ -2,7 +2,7 @@
 
 A run's recipe is read from the command results.json records (`harness run --method M --method-config F --budget B`,
 which `harness study` workers also record): the method's current defaults <- the budget's recipe <- F, loaded
-exactly as `harness run` loads them (mt_harness.api.load_method_config), hashed as results.json's `method.variant`
+exactly as `harness run` loads them (mt_harness.api.load_method_config, passed in by the caller), hashed as results.json's `method.variant`
 (harness.method.config_variant) and compared field by field with the recorded config (results written before
 `variant` was recorded carry the trainer's reports in their config, so their fallback hash is not comparable). A run whose recipe cannot be rebuilt here (not a CLI run, a method no longer
 registered, a config file that is gone) gets no expectation and is never marked.
@@ -72,14 +72,13 @@ def changed_fields(method: dict, current: dict, field_names: set[str], variant: 
     return "; ".join(diff[:4]) + (f"; {len(diff) - 4} more" if len(diff) > 4 else "")
 
 
-def expected_variant(method_name: str, config_file: str | None, budget: str | None) -> tuple | None:
+def expected_variant(method_name: str, config_file: str | None, budget: str | None, load_config) -> tuple | None:
     """(today's config, its field names, Expected without `changed`) that `harness run --method method_name
     [--method-config config_file] [--budget budget]` gives today; None when it cannot be rebuilt here."""
     import dataclasses
 
     from harness.config import to_dict
     from methods import get_method
-    from mt_harness.api import load_method_config
 
     try:
         method = get_method(method_name)
@@ -91,16 +90,17 @@ def expected_variant(method_name: str, config_file: str | None, budget: str | No
         if path is None:
             return None
     try:
-        cfg = load_method_config(method, path, budget)
+        cfg = load_config(method, path, budget)
     except HarnessError:
         return None
     recipe = config_file or (f"--budget {budget}" if budget else f"{method_name}'s defaults")
     return to_dict(cfg), {f.name for f in dataclasses.fields(cfg)}, Expected(config_variant(cfg), recipe)
 
 
-def expected_variants(paths: list[Path]) -> dict[str, Expected]:
+def expected_variants(paths: list[Path], load_config) -> dict[str, Expected]:
     """Run folder (leaderboard.stale.run_key) -> the variant its recipe gives today, for every trained run under
-    `paths` whose recipe can be rebuilt."""
+    `paths` (those whose recipe cannot be rebuilt: `Expected.unknown` says why). `load_config(method, file, budget)`:
+    how `harness run` loads a method config (mt_harness.api.load_method_config)."""
     out: dict[str, Expected] = {}
     cache: dict[tuple, tuple | None] = {}
     for f in find_results(paths):
@@ -117,7 +117,7 @@ def expected_variants(paths: list[Path]) -> dict[str, Expected]:
                                               "command that trained it (so not its recipe)")
             continue
         if recipe not in cache:
-            cache[recipe] = expected_variant(*recipe)
+            cache[recipe] = expected_variant(*recipe, load_config)
         if cache[recipe] is None:
             out[run_key(f.parent)] = Expected("", "", unknown=f"its recipe ({recipe[1] or recipe[2] or 'defaults'}) "
                                               f"cannot be rebuilt here")

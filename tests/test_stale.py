@@ -74,7 +74,7 @@ def test_stale_rows_marked_only_when_the_recipe_now_gives_another_config(data_di
 
     # the recipe's default changed since the run was trained: marked, with what changed, in md, csv and page
     recipe.write_text(RECIPE.replace("5.0e-5", "1.0e-4"))
-    exp = expected_variants([root])[str(out.resolve())]
+    exp = expected_variants([root], api.load_method_config)[str(out.resolve())]
     assert exp.changed == "train.lr 5e-05 -> 0.0001" and exp.variant != rows["sft"].variant
     tables, _ = api.leaderboard([root], tmp_path / "b2", resamples=50)
     rows = {r.label: r for r in tables[0].rows}
@@ -104,6 +104,6 @@ def test_runs_without_their_recipe_are_said_to_be_unchecked(data_dir, tmp_path):
 def test_committed_science_recipes_are_current():
     """The committed science run's trained units were trained with the config their recipe gives today."""
     science = Path(__file__).resolve().parents[1] / "results" / "science"
-    exp = expected_variants([science])
+    exp = expected_variants([science], api.load_method_config)
     assert exp and all(not e.unknown for e in exp.values())
     assert {Path(k).name: e.changed for k, e in exp.items() if e.changed} == {}

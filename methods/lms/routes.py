@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import torch
 
+from harness.data import read_lines
 from harness.languages import flores_code
 from harness.training import trainer
 from harness.training.data import Example
-from harness.data import read_lines
 
 
 def flores_dev(pair: str, data, n: int) -> list[Example]:
@@ -32,12 +32,17 @@ def flores_dev(pair: str, data, n: int) -> list[Example]:
     return [Example(src, tgt, s, r, f"{sides[0]}:{i + 1}") for i, (s, r) in enumerate(zip(a, b))]
 
 
+def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """Σ over rows of ½·Σ_v (p_a - p_b)·(log p_a - log p_b) = ½·(KL(a‖b) + KL(b‖a)); no stop-gradient (also Fuse
+    Distillation's training term, methods/lms/train.py)."""
+    la, lb = torch.log_softmax(logits_a.float(), -1), torch.log_softmax(logits_b.float(), -1)
+    return 0.5 * ((la.exp() - lb.exp()) * (la - lb)).sum()
+
+
 @torch.no_grad()
 def route_kl(model, tok, router, table, messages, chat: str, pairs: list[str], data, n: int = 4) -> dict:
     """{"per_pair": {pair: mean symmetric KL per reference token}, "lines": n, "split": "FLORES-200 dev"} (module
     docstring); pairs without FLORES dev lines are left out and named in `missing`."""
-    from methods.lms.train import symmetric_kl
-
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

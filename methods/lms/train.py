@@ -32,12 +32,7 @@ from methods.lms.modules import (
     detach,
     save_lms,
 )
-
-
-def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
-    """Σ over rows of ½·Σ_v (p_a - p_b)·(log p_a - log p_b) = ½·(KL(a‖b) + KL(b‖a)); no stop-gradient."""
-    la, lb = torch.log_softmax(logits_a.float(), -1), torch.log_softmax(logits_b.float(), -1)
-    return 0.5 * ((la.exp() - lb.exp()) * (la - lb)).sum()
+from methods.lms.routes import route_kl, symmetric_kl
 
 
 def fd_objective(router: Router, fuse: bool, fd_weight: float):
@@ -103,8 +98,6 @@ def train_lms(cfg, ctx: TrainContext, name: str = "lms") -> Artifact:
                                 desc=f"{name} train", objective=FDObjective(router, cfg.fuse_distillation, cfg.fd_weight))
     check = {}  # the mechanism check (methods/lms/routes.py): how far each pair's route is from the shared one
     if main:
-        from methods.lms.routes import route_kl
-
         pairs = sorted({ex.pair for ex in prep.examples})
         check = {"route_kl": route_kl(model, tok, router, table, messages, chat, pairs, ctx.data),
                  "base_trained": cfg.train_base}
