@@ -15,6 +15,7 @@ from harness.data import DataSource
 from harness.method import config_variant
 from harness.rundir.context import EvalContext, select_docs
 from harness.runner import evaluate
+from harness.training.trainer import TrainConfig
 from methods import get_method
 from mt_harness import api
 from mt_harness.staleness import expected_variants, recipe_of
@@ -107,3 +108,32 @@ def test_committed_science_recipes_are_current():
     exp = expected_variants([science], api.load_method_config)
     assert exp and all(not e.unknown for e in exp.values())
     assert {Path(k).name: e.changed for k, e in exp.items() if e.changed} == {}
+
+
+def test_a_changed_method_default_marks_the_row(data_dir, tmp_path, monkeypatch):
+    """The same recipe file, but the method's own default changed since the run (here: sft's train.max_length,
+    which the recipe does not set): the row is stale and the note names the field."""
+    import dataclasses
+
+    from methods import method_class
+    from methods.sft.config import SFTConfig
+
+    root = tmp_path / "runs"
+    _run(data_dir, root / "base", {"name": "base", "config": {}, "artifact": {"kind": "none", "config_hash": ""}})
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE)
+    _trained(data_dir, root, recipe)
+    tables, _ = api.leaderboard([root], tmp_path / "b1", resamples=50)
+    assert {r.label: r for r in tables[0].rows}["sft"].stale == ""
+
+    default = SFTConfig().train
+    train = dataclasses.replace(default, max_length=default.max_length * 2)
+
+    @dataclasses.dataclass
+    class NewDefaults(SFTConfig):
+        train: TrainConfig = dataclasses.field(default_factory=lambda: dataclasses.replace(train))
+
+    monkeypatch.setattr(method_class("sft"), "Config", NewDefaults)
+    tables, _ = api.leaderboard([root], tmp_path / "b2", resamples=50)
+    stale = {r.label: r for r in tables[0].rows}["sft"].stale
+    assert stale.startswith("trained with an older default") and "train.max_length" in stale
