@@ -3,8 +3,9 @@
 collect.py finds and groups comparable runs, stats.py does the paired bootstrap, build.py turns runs into
 tables (column spec and composite definitions), versus.py compares each method's composites with a reference
 method's (default sft), notrun.py adds a row per not_run.json (a method deliberately not
-run), render.py and plot.py write the files, page.py the HTML page (with page_svg, page_tables, page_cards and
-samples_view).
+run), stale.py marks rows trained with an older method default and control.py attaches each row's mechanism check
+(both from what the application passes in), render.py and plot.py write the files, page.py the HTML page (with
+page_svg, page_tables, page_cards and samples_view).
 """
 
 from __future__ import annotations
