@@ -320,3 +320,21 @@ def test_control_run_reuses_the_artifact_and_records_the_control(pair, data_dir,
     assert "control" not in a["config"] and c["config"]["control"] == "shuffled_source" and a["variant"] != c["variant"]
     flores = [json.loads(x) for x in (tmp_path / "c" / "flores" / "samples.jsonl").read_text().splitlines()]
     assert all(r["prompts"][0].startswith("[control") for r in flores)
+
+
+def test_native_tags_put_the_language_tags_on_the_target_side(pair):
+    """tags: native — the source LLM reads the sentence alone; the target LLM reads its own tokens
+    "####[German]:" before the soft tokens and "####[English]:" after them; mapped (default) is unchanged and, with
+    control at its default too, neither option enters the recorded config (artifact keys stay the same)."""
+    from harness.config import to_dict
+
+    _, stok, ttok = _relay(*pair, _cfg())
+    doc = DOCS[0]
+    native = encode(stok, ttok, _cfg(tags="native"), doc)
+    mapped = encode(stok, ttok, _cfg(), doc)
+    assert stok.decode(native.source_ids, skip_special_tokens=True).strip() == doc["source"]
+    assert "####[German]" in stok.decode(mapped.source_ids) and "####[German]" not in stok.decode(native.source_ids)
+    assert ttok.decode(native.prefix_ids, skip_special_tokens=True).strip() == "####[German]:"
+    assert native.prompt_ids == mapped.prompt_ids and ttok.decode(native.prompt_ids).strip() == "####[English]:"
+    d = to_dict(_cfg())
+    assert "tags" not in d and "control" not in d and to_dict(_cfg(tags="native"))["tags"] == "native"

@@ -18,7 +18,7 @@ from harness.backends.routed import RoutedBackend
 from harness.errors import HarnessError
 from harness.io import read_json
 from harness.loading import BackendConfig, device_and_dtype, merge_adapter
-from methods.relay.relay import encode
+from methods.relay.relay import NATIVE_HEAD, encode, source_text
 from methods.relay.train import build_relay, load_lm
 
 
@@ -67,9 +67,11 @@ class RelayGenerator(HFBackend):
         out = []
         for row in rows:
             d = row.req.doc
+            head = NATIVE_HEAD.format(**d) if self.relay_cfg.tags == "native" else ""
             shown = (("[control: another line's source] " if shuffled else "")
-                     + f"[source LLM] {self.relay_cfg.source_prompt.format(**sources[row.index])}\n"
-                     f"[target LLM] <{self._n_soft(row.inputs)} soft tokens>{self.relay_cfg.target_prompt.format(**d)}")
+                     + f"[source LLM] {source_text(self.relay_cfg, sources[row.index])}\n"
+                     f"[target LLM] {head}<{self._n_soft(row.inputs)} soft tokens>"
+                     f"{self.relay_cfg.target_prompt.format(**d)}")
             out.append(self.to_generation(row, shown, len(row.inputs.source_ids) + len(row.prompt)))
         return out
 
