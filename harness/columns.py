@@ -18,13 +18,15 @@ class Column:
 
     kind: `corpus` = sacrebleu metric `sample` rebuilt from metrics[subset].signatures, resampled from sufficient
     statistics; `mean` = mean of the per-sample value at the dotted path `sample` (`[*]` averages a list);
-    `summary` = the results.json value as is (no interval); `drift` = per-document sums of <run>/<task>/drift.json.
+    `summary` = the results.json value as is (no interval); `drift` = per-document sums of <run>/<task>/drift.json
+    (`sample` "nll": the signed NLL drift; "kl": KL(base‖eval)).
     """
 
     label: str  # column title; unique over all tasks shown together
     key: str  # key in results.json tasks[task].summary; the column is shown when a run has it
-    sample: str = ""  # corpus: metric name; mean: dotted path in a sample record
-    direction: Literal["higher", "lower"] = "higher"  # which way is better
+    sample: str = ""  # corpus: metric name; mean: dotted path in a sample record; drift: "nll" (default) or "kl"
+    # which way is better; "none" = a change with no better/worse side (signed drift): no arrow, never in a composite
+    direction: Literal["higher", "lower", "none"] = "higher"
     kind: Literal["corpus", "mean", "summary", "drift"] = "mean"
     subsets: str = "*"  # fnmatch patterns over subsets, "|"-separated groups (mean of group means); {pivot}
     role: Literal["translation", "general", ""] = ""  # composite it counts in: translation gain, general loss, none
@@ -41,8 +43,13 @@ class Column:
 
     def __post_init__(self):
         where = f"leaderboard column {self.label!r}"
-        if self.direction not in ("higher", "lower"):
-            raise HarnessError(f"{where}: direction {self.direction!r} must be 'higher' or 'lower'")
+        if self.direction not in ("higher", "lower", "none"):
+            raise HarnessError(f"{where}: direction {self.direction!r} must be 'higher', 'lower' or 'none'")
+        if self.direction == "none" and self.role:
+            raise HarnessError(f"{where}: a column with direction 'none' cannot count in a composite (role "
+                               f"{self.role!r}); give it a direction or role ''")
+        if self.kind == "drift" and self.sample not in ("", "nll", "kl"):
+            raise HarnessError(f"{where}: a drift column's sample {self.sample!r} must be 'nll' or 'kl'")
         if self.kind not in ("corpus", "mean", "summary", "drift"):
             raise HarnessError(f"{where}: kind {self.kind!r} must be corpus, mean, summary or drift")
         if self.role not in ("translation", "general", ""):
@@ -55,6 +62,11 @@ class Column:
     @property
     def higher_is_better(self) -> bool:
         return self.direction == "higher"
+
+    @property
+    def has_direction(self) -> bool:
+        """False for a column with no better/worse side (direction "none"): shown without an arrow."""
+        return self.direction != "none"
 
     def groups(self, selected: list[str], pivot: str) -> list[list[str]]:
         """Groups of selected subsets: one per "|"-separated pattern that matches any (empty groups dropped)."""

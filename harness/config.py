@@ -132,10 +132,22 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
     return obj
 
 
+ADDED_OPTION = "added_option"  # dataclass field metadata key: see added_option()
+
+
+def added_option(default: Any) -> Any:
+    """A method config field added after artifacts were trained with the behaviour its `default` keeps: while it holds
+    that default it is left out of `to_dict` (hence of artifact config hashes, results.json's method variant and the
+    recorded config), so artifacts and rows trained before the option existed keep their hashes; any other value is
+    recorded and keyed like every field. `default` must be an immutable value (str, bool, number, None)."""
+    return dataclasses.field(default=default, metadata={ADDED_OPTION: True})
+
+
 def to_dict(obj: Any) -> Any:
-    """JSON-ready form of a (nested) dataclass."""
+    """JSON-ready form of a (nested) dataclass (fields made with `added_option` left out while at their default)."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get(ADDED_OPTION) and getattr(obj, f.name) == f.default)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):

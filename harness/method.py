@@ -90,6 +90,12 @@ class Method:
         RaDis uses it to extract the translation from outputs that continue with a rationale.
         """
 
+    def mechanism(self, record: dict) -> str:
+        """The method's mechanism check in words, computed from a run's results.json `method` record (its config and
+        `artifact.report`): evidence that the defining mechanism is active, or that it is not ("" = no check, or
+        nothing recorded). The leaderboard shows it per row (mt_harness/mechanism.py collects it)."""
+        return ""
+
     def backend(self, artifact: Artifact, model: ResolvedModel, cfg: BackendConfig):
         """The method's own transformers backend (a composite of several models, a routed model), for methods whose
         `backend_class()` names one; others get the standard backend of `--backend` (base weights + a peft adapter or

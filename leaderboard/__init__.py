@@ -3,8 +3,9 @@
 collect.py finds and groups comparable runs, stats.py does the paired bootstrap, build.py turns runs into
 tables (column spec and composite definitions), versus.py compares each method's composites with a reference
 method's (default sft), notrun.py adds a row per not_run.json (a method deliberately not
-run), render.py and plot.py write the files, page.py the HTML page (with page_svg, page_tables, page_cards and
-samples_view).
+run), stale.py marks rows trained with an older method default and control.py attaches each row's mechanism check
+(both from what the application passes in), render.py and plot.py write the files, page.py the HTML page (with
+page_svg, page_tables, page_cards and samples_view).
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from harness.io import atomic_write_text, writable_dir
 
 
 def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: int = 12345,
-                     versus: str | None = None) -> tuple[list, list[Path]]:
+                     versus: str | None = None, expected: dict | None = None,
+                     mechanisms: dict | None = None) -> tuple[list, list[Path]]:
     """Build every table and write the four files; returns (tables, written paths). `versus`: the reference
     method of the composite-difference table (leaderboard/versus.py); None: sft where there is an sft run;
-    "none": no such table."""
+    "none": no such table. `expected`: run folder (stale.run_key) -> stale.Expected, the method variant each run's
+    recipe gives today (computed by the application); rows that recorded another one are marked stale. `mechanisms`:
+    run folder -> the method's mechanism check in words (the application's); control runs are paired here
+    (leaderboard/control.py)."""
     from leaderboard import collect, render
     from leaderboard.build import build
     from leaderboard.notrun import attach
@@ -44,6 +49,13 @@ def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: 
     tables = build(sections, n_boot=n_boot, seed=seed)
     attach_versus(tables, versus or "sft")
     attach(tables, not_run)
+    if expected:
+        from leaderboard.stale import mark_stale
+
+        mark_stale(tables, expected)
+    from leaderboard.control import attach_mechanisms
+
+    attach_mechanisms(tables, mechanisms or {}, n_boot, seed)
     if notes:
         tables[0].notes[:0] = notes
     output.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,9 @@ interval, averages them within their family and then the families with equal wei
 log-likelihood tasks barely move after translation fine-tuning while how the model talks does (LESSONS.md, "What
 moves at 135M"), so they count as one family instead of drowning IFEval 7:1. The table notes list, per row, the
 families and how many columns each had. Judge-free drift (MT-Bench, AlpacaEval; nats/token, kind `drift`) is shown
-with document-resampled intervals but is not in the loss: it has no full scale and measures change, not harm.
+with document-resampled intervals but is not in the loss: it has no full scale and measures change, not harm. Its
+KL-to-base column (≥ 0, lower = less change) is the change; the signed NLL drift beside it has direction "none"
+(no arrow: negative means sharper on the base's own answers, not less forgetting).
 Composite intervals come from the same bootstrap resamples (tasks resampled independently).
 """
 
@@ -50,7 +52,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from leaderboard import stats
-from leaderboard.cells import Cell, Evaluator, cell
+from leaderboard.cells import NO_PER_DOC_KL, Cell, Evaluator, cell
 from leaderboard.collect import Section, describe_difference
 from leaderboard.columns import COMPOSITES, Column, missing_keys, section_columns
 from leaderboard.general import family_composite
@@ -68,6 +70,8 @@ class RowResult:
     seed: int | None = None  # training seed (None for the untouched base model)
     variant: str = ""  # method config hash (leaderboard/collect.py Row.variant): seeds of one variant group together
     tasks: dict = field(default_factory=dict, repr=False)  # task -> collect.TaskRun (the page's sample view)
+    stale: str = ""  # why the row was trained with another method config than the current default ("" = current)
+    mechanism: str = ""  # the method's mechanism check, from its run (leaderboard/mechanism.py)
 
 
 @dataclass
@@ -140,7 +144,7 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
                 sources.setdefault((k, c.source), []).append(f"{rr.label} on {rr.model}")
         rows.append(rr)
     bar.close()
-    notes += seed_spread(rows)
+    notes += seed_spread(rows) + drift_notes(columns, rows)
     by_source: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (source, rows) -> columns
     for (k, src), labels in sources.items():
         by_source.setdefault((src, tuple(labels)), []).append(k)
@@ -151,6 +155,26 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
     title = f"Section {index + 1}" + ("" if first is None else f" (not comparable with section 1: "
                                                               f"{describe_difference(first, sec)})")
     return Table(title, settings, columns, rows, notes)
+
+
+def drift_notes(columns: list[Column], rows: list[RowResult]) -> list[str]:
+    """How to read the drift columns: KL is the change, the signed drift has no better side; which rows' KL has no
+    interval (their drift.json predates per-document KL)."""
+    out = []
+    signed = [c.label for c in columns if c.kind == "drift" and not c.has_direction]
+    if signed:
+        out.append(f"{', '.join(signed)}: NLL of the base model's own answers under the method minus under the base "
+                   f"(nats/token); it has no better/worse direction. Negative = the model became sharper on the "
+                   f"base's own greedy answers (e.g. training on its own greedy text); it is not less forgetting. "
+                   f"The KL-to-base columns (≥ 0, lower = less change) measure how far the model moved.")
+    for c in columns:
+        if c.kind == "drift" and c.sample == "kl":
+            labels = [f"{r.label} on {r.model}" for r in rows
+                      if c.label in r.cells and r.cells[c.label].note == NO_PER_DOC_KL and not r.is_base]
+            if labels:
+                out.append(f"{c.label}: no interval for {', '.join(labels)}: their drift.json has no per-document KL "
+                           f"(written before it was recorded); the run's summary KL is shown")
+    return out
 
 
 def seed_groups(rows: list[RowResult]) -> list[list[RowResult]]:

@@ -248,35 +248,45 @@ class Mean(Resampled):
         return float(vals.mean()), boot
 
 
+NO_PER_DOC_KL = "no interval: this run's drift.json has no per-document KL (summary value shown)"
+
+
 class Drift:
-    """Drift = Σ(NLL eval − NLL base) / Σ tokens over the documents (harness/metrics/drift.py), resampled by document
-    with the task's shared resamples; Δ versus the base row (whose drift is 0 by construction). A run without
-    per-document sums shows its summary value (no interval)."""
+    """Drift over the documents (harness/metrics/drift.py): `sample` "nll" = Σ(NLL eval − NLL base) / Σ tokens (signed),
+    "kl" = Σ KL(base‖eval) / Σ tokens; resampled by document with the task's shared resamples; Δ versus the base row
+    (whose drift and KL are 0 by construction). A run without per-document sums (KL: drift.json files written before
+    the per-document KL existed) shows its summary value without an interval, and says so."""
 
     def cell(self, ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None:
         out = drift_cell(ev, col, row, base)
-        return out if out is not None else Summary().cell(ev, col, row, base)
+        if out is not None:
+            return out
+        c = Summary().cell(ev, col, row, base)
+        if c is not None and col.sample == "kl":
+            c.note = NO_PER_DOC_KL
+        return c
 
 
-def _drift_sums(tr: TaskRun, ids: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-document (Σ NLL eval − Σ NLL base, answer tokens) from the run's drift.json, or None without them."""
+def _drift_sums(tr: TaskRun, ids: list[str], kl: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-document (Σ NLL eval − Σ NLL base, or Σ KL with `kl`; answer tokens) from the run's drift.json, or None
+    without them."""
     per = (tr.drift() or {}).get("per_id")
-    if not per or any(i not in per for i in ids):
+    if not per or any(i not in per for i in ids) or (kl and any(len(per[i]) < 4 for i in ids)):
         return None
-    return (np.array([per[i][0] - per[i][1] for i in ids], dtype=float),
+    return (np.array([per[i][3] if kl else per[i][0] - per[i][1] for i in ids], dtype=float),
             np.array([per[i][2] for i in ids], dtype=float))
 
 
 def drift_cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell | None:
-    """Drift = Σ(NLL eval − NLL base) / Σ tokens over the documents (harness/metrics/drift.py), resampled by document with
-    the task's shared resamples; Δ versus the base row (whose drift is 0 by construction)."""
+    """The `Drift` kind's cell from per-document sums, or None when the run (or a subset of it) has none."""
+    kl = col.sample == "kl"
     tr = row.tasks[col.task]
     btr = base.tasks.get(col.task) if base is not None and base is not row else None
     points, bpoints, boots, bboots = {}, {}, {}, {}
     groups = column_groups(col, tr)
     for s in dict.fromkeys(x for g in groups for x in g):
         ids = ev.subset_ids(tr, s)
-        sums = _drift_sums(tr, ids)
+        sums = _drift_sums(tr, ids, kl)
         if sums is None or not ids:
             return None
         counts = ev.counts(col.task, s, len(ids))
@@ -286,8 +296,8 @@ def drift_cell(ev: Evaluator, col: Column, row: Row, base: Row | None) -> Cell |
         if btr is not None:
             if ev.subset_ids(btr, s) != ids:
                 return Cell(note=f"samples of {s} differ from base; not paired")
-            bsums = _drift_sums(btr, ids)
-            bd, bn = bsums if bsums is not None else (np.zeros(len(ids)), np.ones(len(ids)))  # base: drift 0
+            bsums = _drift_sums(btr, ids, kl)
+            bd, bn = bsums if bsums is not None else (np.zeros(len(ids)), np.ones(len(ids)))  # base: drift, KL 0
             bpoints[s] = float(bd.sum() / bn.sum())
             bboots[s] = (counts @ bd) / np.maximum(counts @ bn, 1.0)
     if not groups:

@@ -110,7 +110,7 @@ def meta(t: Table, sec: int, w: samples_view.Written | None) -> dict:
         pivot = str(tr.entry.get("config", {}).get("options", {}).get("pivot", "en")) if tr else "en"
         subsets = [s for g in c.groups(tr.settings["selected"], pivot) for s in g] if tr else []
         cols.append({"label": c.label, "task": c.task, "task_name": TASK_NAMES.get(c.task, c.task), "kind": c.kind,
-                     "higher": c.higher_is_better, "subsets": list(dict.fromkeys(subsets))})
+                     "higher": c.higher_is_better if c.has_direction else None, "subsets": list(dict.fromkeys(subsets))})
     return {"rows": rows, "cols": cols, "items": dict(w.item_files) if w else {}}
 
 

@@ -48,6 +48,9 @@ def gcls(group: str) -> str:
 
 
 def arrow(col: Column) -> str:
+    """The header's direction mark; "±" (no better side) for a column with direction "none"."""
+    if not col.has_direction:
+        return "±"
     return "↑" if col.higher_is_better else "↓"
 
 

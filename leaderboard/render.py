@@ -66,6 +66,9 @@ def _heads(t: Table) -> tuple[list[str], list[str]]:
 
 
 def _arrow(col: Column) -> str:
+    """" ↑"/" ↓" for the better side; nothing for a column with no direction (a signed change)."""
+    if not col.has_direction:
+        return ""
     return " ↑" if col.higher_is_better else " ↓"
 
 
@@ -116,6 +119,10 @@ def csv_text(tables: list[Table]) -> str:
         for r in t.rows:
             d = {"section": i + 1, "method": r.label, "model": r.model, "status": "not_run" if r.not_run else "run",
                  "reason": r.not_run}
+            if r.stale:
+                d["stale"] = r.stale
+            if r.mechanism:
+                d["mechanism"] = r.mechanism
             named = [(n, r.composites.get(n)) for n in COMPOSITES] + [(c.label, r.cells.get(c.label)) for c in t.columns]
             for name, c in named:
                 if c is None:

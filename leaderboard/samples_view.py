@@ -124,7 +124,7 @@ def field_key(col: Column, tr: TaskRun | None, btr: TaskRun | None) -> tuple[Col
     """(the column as used for this row, the per-sample field behind it)."""
     used = with_source(col, tr, btr)[0] if tr is not None else col
     if used.kind == "drift":
-        return used, "drift"
+        return used, "drift_kl" if used.sample == "kl" else "drift"
     if used.kind == "corpus":
         return used, f"sent.{used.sample}"
     return used, used.sample or used.key
@@ -142,8 +142,12 @@ def _sentence_metric(tr: TaskRun, name: str):
     return None
 
 
-def _drift(tr: TaskRun) -> dict[str, float]:
+def _drift(tr: TaskRun, kl: bool = False) -> dict[str, float]:
+    """Per-document drift (nats/token) from drift.json: signed NLL drift, or KL(base‖eval) with `kl` (documents
+    written without per-document KL are left out)."""
     per = (tr.drift() or {}).get("per_id")
+    if kl:
+        return {i: v[3] / v[2] for i, v in (per or {}).items() if v[2] and len(v) > 3}
     return {i: (v[0] - v[1]) / v[2] for i, v in (per or {}).items() if v[2]}
 
 
@@ -154,8 +158,8 @@ def row_values(tr: TaskRun, recs: dict[str, dict], ids: list[str], cols: list[Co
         used, key = field_key(col, tr, btr)
         if key in values:
             continue
-        if key == "drift":
-            d = _drift(tr)
+        if key in ("drift", "drift_kl"):
+            d = _drift(tr, key == "drift_kl")
             values[key] = [(_clean(round(d[i], 6)) if i in d else (0.0 if btr is None and d == {} else None))
                            for i in ids]
         elif used.kind == "corpus":

@@ -295,10 +295,17 @@ def leaderboard(paths: list[str | Path], output: str | Path = "results", resampl
                 bootstrap_seed: int = 12345, versus: str | None = None):
     """Regenerate leaderboard.{md,csv,html} and pareto.png in `output` from results.json files or folders.
     `versus`: reference method of the composite-difference table (None: sft when present; "none": no table).
-    Returns (tables, written paths)."""
+    Rows whose recorded method variant differs from what their recipe gives with today's defaults are marked stale
+    (mt_harness/staleness.py); each row carries its method's mechanism check (mt_harness/mechanism.py). Returns
+    (tables, written paths)."""
     from leaderboard import make_leaderboard
+    from mt_harness.mechanism import mechanisms
+    from mt_harness.staleness import expected_variants
 
-    return make_leaderboard([Path(p) for p in paths], Path(output), resamples, bootstrap_seed, versus)
+    found = [Path(p) for p in paths]
+    present = [p for p in found if p.exists()]  # a missing path is make_leaderboard's one-line error
+    expected = expected_variants(present, load_method_config)  # rows trained with an older default: stale
+    return make_leaderboard(found, Path(output), resamples, bootstrap_seed, versus, expected, mechanisms(present))
 
 
 def study(path: str | Path, executor: str = "local", workers: int | None = None, threads: int | None = None,

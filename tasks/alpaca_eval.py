@@ -70,8 +70,11 @@ class AlpacaEvalTask(Task):
     leaderboard = (
         Column("AlpacaEval win rate", "win_rate", "judgment.win", role="general", family="instruction following",
                when="judged"),
-        # judge-free drift (nats/token): shown with intervals, not in the composite (it measures change, not loss)
-        Column("AlpacaEval drift", "drift_nll", direction="lower", kind="drift", when="drift computed"),
+        # judge-free drift (nats/token): shown with intervals, not in the composite (it measures change, not loss).
+        # KL to the base (>= 0, lower = less change) is the drift column; the signed NLL drift beside it has no
+        # better/worse direction (negative = sharper on the base's own greedy answers, not less forgetting)
+        Column("AlpacaEval KL to base", "drift_kl", "kl", direction="lower", kind="drift", when="drift computed"),
+        Column("AlpacaEval signed drift", "drift_nll", "nll", direction="none", kind="drift", when="drift computed"),
     )
 
     # -- data ---------------------------------------------------------------------------------

@@ -56,8 +56,11 @@ class MTBenchTask(Task):
     leaderboard = (
         Column("MT-Bench", "score", "judgment.turns[*].score", role="general", scale=9, family="instruction following",
                when="judged"),
-        # judge-free drift (nats/token): shown with intervals, not in the composite (it measures change, not loss)
-        Column("MT-Bench drift", "drift_nll", direction="lower", kind="drift", when="drift computed"),
+        # judge-free drift (nats/token): shown with intervals, not in the composite (it measures change, not loss).
+        # KL to the base (>= 0, lower = less change) is the drift column; the signed NLL drift beside it has no
+        # better/worse direction (negative = sharper on the base's own greedy answers, not less forgetting)
+        Column("MT-Bench KL to base", "drift_kl", "kl", direction="lower", kind="drift", when="drift computed"),
+        Column("MT-Bench signed drift", "drift_nll", "nll", direction="none", kind="drift", when="drift computed"),
     )
 
     def __init__(self, cfg, data, path=None):

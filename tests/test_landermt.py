@@ -72,6 +72,51 @@ def test_mlp_sites_are_found_for_gated_and_plain_mlps(arch, tiny_model_factory):
     assert sites[0].ins == {"llama": ("gate_proj", "up_proj"), "gpt2": ("c_fc",), "bloom": ("dense_h_to_4h",)}[arch]
 
 
+def test_variance_split_keeps_the_least_varying_neurons_general():
+    torch.manual_seed(1)
+    scores = {p: torch.rand(40) * (k + 1) for k, p in enumerate(["a", "b", "c"])}
+    general, specific = split_neurons(scores, 0.5, 0.9, normalise=True, rule="variance")
+    phi = {p: [float(v) / float(scores[p].mean()) for v in scores[p]] for p in scores}  # independent loops
+    mean = [sum(phi[p][j] for p in phi) / 3 for j in range(40)]
+    var = [sum((phi[p][j] - mean[j]) ** 2 for p in phi) / 3 for j in range(40)]
+    expect_g = sorted(sorted(range(40), key=lambda j: var[j])[:20])
+    assert general == expect_g and general != split_neurons(scores, 0.5, 0.9, normalise=True)[0]
+    for p in phi:
+        assert specific[p] == [j for j in range(40) if j not in expect_g and phi[p][j] > 0.9 * max(phi[q][j] for q in phi)]
+
+
+def test_relative_and_cosine_layer_metrics_are_not_dominated_by_activation_norms():
+    """Scaling a stretch of the residual stream by 100 (the few layers with massive activations) multiplies its L2
+    shift by 100 and leaves the relative and cosine shifts unchanged; the formulas are checked by hand."""
+    from methods.landermt.neurons import shift_metric
+
+    torch.manual_seed(0)
+    means = torch.randn(6, 8)
+    big = means.clone()
+    big[2:5] *= 100  # rows 2..4 = the outputs of layers 1..3: layers 2 and 3 have both of their states scaled
+    l2, rel, cos = (shift_metric(means, m) for m in ("l2", "relative", "cosine"))
+    b_l2, b_rel, b_cos = (shift_metric(big, m) for m in ("l2", "relative", "cosine"))
+    assert torch.allclose(b_l2[2:4], 100 * l2[2:4], rtol=1e-5)
+    assert torch.allclose(b_rel[2:4], rel[2:4], rtol=1e-5) and torch.allclose(b_cos[2:4], cos[2:4], atol=1e-6)
+    for i in range(5):
+        d = (means[i + 1] - means[i]).norm()
+        assert torch.isclose(rel[i], d / means[i].norm()) and torch.isclose(l2[i], d)
+        assert torch.isclose(cos[i], 1 - means[i + 1] @ means[i] / (means[i + 1].norm() * means[i].norm()), atol=1e-6)
+
+
+def test_new_options_keep_the_config_hash_of_existing_artifacts():
+    """layer_metric / split are left out of the recorded config and its hashes while at today's defaults (so
+    artifacts trained before they existed keep their keys), and recorded once set."""
+    from harness.config import to_dict
+    from harness.method import config_variant
+    from methods.landermt.config import LANDeRMTConfig
+
+    d = to_dict(LANDeRMTConfig())
+    assert "layer_metric" not in d and "split" not in d
+    other = LANDeRMTConfig(layer_metric="cosine", split="variance")
+    assert to_dict(other)["layer_metric"] == "cosine" and config_variant(other) != config_variant(LANDeRMTConfig())
+
+
 def test_layer_shift_matches_hidden_states_from_transformers(tiny_model_factory):
     model, tok = _load(tiny_model_factory("gpt2"))
     feats = _features(tok)

@@ -45,7 +45,8 @@ def _run(data_dir, out, method, task_name, answer, limit, drift=None):
         (out / task_name).mkdir(parents=True, exist_ok=True)
         n = sum(v[2] for v in per.values())
         (out / task_name / "drift.json").write_text(json.dumps({
-            "drift_nll": sum(v[0] - v[1] for v in per.values()) / n, "kl_base_eval": 0.0, "ids": list(docs),
+            "drift_nll": sum(v[0] - v[1] for v in per.values()) / n,
+            "kl_base_eval": sum(v[3] for v in per.values() if len(v) > 3) / n, "ids": list(docs),
             "per_id": per}))
     ctx = EvalContext(out_dir=out, model=MODEL, limit=limit,
                       method={"name": method, "config": {}, "artifact": {"kind": "none", "config_hash": method[:4]}})
@@ -80,7 +81,7 @@ def test_ifeval_column_drift_column_and_composite(runs, tmp_path):
     tables, _ = make_leaderboard([runs], tmp_path, n_boot=300, seed=3)
     rows = {r.label: r for r in tables[0].rows}
     labels = [c.label for c in tables[0].columns]
-    assert "IFEval prompt strict" in labels and "AlpacaEval drift" in labels
+    assert "IFEval prompt strict" in labels and "AlpacaEval signed drift" in labels
     assert "HellaSwag acc_norm" not in labels and "AlpacaEval win rate" not in labels  # absent tasks: no column
 
     # IFEval Δ = difference of per-prompt strict means (independent recomputation from samples.jsonl)
@@ -98,7 +99,7 @@ def test_ifeval_column_drift_column_and_composite(runs, tmp_path):
     # document order ("x/2" before "x/10"), the order the leaderboard's resample indices refer to (sacrebleu's)
     aids = sorted(d, key=lambda i: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", i)])
     num, den = [d[i][0] - d[i][1] for i in aids], [d[i][2] for i in aids]
-    drift_cell = rows["worse"].cells["AlpacaEval drift"]
+    drift_cell = rows["worse"].cells["AlpacaEval signed drift"]
     assert (drift_cell.value == pytest.approx(sum(num) / sum(den))
             and drift_cell.delta == pytest.approx(drift_cell.value))
     counts = stats.resample_counts(len(aids), 300, 3, "alpaca_eval", "en")
@@ -106,7 +107,7 @@ def test_ifeval_column_drift_column_and_composite(runs, tmp_path):
     srt = np.sort(boot)  # sacrebleu's interval convention: the sorted values at k and n - k - 1, k = n // 40
     lo, hi = srt[len(srt) // 40], srt[len(srt) - len(srt) // 40 - 1]
     assert (drift_cell.lo, drift_cell.hi) == (pytest.approx(lo), pytest.approx(hi))
-    assert rows["base"].cells["AlpacaEval drift"].value == 0.0
+    assert rows["base"].cells["AlpacaEval signed drift"].value == 0.0
 
     # composite: the only general column with an interval is IFEval (drift is shown, not counted)
     comp = rows["worse"].composites["general-ability loss"]
@@ -114,7 +115,38 @@ def test_ifeval_column_drift_column_and_composite(runs, tmp_path):
     assert (comp.lo, comp.hi) == (pytest.approx(-100 * cell.hi), pytest.approx(-100 * cell.lo))
     assert "instruction following: 1" in comp.note
     md = (tmp_path / "leaderboard.md").read_text()
-    assert "IFEval prompt strict" in md and "AlpacaEval drift" in md
+    assert "IFEval prompt strict" in md and "AlpacaEval signed drift" in md
+
+
+def test_kl_column_resampled_and_signed_drift_without_direction(data_dir, tmp_path):
+    """KL to base is resampled from drift.json's 4th per-document element; a run without it shows the summary KL with
+    no interval and a note (never an invented interval); the signed drift column has no arrow and a sign note."""
+    root = tmp_path / "runs"
+    _run(data_dir, root / "base", "base", "alpaca_eval", lambda d: "ok", 20, drift=lambda k: [10.0, 10.0, 5, 0.0])
+    _run(data_dir, root / "moved", "moved", "alpaca_eval", lambda d: "ok", 20,
+         drift=lambda k: [10.0 - k % 3, 10.0, 4 + k % 2, 0.2 + 0.1 * (k % 4)])
+    _run(data_dir, root / "older", "older", "alpaca_eval", lambda d: "ok", 20, drift=lambda k: [10.5, 10.0, 5])
+    out = tmp_path / "board"
+    tables, _ = make_leaderboard([root], out, n_boot=300, seed=3)
+    t = tables[0]
+    rows = {r.label: r for r in t.rows}
+    labels = [c.label for c in t.columns]
+    assert labels.index("AlpacaEval KL to base") + 1 == labels.index("AlpacaEval signed drift")
+    d = json.loads((root / "moved" / "alpaca_eval" / "drift.json").read_text())["per_id"]
+    kl = rows["moved"].cells["AlpacaEval KL to base"]
+    assert kl.value == pytest.approx(sum(v[3] for v in d.values()) / sum(v[2] for v in d.values()))
+    assert kl.delta == pytest.approx(kl.value) and 0 < kl.lo <= kl.value <= kl.hi
+    signed = rows["moved"].cells["AlpacaEval signed drift"]
+    assert signed.value < 0 and signed.hi < 0  # sharper on the base's answers: negative, and it stays a change
+    old = rows["older"].cells["AlpacaEval KL to base"]
+    assert old.value == 0.0 and old.lo is None and "no per-document KL" in old.note  # summary value, no interval
+    assert rows["older"].cells["AlpacaEval signed drift"].lo is not None  # its NLL sums still resample
+    md = (out / "leaderboard.md").read_text()
+    assert "AlpacaEval KL to base ↓" in md and "AlpacaEval signed drift |" in md
+    assert "signed drift ↓" not in md and "signed drift ↑" not in md
+    assert "it is not less forgetting" in md and "no interval for older on" in md
+    page = (out / "leaderboard.html").read_text()
+    assert "AlpacaEval signed drift<span class='sub'>±</span>" in page
 
 
 def test_family_composite_weighs_families_equally():
@@ -137,3 +169,14 @@ def test_family_composite_weighs_families_equally():
                               np.mean([100 * cells[k].boot for k in list(cells)[1:]], axis=0)], axis=0)
     assert np.allclose(comp.boot, expected_boot)
     assert family_composite({}, cols, -1.0).value is None
+
+
+def test_column_direction_none_is_never_in_a_composite():
+    from harness.columns import Column
+    from harness.errors import HarnessError
+
+    assert not Column("d", "k", direction="none", kind="summary").has_direction
+    with pytest.raises(HarnessError, match="direction 'none' cannot count in a composite"):
+        Column("d", "k", "x", direction="none", role="general", family="math")
+    with pytest.raises(HarnessError, match="must be 'nll' or 'kl'"):
+        Column("d", "k", "bits", kind="drift")

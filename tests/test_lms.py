@@ -290,3 +290,20 @@ def test_init_is_seeded(tiny_model_factory):
         assert all(not m.F.any() for m in lms_layers(model).values())  # F = 0
     assert torch.equal(inits[0], inits[1]) and not torch.equal(inits[0], inits[2])
     assert inits[0].std().item() == pytest.approx(0.01, rel=0.05)
+
+
+def test_run_reports_the_route_kl_and_whether_the_base_trained(tiny_model_factory, data_dir, tmp_path):
+    """The mechanism check: after training, the artifact report holds the KL between each pair's route and the shared
+    route on FLORES dev lines (> 0 once V/F trained), and the leaderboard text says the base stayed frozen."""
+    path = tiny_model_factory("llama")
+    rc = main(["run", "--method", "lms", "--tasks", "flores", "--langs", "de-en", "--limit", "1", "--model",
+               str(path), "--output", str(tmp_path / "out"), "--data-dir", str(data_dir), "--method-config",
+               _recipe(tmp_path), "--threads", "1", "--batch-size", "2", "--dtype", "float32"])
+    assert rc == 0
+    record = json.loads((tmp_path / "out" / "results.json").read_text())["method"]
+    check = record["artifact"]["report"]
+    assert check["base_trained"] is False and set(check["route_kl"]["per_pair"]) == {"de-en", "en-de"}
+    assert all(v > 0 for v in check["route_kl"]["per_pair"].values())
+    text = LMSMethod().mechanism(record)
+    assert "de-en" in text and "base frozen" in text
+    assert "not recorded" in LMSMethod().mechanism({"config": {}, "artifact": {}})

@@ -194,4 +194,7 @@ def test_drift_scores_a_conversation_in_one_pass_with_the_same_numbers(tiny_mode
         assert chained[key] == pytest.approx(separate[key], rel=1e-5, abs=1e-6)
     for c, s in zip(chained["per_pair"], separate["per_pair"]):
         assert c == pytest.approx(s, rel=1e-5, abs=1e-5)
-    assert chained["per_pair"][3] == (0.0, 0.0, 0)
+    assert chained["per_pair"][3] == (0.0, 0.0, 0, 0.0)
+    # the per-answer KL sums (drift.json's 4th per-document element) add up to the summary KL
+    assert sum(p[3] for p in chained["per_pair"]) / chained["n_tokens"] == pytest.approx(chained["kl_base_eval"])
+    assert all(p[3] >= -1e-6 for p in chained["per_pair"]) and chained["kl_base_eval"] > 0

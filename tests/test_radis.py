@@ -224,3 +224,27 @@ def test_rationale_words_are_absent_from_flores_references_and_present_in_ration
         assert len(lines) == 1012 and not [x for x in lines if has_rationale_words(x)]
     for raw, _, _ in OBSERVED[:3] + OBSERVED[4:8]:  # the explanation part of each observed output
         assert has_rationale_words(raw)
+
+
+def test_generation_context_trains_the_rationale_after_the_second_turn(tiny_model):
+    """rationale_context generation (explain): one sequence = the two-turn conversation the rationale was generated
+    in; the reference is the first reply (translation), the question is masked, the rationale is the second reply;
+    today's continuation keeps reference ⊕ rationale as one reply."""
+    from harness.config import to_dict
+    from methods.radis.config import RaDisConfig
+    from methods.radis.context import features
+    from methods.radis.rationales import EXPLAIN_PROMPT
+
+    _, tok = load_for_training(tiny_model, BackendConfig(device="cpu"))
+    ex, rat = _examples()[0], "It is a polite greeting."
+    gen = RaDisConfig(rationale_prompt="explain", rationale_context="generation")
+    (f,) = features(tok, [ex], _msgs, [rat], "auto", gen)
+    seg, ids = f["segments"], f["input_ids"]
+    text = {s: tok.decode([t for t, x in zip(ids, seg) if x == s]) for s in (trainer.TRANSLATION, trainer.RATIONALE)}
+    assert text[trainer.TRANSLATION].startswith(ex.reference) and rat in text[trainer.RATIONALE]
+    assert EXPLAIN_PROMPT in tok.decode(ids) and EXPLAIN_PROMPT not in text[trainer.RATIONALE]
+    assert seg.index(trainer.RATIONALE) > max(i for i, s in enumerate(seg) if s == trainer.TRANSLATION)
+    (c,) = features(tok, [ex], _msgs, [rat], "auto", RaDisConfig(rationale_prompt="explain"))
+    assert EXPLAIN_PROMPT not in tok.decode(c["input_ids"]) and c["input_ids"] != ids
+    # the option keeps today's config hash while at its default
+    assert "rationale_context" not in to_dict(RaDisConfig()) and to_dict(gen)["rationale_context"] == "generation"

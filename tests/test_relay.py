@@ -255,3 +255,86 @@ def test_adds_bos_follows_the_tokenizer_not_only_its_flag():
     tok = _other_tokenizer()
     assert getattr(tok, "add_bos_token", False) is False and adds_bos(tok)
     assert not adds_bos(build_tokenizer(chat=True))  # no BOS in its processing: none added
+
+
+def test_shuffled_sources_pair_each_line_with_another_of_its_direction():
+    from harness.errors import HarnessError
+    from methods.relay.backend import shuffled_sources
+
+    docs = [{"source": f"s{i}", "src": "de", "tgt": "en"} for i in range(3)] + [{"source": "t0", "src": "en", "tgt": "de"},
+                                                                                {"source": "t1", "src": "en", "tgt": "de"}]
+    got = shuffled_sources(docs)
+    assert [d["source"] for d in got] == ["s1", "s2", "s0", "t1", "t0"]
+    assert all(g["src"] == d["src"] and g["tgt"] == d["tgt"] for g, d in zip(got, docs))
+    with pytest.raises(HarnessError, match="only one de-en line"):
+        shuffled_sources(docs[:1])
+
+
+def _first_logits(gen, docs) -> list[torch.Tensor]:
+    """The target LLM's next-token logits after the prefill of each line (what greedy decoding starts from)."""
+    seen, real = {}, gen.prefill
+
+    def spy(rows):
+        cache, attn, last = real(rows)
+        seen.update({row.index: x.clone() for row, x in zip(rows, last)})
+        return cache, attn, last
+
+    gen.prefill = spy
+    out = gen.generate(_requests(docs, n=1))
+    return [seen[i] for i in range(len(docs))], out
+
+
+def test_control_decodes_another_lines_states_and_is_inert_for_a_map_that_ignores_its_input(pair):
+    """The control on tiny models: with a map that reads its input, line i of the control starts from exactly the
+    relay's state for line i+1 (same target prompt, that line's source states); with a map whose output ignores the
+    source (cross-attention map with a zero output projection: constant soft tokens) the control changes nothing."""
+    over = {"map": "xattn", "xattn_queries": 3, "xattn_heads": 2}
+    cfg, ctl_cfg = _cfg(**over), _cfg(**over, control="shuffled_source")
+    relay, stok, ttok = _relay(*pair, cfg)
+    torch.manual_seed(0)
+    for p in relay.map.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    reads, _ = _first_logits(_generator(relay, stok, ttok, cfg, 3), DOCS)
+    ctl, gens = _first_logits(_generator(relay, stok, ttok, ctl_cfg, 3), DOCS)
+    for i in range(3):
+        torch.testing.assert_close(ctl[i], reads[(i + 1) % 3], atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(ctl[i], reads[i], atol=1e-3)
+    assert gens[0].prompt.startswith("[control: another line's source] [source LLM]") and DOCS[1]["source"] in gens[0].prompt
+    with torch.no_grad():
+        relay.map.out.proj.weight.zero_()
+    ignores, _ = _first_logits(_generator(relay, stok, ttok, cfg, 3), DOCS)
+    ctl, _ = _first_logits(_generator(relay, stok, ttok, ctl_cfg, 3), DOCS)
+    for a, b in zip(ignores, ctl):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_control_run_reuses_the_artifact_and_records_the_control(pair, data_dir, tmp_path, capsys):
+    gemma, llama = pair
+    assert _run(llama, data_dir, tmp_path / "a", _recipe(tmp_path, gemma)) == 0
+    ctl_recipe = tmp_path / "ctl.yaml"
+    ctl_recipe.write_text((tmp_path / "relay.yaml").read_text() + "control: shuffled_source\n")
+    assert _run(llama, data_dir, tmp_path / "c", str(ctl_recipe)) == 0
+    assert "reusing artifact" in capsys.readouterr().out
+    a, c = (json.loads((tmp_path / d / "results.json").read_text())["method"] for d in ("a", "c"))
+    assert a["artifact"]["hash"] == c["artifact"]["hash"] and a["artifact"]["config_hash"] == c["artifact"]["config_hash"]
+    assert "control" not in a["config"] and c["config"]["control"] == "shuffled_source" and a["variant"] != c["variant"]
+    flores = [json.loads(x) for x in (tmp_path / "c" / "flores" / "samples.jsonl").read_text().splitlines()]
+    assert all(r["prompts"][0].startswith("[control") for r in flores)
+
+
+def test_native_tags_put_the_language_tags_on_the_target_side(pair):
+    """tags: native — the source LLM reads the sentence alone; the target LLM reads its own tokens
+    "####[German]:" before the soft tokens and "####[English]:" after them; mapped (default) is unchanged and, with
+    control at its default too, neither option enters the recorded config (artifact keys stay the same)."""
+    from harness.config import to_dict
+
+    _, stok, ttok = _relay(*pair, _cfg())
+    doc = DOCS[0]
+    native = encode(stok, ttok, _cfg(tags="native"), doc)
+    mapped = encode(stok, ttok, _cfg(), doc)
+    assert stok.decode(native.source_ids, skip_special_tokens=True).strip() == doc["source"]
+    assert "####[German]" in stok.decode(mapped.source_ids) and "####[German]" not in stok.decode(native.source_ids)
+    assert ttok.decode(native.prefix_ids, skip_special_tokens=True).strip() == "####[German]:"
+    assert native.prompt_ids == mapped.prompt_ids and ttok.decode(native.prompt_ids).strip() == "####[English]:"
+    d = to_dict(_cfg())
+    assert "tags" not in d and "control" not in d and to_dict(_cfg(tags="native"))["tags"] == "native"

@@ -96,7 +96,8 @@ def compute_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: 
                 base=None) -> None:
     """Compute drift for the selected documents and write <out>/<task>/drift.json (or the reason it is absent).
     `base` = (model, tokenizer) of the base model when already loaded. drift.json keeps per-document sums
-    (`per_id`: [Σ nll eval, Σ nll base, answer tokens]) so the leaderboard can resample documents."""
+    (`per_id`: [Σ nll eval, Σ nll base, answer tokens, Σ KL(base||eval)]) so the leaderboard can resample documents
+    (runs written before the 4th element existed have three)."""
     from tqdm.auto import tqdm
 
     from harness.metrics.drift import drift
@@ -142,9 +143,9 @@ def compute_drift(task, store: JsonlStore, ids: list[str], backend, ectx, plan: 
     finally:
         bar.close()
     per_id: dict[str, list[float]] = {}
-    for owner, (e, b, n) in zip(owners, result.pop("per_pair")):
-        acc = per_id.setdefault(owner, [0.0, 0.0, 0])
-        acc[0], acc[1], acc[2] = acc[0] + e, acc[1] + b, acc[2] + n
+    for owner, (e, b, n, kl) in zip(owners, result.pop("per_pair")):
+        acc = per_id.setdefault(owner, [0.0, 0.0, 0, 0.0])
+        acc[0], acc[1], acc[2], acc[3] = acc[0] + e, acc[1] + b, acc[2] + n, acc[3] + kl
     result.update({"ref": str(plan.ref), "ref_sha256": samples_sha256(plan.ref), "n_missing": len(ids) - len(common),
                    "ids": ids, "base_model": ectx.model.get("name"), "base_weights_sha256": base_sha,
                    "per_id": per_id})

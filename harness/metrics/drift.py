@@ -7,12 +7,14 @@ the evaluated model E and the base model B (each in the dtype it was loaded in, 
 log-softmax and every sum below in float32):
 
     nll_M    = (1/N) Σ_i Σ_t  −log P_M(a_i,t | p_i, a_i,<t)         (N = answer tokens in total)
-    drift_nll = nll_E − nll_B                                        (nats per token, ≥ 0 expected)
+    drift_nll = nll_E − nll_B                                        (nats per token, signed)
     kl_base_eval = (1/N) Σ_i Σ_t  KL(P_B(·|ctx) ‖ P_E(·|ctx))        (full next-token distributions)
 
-drift_nll is how much less likely the evaluated model finds what the base model would have said;
-0 for an untouched model, larger the further fine-tuning moved it. KL is the full-distribution
-version at the same positions. Neither needs a judge. The answer is scored without an end-of-turn
+drift_nll is how much less likely the evaluated model finds what the base model would have said; 0 for an
+untouched model. It is signed and has no better/worse direction: it is negative when fine-tuning made the
+model *sharper* on the base's own greedy answers (e.g. self-distillation on the model's own greedy text), which
+is change, not less forgetting. kl_base_eval (≥ 0, 0 only for an identical distribution) is the full-distribution
+change at the same positions, the measure of how far the model moved (lower = less change). Neither needs a judge. The answer is scored without an end-of-turn
 token; the prompt keeps the base run's BOS handling. Requires the two models to share a tokenizer
 (same vocabulary); otherwise it is reported as not computed.
 """
@@ -85,7 +87,8 @@ def drift(eval_model, base_model, base_tok, pairs: list[tuple[str, str]], eval_t
     tot_e = tot_b = tot_kl = 0.0
     n_tok = n_ans = 0
     encoded = [_encode(base_tok, prompt, answer) for prompt, answer in pairs]
-    per_pair = [(0.0, 0.0, 0)] * len(pairs)  # (Σ nll eval, Σ nll base, answer tokens) in order; 0s when skipped
+    # (Σ nll eval, Σ nll base, answer tokens, Σ KL(base||eval)) in order; 0s when skipped
+    per_pair = [(0.0, 0.0, 0, 0.0)] * len(pairs)
     for chain in _chains(encoded):
         if not all(encoded[i][0] and encoded[i][1] for i in chain):
             continue  # an empty prompt or answer: a chain of one, skipped
@@ -100,9 +103,9 @@ def drift(eval_model, base_model, base_tok, pairs: list[tuple[str, str]], eval_t
             nll_b = -lp_b.gather(1, target[:, None]).sum().item()
             nll_e = -lp_e.gather(1, target[:, None]).sum().item()
             tot_b, tot_e = tot_b + nll_b, tot_e + nll_e
-            per_pair[i] = (nll_e, nll_b, len(target))
-            if not same:
-                tot_kl += (lp_b.exp() * (lp_b - lp_e)).sum().item()
+            kl = 0.0 if same else (lp_b.exp() * (lp_b - lp_e)).sum().item()
+            per_pair[i] = (nll_e, nll_b, len(target), kl)
+            tot_kl += kl
             n_tok += len(target)
             n_ans += 1
             if progress is not None:

@@ -158,11 +158,12 @@
       var bv = theirs && bi[id] !== undefined && bfield && theirs.values[bfield] ? theirs.values[bfield][bi[id]] : null;
       var diff = (typeof mv === 'number' && typeof bv === 'number') ? mv - bv : null;
       list.push({ id: id, k: k, it: it, m: mine.recs[mi[id]], b: theirs && bi[id] !== undefined ? theirs.recs[bi[id]] : null,
-        mv: mv, bv: bv, diff: diff, gain: diff === null ? null : (col.higher ? diff : -diff) });
+        mv: mv, bv: bv, diff: diff, gain: diff === null || col.higher === null ? null : (col.higher ? diff : -diff) });
     });
-    var state = { order: base ? 'worst' : 'doc', subset: '', flagged: false, page: 0 };
+    var ranked = base && col.higher !== null;  /* a column with no direction (signed drift) has no worst/best */
+    var state = { order: ranked ? 'worst' : 'doc', subset: '', flagged: false, page: 0 };
     var count = el('p', { cls: 'count' });
-    var sel = el('select', { 'aria-label': 'order' }, (base ? [['worst', 'worst first (largest loss versus base)'], ['best', 'best first']] : [])
+    var sel = el('select', { 'aria-label': 'order' }, (ranked ? [['worst', 'worst first (largest loss versus base)'], ['best', 'best first']] : [])
       .concat([['doc', 'document order']]).map(function (o) { return el('option', { value: o[0], text: o[1] }); }));
     var subs = el('select', { 'aria-label': 'subset' }, [el('option', { value: '', text: 'all subsets' })].concat(
       col.subsets.map(function (s) { return el('option', { value: s, text: s }); })));

@@ -17,6 +17,11 @@ class LANDeRMTMethod(Method):
     def train(self, cfg: LANDeRMTConfig, ctx: TrainContext) -> Artifact:
         return train_landermt(cfg, ctx, self.name)
 
+    def mechanism(self, record: dict) -> str:
+        from methods.landermt.report import mechanism_text
+
+        return mechanism_text((record.get("config") or {}).get("analysis"))
+
     def backend(self, artifact: Artifact, model: ResolvedModel, cfg: BackendConfig):
         from methods.landermt.backend import RoutedBackend, load_routed
 

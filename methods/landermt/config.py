@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.config import added_option
 from harness.training.data import TrainDataConfig
 from harness.training.trainer import TrainConfig
 
@@ -25,6 +26,10 @@ class LANDeRMTConfig:
     # neurons and gates (a selective update tolerates a higher lr than full fine-tuning [choice: optimisation])
     # (1) representation analysis: per pair, the top_layers layers whose output moves the mean hidden state most
     top_layers: int = 4  # K [choice: number of layers K]
+    # how a layer's movement is measured: l2 = ||mean h_i − mean h_(i−1)|| (today's default; dominated by the few layers
+    # with large activations), relative = that / ||mean h_(i−1)||, cosine = 1 − cos(mean h_i, mean h_(i−1))
+    # [choice: layer metric]
+    layer_metric: Literal["l2", "relative", "cosine"] = added_option("l2")
     ra_samples: int = 32  # N training examples per pair for the layer analysis
     # (2) Taylor awareness |activation × dL/dactivation| of every FFN neuron in the chosen layers
     te_samples: int = 32  # training examples per pair for the awareness scores (forward + backward, no step)
@@ -32,6 +37,10 @@ class LANDeRMTConfig:
     # (3) split (NA-MNMT's rule) [choice: split thresholds]: general = top general_ratio of neurons by awareness
     # summed over pairs; a remaining neuron is specific to every pair whose awareness exceeds
     # specific_threshold × its largest awareness over the pairs
+    # rule of the split: na_mnmt (above; today's default) or variance (the paper's "awareness score variance", as we
+    # read it: general = the general_ratio of neurons whose awareness varies least across pairs; the rest are specific
+    # to the pairs above specific_threshold × the top pair's) [choice: split rule]
+    split: Literal["na_mnmt", "variance"] = added_option("na_mnmt")
     general_ratio: float = 0.7  # ρ
     specific_threshold: float = 0.9
     normalise_scores: bool = True  # divide each pair's scores by their mean within the layer before the split, so
@@ -50,5 +59,7 @@ class LANDeRMTConfig:
             raise HarnessError(f"{where}: top_layers, ra_samples, te_samples and analysis_batch_size must be >= 1")
         if not 0 <= self.general_ratio <= 1 or not 0 < self.specific_threshold <= 1:
             raise HarnessError(f"{where}: general_ratio must be in [0, 1] and specific_threshold in (0, 1]")
+        if self.layer_metric not in ("l2", "relative", "cosine") or self.split not in ("na_mnmt", "variance"):
+            raise HarnessError(f"{where}: layer_metric must be l2, relative or cosine and split na_mnmt or variance")
         if self.gate_scale <= 0:
             raise HarnessError(f"{where}.gate_scale: must be > 0 (2 keeps the model unchanged at the start)")

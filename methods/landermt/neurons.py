@@ -71,9 +71,12 @@ def _batches(features: list[dict], size: int, pad: int):
         yield collate(features[s:s + size], pad)
 
 
-def layer_shift(model, features: list[dict], batch_size: int, pad: int, desc: str = "") -> torch.Tensor:
+def layer_shift(model, features: list[dict], batch_size: int, pad: int, desc: str = "",
+                metric: str = "l2") -> torch.Tensor:
     """D_i = || mean_n A_{i,n} - mean_n A_{i-1,n} ||_2 for every decoder layer i, where A_{i,n} is the mean
-    over sample n's tokens of layer i's output (A_{-1} = the embeddings entering layer 0)."""
+    over sample n's tokens of layer i's output (A_{-1} = the embeddings entering layer 0). `metric` relative divides
+    D_i by || mean_n A_{i-1,n} ||; cosine is 1 − cos(mean_n A_{i,n}, mean_n A_{i-1,n}) (neither grows with the
+    activation norm of a layer)."""
     _, layers = decoder_layers(model)
     dev = next(model.parameters()).device
     sums = [None] * (len(layers) + 1)
@@ -99,7 +102,16 @@ def layer_shift(model, features: list[dict], batch_size: int, pad: int, desc: st
         for h in handles:
             h.remove()
     means = torch.stack(sums) / len(features)
-    return (means[1:] - means[:-1]).norm(dim=-1).cpu()
+    return shift_metric(means, metric).cpu()
+
+
+def shift_metric(means: torch.Tensor, metric: str) -> torch.Tensor:
+    """Per layer i, how far mean state i moved from mean state i−1 (`means`: [layers + 1, d]); see layer_shift."""
+    now, before = means[1:], means[:-1]
+    if metric == "cosine":
+        return 1 - torch.nn.functional.cosine_similarity(now, before, dim=-1)
+    d = (now - before).norm(dim=-1)
+    return d / before.norm(dim=-1).clamp_min(1e-30) if metric == "relative" else d
 
 
 def awareness(model, features: list[dict], layers: list[int], batch_size: int, pad: int,
@@ -148,17 +160,20 @@ def awareness(model, features: list[dict], layers: list[int], batch_size: int, p
 
 
 def split_neurons(scores: dict[str, torch.Tensor], general_ratio: float, threshold: float,
-                  normalise: bool) -> tuple[list[int], dict[str, list[int]]]:
+                  normalise: bool, rule: str = "na_mnmt") -> tuple[list[int], dict[str, list[int]]]:
     """One layer: (general neurons, {pair: its specific neurons}) from each pair's awareness [F].
 
-    General = the top general_ratio of neurons by awareness summed over the pairs; every other neuron is
-    specific to each pair p with Phi_p(j) > threshold * max_q Phi_q(j) (at least the most aware pair)."""
+    General (rule na_mnmt) = the top general_ratio of neurons by awareness summed over the pairs; (rule variance) =
+    the general_ratio of neurons whose awareness varies least across the pairs. Every other neuron is specific to
+    each pair p with Phi_p(j) > threshold * max_q Phi_q(j) (at least the most aware pair)."""
     pairs = list(scores)
     phi = torch.stack([scores[p].double() for p in pairs])  # [P, F]
     if normalise:
         phi = phi / phi.mean(1, keepdim=True).clamp_min(1e-30)
     n_general = round(general_ratio * phi.shape[1])
-    general = torch.topk(phi.sum(0), n_general).indices.sort().values if n_general else torch.zeros(0, dtype=torch.long)
+    # variance: least varying across pairs first (population variance; one pair: every neuron varies by 0)
+    rank = -phi.var(0, unbiased=False) if rule == "variance" else phi.sum(0)
+    general = torch.topk(rank, n_general).indices.sort().values if n_general else torch.zeros(0, dtype=torch.long)
     rest = torch.ones(phi.shape[1], dtype=torch.bool)
     rest[general] = False
     top = phi.max(0).values

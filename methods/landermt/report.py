@@ -68,3 +68,21 @@ def heatmap(plan: Plan, shift: dict[str, torch.Tensor], scores: dict[int, dict[s
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def mechanism_text(analysis: dict | None) -> str:
+    """The mechanism check from a run's recorded analysis: the layers and specific-neuron counts chosen per pair,
+    and a warning when every pair chose the same layers (the layer analysis is then pair-independent)."""
+    pairs = (analysis or {}).get("pairs") or {}
+    if not pairs:
+        return "not recorded: this run's config has no `analysis`"
+    metric = (analysis or {}).get("layer_metric", "l2")
+    layers = {p: ",".join(map(str, v.get("layers", []))) for p, v in pairs.items()}
+    neurons = ", ".join(f"{p} {v.get('specific_neurons', '?')}" for p, v in pairs.items())
+    general = next(iter(pairs.values())).get("general_neurons", "?")
+    if len(set(layers.values())) == 1 and len(pairs) > 1:
+        head = (f"layers {next(iter(layers.values()))} for all {len(pairs)} pairs: the layer analysis ({metric}) "
+                f"did not separate pairs")
+    else:
+        head = "layers " + "; ".join(f"{p} {v}" for p, v in layers.items()) + f" (analysis: {metric})"
+    return f"{head}; specific neurons {neurons}; general neurons {general} per pair"

@@ -46,8 +46,8 @@ def analyse(model, pad: int, features: list[dict], pairs: list[str], cfg, device
     # examples cut to their prompt by max_length have no loss: they would add nothing to the awareness
     by_pair = {p: [f for f in features if f["group"] == g and any(s != PROMPT for s in f["segments"])]
                for g, p in enumerate(pairs)}
-    shift = {p: layer_shift(model, by_pair[p][:cfg.ra_samples], cfg.analysis_batch_size, pad, f"layers {p}")
-             for p in pairs}
+    shift = {p: layer_shift(model, by_pair[p][:cfg.ra_samples], cfg.analysis_batch_size, pad, f"layers {p}",
+                            cfg.layer_metric) for p in pairs}
     k = min(cfg.top_layers, len(next(iter(shift.values()))))
     chosen = {p: sorted(torch.topk(shift[p], k).indices.tolist()) for p in pairs}
     union = sorted({i for p in pairs for i in chosen[p]})
@@ -58,7 +58,8 @@ def analyse(model, pad: int, features: list[dict], pairs: list[str], cfg, device
             scores[i][p] = s
     general, specific = {}, {}
     for i in union:
-        general[i], spec = split_neurons(scores[i], cfg.general_ratio, cfg.specific_threshold, cfg.normalise_scores)
+        general[i], spec = split_neurons(scores[i], cfg.general_ratio, cfg.specific_threshold, cfg.normalise_scores,
+                                         cfg.split)
         specific[i] = {p: spec[p] for p in pairs if i in chosen[p]}
     plan = Plan(pairs, chosen, general, specific, cfg.gating, cfg.gate_scale)
     return plan, shift, scores
@@ -121,5 +122,8 @@ def train_landermt(cfg, ctx: TrainContext, name: str = "landermt") -> Artifact:
     if main:
         save_file(trainable_state(model), str(prep.dir / WEIGHTS))
         heatmap(plan, shift, scores, prep.dir / PICTURE)
-    prep.config = {**prep.config, "analysis": summarise(plan, shift, n_trainable)}
+    analysis = summarise(plan, shift, n_trainable)
+    if cfg.layer_metric != "l2" or cfg.split != "na_mnmt":  # recorded when not today's defaults (old records stay)
+        analysis.update(layer_metric=cfg.layer_metric, split=cfg.split)
+    prep.config = {**prep.config, "analysis": analysis}
     return finish(prep, name, "composite")

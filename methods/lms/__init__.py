@@ -54,6 +54,11 @@ class LMSMethod(Method):
     def train(self, cfg: LMSConfig, ctx: TrainContext) -> Artifact:
         return train_lms(cfg, ctx, self.name)
 
+    def mechanism(self, record: dict) -> str:
+        from methods.lms.routes import mechanism_text
+
+        return mechanism_text(record)
+
     def backend(self, artifact: Artifact, model: ResolvedModel, cfg: BackendConfig):
         """Base weights (or the trained ones when the base trained) + the saved V/F, routed per request."""
         base = artifact.path if (artifact.path / "config.json").exists() else model.path

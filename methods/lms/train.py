@@ -10,7 +10,9 @@ methods/lms/README.md).
    forward (the batch stacked twice, each half with its routes; gradient checkpointing stays correct because
    the router does not change before backward). loss = (CE_pair + CE_shared)/2 + fd_weight · symmetric KL
    over the response tokens, every term a mean over the step's target tokens. Without FD: CE_pair only.
-5. Save only V/F (+ `lms.json`; + full weights when the base trained). The parameter counts go to results.json.
+5. Save only V/F (+ `lms.json`; + full weights when the base trained). The parameter counts go to results.json, and
+   the mechanism check (KL between each pair's route and the shared route on FLORES dev lines, whether the base
+   trained: methods/lms/routes.py) to the artifact report.
 """
 
 from __future__ import annotations
@@ -30,12 +32,7 @@ from methods.lms.modules import (
     detach,
     save_lms,
 )
-
-
-def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
-    """Σ over rows of ½·Σ_v (p_a - p_b)·(log p_a - log p_b) = ½·(KL(a‖b) + KL(b‖a)); no stop-gradient."""
-    la, lb = torch.log_softmax(logits_a.float(), -1), torch.log_softmax(logits_b.float(), -1)
-    return 0.5 * ((la.exp() - lb.exp()) * (la - lb)).sum()
+from methods.lms.routes import route_kl, symmetric_kl
 
 
 def fd_objective(router: Router, fuse: bool, fd_weight: float):
@@ -99,6 +96,11 @@ def train_lms(cfg, ctx: TrainContext, name: str = "lms") -> Artifact:
 
     model, main = trainer.train(model, tok, features, cfg.train, prep.dir, seed=ctx.seed, device=ctx.backend.device,
                                 desc=f"{name} train", objective=FDObjective(router, cfg.fuse_distillation, cfg.fd_weight))
+    check = {}  # the mechanism check (methods/lms/routes.py): how far each pair's route is from the shared one
+    if main:
+        pairs = sorted({ex.pair for ex in prep.examples})
+        check = {"route_kl": route_kl(model, tok, router, table, messages, chat, pairs, ctx.data),
+                 "base_trained": cfg.train_base}
     router.use_shared()
     if main:
         save_lms(model, prep.dir, table, {"rank": cfg.rank, "mlp_name": cfg.mlp_name, "targets": list(cfg.targets)})
@@ -106,4 +108,6 @@ def train_lms(cfg, ctx: TrainContext, name: str = "lms") -> Artifact:
             detach(model)
             model.save_pretrained(prep.dir)
             tok.save_pretrained(prep.dir)
-    return finish(prep, name, "composite", report={"lms_parameters": params})
+    # parameter counts join the recorded config; the route check goes to the artifact report (results.json
+    # method.artifact.report)
+    return finish(prep, name, "composite", check, report={"lms_parameters": params})

@@ -15,6 +15,11 @@ class RaDisMethod(Method):
     def train(self, cfg: RaDisConfig, ctx: TrainContext) -> Artifact:
         return train_radis(cfg, ctx, self.name)
 
+    def mechanism(self, record: dict) -> str:
+        from methods.radis.context import mechanism_text
+
+        return mechanism_text(record)
+
     def prepare_task(self, task, artifact: Artifact) -> None:
         """Translation tasks keep only the translation of an output that continues with a rationale."""
         keep = artifact.config.get("eval_keep")

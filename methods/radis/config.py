@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.config import added_option
 from harness.training.data import TrainDataConfig
 from harness.training.trainer import TrainConfig
 
@@ -26,6 +27,10 @@ class RaDisConfig:
     # translation above." and the answer is the rationale (joined to the reference by a blank line);
     # explain_words: as explain, asking which words correspond and why. Small models end their turn after the
     # reference (continue gives empty rationales): the small and CPU recipes use explain [choice: rationale prompt]
+    # where the rationale is trained (methods/radis/context.py): continuation = reference ⊕ rationale as one reply
+    # (today's default; for explain* not the context the rationale was generated in); generation = the two-turn
+    # conversation it was generated in [choice: rationale training context]
+    rationale_context: Literal["continuation", "generation"] = added_option("continuation")
     rationale_max_new_tokens: int = 512  # bound on each rationale, greedy [choice: rationale decoding]
     rationale_batch_size: int = 16  # generation batch for rationales
     eval_keep: Literal["first_paragraph", "first_line"] = "first_line"  # what the translation tasks keep of an
@@ -34,5 +39,8 @@ class RaDisConfig:
     def validate(self, where: str) -> None:
         from harness.errors import HarnessError
 
+        if self.rationale_context not in ("continuation", "generation"):
+            raise HarnessError(f"{where}.rationale_context: {self.rationale_context!r} must be 'continuation' or "
+                               f"'generation'")
         if self.lam < 0 or self.rationale_max_new_tokens < 1:
             raise HarnessError(f"{where}: lam must be >= 0 and rationale_max_new_tokens >= 1")

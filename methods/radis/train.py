@@ -20,7 +20,8 @@ from harness.method import Artifact, TrainContext
 from harness.training import trainer
 from harness.training.objective import CausalLMObjective
 from harness.training.pipeline import finish, prepare, prompt_messages
-from methods.radis.rationales import empty_warning, join, rationales, stats_line
+from methods.radis.context import features as training_features
+from methods.radis.rationales import empty_warning, rationales, stats_line
 
 
 def train_radis(cfg, ctx: TrainContext, name: str = "radis") -> Artifact:
@@ -44,11 +45,12 @@ def train_radis(cfg, ctx: TrainContext, name: str = "radis") -> Artifact:
         print(warning)
 
     model, tok = load_for_training(ctx.model.path, ctx.backend)
-    targets = [join(ex.reference, r, cfg.rationale_prompt) for ex, r in zip(prep.examples, rats)]
-    features = [trainer.encode(tok, messages(ex), t, chat, cfg.train.max_length, split=len(ex.reference))
-                for ex, t in zip(prep.examples, targets)]
+    features = training_features(tok, prep.examples, messages, rats, chat, cfg)  # cfg.rationale_context
 
     trainer.train(model, tok, features, cfg.train, prep.dir, seed=ctx.seed, objective=CausalLMObjective(cfg.lam),
                   device=ctx.backend.device, desc=f"{name} train", save_to=prep.dir)
     # rationale statistics are part of the output: artifact.json "rationales", results.json method.artifact.report
-    return finish(prep, name, "full", {"rationales": {**rat_stats, **({"warning": warning} if warning else {})}})
+    cut = rat_stats.get("finish", {}).get("length", 0)
+    report = {**rat_stats, "cut_at_cap": cut, "cut_share": round(cut / max(1, rat_stats.get("n", 0)), 4),
+              "context": cfg.rationale_context, **({"warning": warning} if warning else {})}
+    return finish(prep, name, "full", {"rationales": report})

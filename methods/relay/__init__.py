@@ -56,7 +56,18 @@ class RelayMethod(Method):
         super().check_run(cfg, tasks, lm_tasks, backend_kind, model)  # what RelayBackend can do; no vLLM
 
     def train(self, cfg: RelayConfig, ctx: TrainContext) -> Artifact:
-        return train_relay(cfg, ctx, self.name)
+        art = train_relay(cfg, ctx, self.name)
+        if cfg.control != "none":  # the same artifact, decoded as the mechanism check's control (backend.py)
+            art.config = {**art.config, "control": cfg.control}
+        return art
+
+    def mechanism(self, record: dict) -> str:
+        """The relay's check is its shuffled-source control, paired by the leaderboard (leaderboard/control.py); this
+        is what a row says when the pair is missing."""
+        if (record.get("config") or {}).get("control"):
+            return "shuffled-source control run: no relay run of the same artifact on this board"
+        return ("content transfer not checked: no shuffled-source control run of this artifact on this board (run "
+                "the same recipe with `control: shuffled_source` added; README 'Mechanism check')")
 
     def backend(self, artifact: Artifact, model, cfg):
         from harness.config import from_dict

@@ -18,8 +18,25 @@ from harness.backends.routed import RoutedBackend
 from harness.errors import HarnessError
 from harness.io import read_json
 from harness.loading import BackendConfig, device_and_dtype, merge_adapter
-from methods.relay.relay import encode
+from methods.relay.relay import NATIVE_HEAD, encode, source_text
 from methods.relay.train import build_relay, load_lm
+
+
+def shuffled_sources(docs: list[dict]) -> list[dict]:
+    """The shuffled-source control's inputs: each document with the `source` of the next document of the same
+    direction in this batch (cyclic), everything else its own, so the target sees its own prompt after another
+    line's hidden states. Needs two lines per direction in a batch."""
+    groups: dict[tuple, list[int]] = {}
+    for i, d in enumerate(docs):
+        groups.setdefault((d.get("src"), d.get("tgt")), []).append(i)
+    out = list(docs)
+    for (src, tgt), idx in groups.items():
+        if len(idx) < 2:
+            raise HarnessError(f"relay control shuffled_source: only one {src}-{tgt} line in a batch; it needs two "
+                               f"or more (raise --chunk-size and --limit)")
+        for k, i in enumerate(idx):
+            out[i] = {**docs[i], "source": docs[idx[(k + 1) % len(idx)]]["source"]}
+    return out
 
 
 class RelayGenerator(HFBackend):
@@ -39,8 +56,10 @@ class RelayGenerator(HFBackend):
 
     def generate(self, requests: list[Request], progress=None) -> list[Generation]:
         rows = []
-        for i, r in enumerate(requests):
-            e = encode(self.source_tok, self.tok, self.relay_cfg, r.doc)
+        shuffled = self.relay_cfg.control == "shuffled_source"
+        sources = shuffled_sources([r.doc for r in requests]) if shuffled else [r.doc for r in requests]
+        for i, (r, src_doc) in enumerate(zip(requests, sources)):
+            e = encode(self.source_tok, self.tok, self.relay_cfg, src_doc)
             rows.append(DecodeRow(i, e.prefix_ids + e.prompt_ids, r, self.stops_for(r), inputs=e))
         todo = sorted((row for row in rows if row.req.gen.max_new_tokens > 0),
                       key=lambda row: -(len(row.inputs.source_ids) + len(row.prompt)))
@@ -48,8 +67,11 @@ class RelayGenerator(HFBackend):
         out = []
         for row in rows:
             d = row.req.doc
-            shown = (f"[source LLM] {self.relay_cfg.source_prompt.format(**d)}\n"
-                     f"[target LLM] <{self._n_soft(row.inputs)} soft tokens>{self.relay_cfg.target_prompt.format(**d)}")
+            head = NATIVE_HEAD.format(**d) if self.relay_cfg.tags == "native" else ""
+            shown = (("[control: another line's source] " if shuffled else "")
+                     + f"[source LLM] {source_text(self.relay_cfg, sources[row.index])}\n"
+                     f"[target LLM] {head}<{self._n_soft(row.inputs)} soft tokens>"
+                     f"{self.relay_cfg.target_prompt.format(**d)}")
             out.append(self.to_generation(row, shown, len(row.inputs.source_ids) + len(row.prompt)))
         return out
 
@@ -91,7 +113,11 @@ class RelayBackend(RoutedBackend):
 
     def settings(self) -> dict:
         any_gen = next(iter(self.generators.values()))
-        return {**any_gen.settings(), "backend": "relay", "relays": self.describe, "general": self.general_info}
+        control = any_gen.relay_cfg.control
+        return {**any_gen.settings(), "backend": "relay", "relays": self.describe, "general": self.general_info,
+                **({"control": f"{control}: each line decoded from the source states of the next line of its "
+                               f"direction in its chunk (methods/relay/backend.py shuffled_sources)"}
+                   if control != "none" else {})}
 
 
 def load_backend(artifact, model, cfg: BackendConfig, relay_cfg) -> RelayBackend:

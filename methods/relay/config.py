@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.config import added_option
 from harness.errors import HarnessError
 from harness.training.data import TrainDataConfig
 from harness.training.trainer import TrainConfig
@@ -62,6 +63,14 @@ class RelayConfig:
     normalize_source: bool = True
     loss_on_eos: bool = True  # the target's EOS is a training target (so generation learns to stop) [choice: EOS]
     target_lora: TargetLoRA | None = None  # set to enable the "+ target fine-tuning" variant
+    # mapped (today's default): the language tags are in the source prompt, read by the source LLM and mapped;
+    # native: the source LLM reads the sentence alone and the tags are target-side text around the soft tokens,
+    # "####[{src_name}]: <soft tokens> ####[{tgt_name}]:" (the paper's prompt generator as we read it) [choice: tags]
+    tags: Literal["mapped", "native"] = added_option("mapped")
+    # evaluation only, never part of the artifact key: "shuffled_source" = the mechanism check's control, each
+    # translation line decoded from another line's source states (same artifact, same prompts); see README
+    # "Mechanism check". Left out of hashes and records while "none" (harness.config.added_option)
+    control: Literal["none", "shuffled_source"] = added_option("none")
 
     def validate(self, where: str) -> None:
         if not self.relays:
@@ -80,6 +89,10 @@ class RelayConfig:
         for key in ("source_prompt",):
             if "{source}" not in getattr(self, key):
                 raise HarnessError(f"{where}.{key}: must contain {{source}}")
+        if self.tags not in ("mapped", "native"):
+            raise HarnessError(f"{where}.tags: {self.tags!r} must be 'mapped' or 'native'")
+        if self.control not in ("none", "shuffled_source"):
+            raise HarnessError(f"{where}.control: {self.control!r} must be 'none' or 'shuffled_source'")
         if self.map == "xattn" and self.xattn_queries < 1:
             raise HarnessError(f"{where}.xattn_queries: must be >= 1")
         self.train.validate(f"{where}.train")

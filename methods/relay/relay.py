@@ -181,14 +181,24 @@ def token_ids(tok, text: str, bos: bool) -> list[int]:
     return ids
 
 
+NATIVE_HEAD = "####[{src_name}]:"  # tags: native, the target-side text before the soft tokens
+
+
+def source_text(cfg, doc: dict) -> str:
+    """What the source LLM reads: the source prompt with its language tags (tags: mapped), or the sentence alone
+    (tags: native: the tags are target-side text, `NATIVE_HEAD` and the target prompt)."""
+    return doc["source"] if cfg.tags == "native" else cfg.source_prompt.format(**doc)
+
+
 def encode(source_tok, target_tok, cfg, doc: dict, reference: str | None = None,
            max_length: int | None = None) -> Encoded:
     """One example for `Relay`: `doc` has the FLORES fields (source, src_name, tgt_name, ...).
 
     `cfg` is a RelayConfig; with `reference` the target continuation is " reference" (+ EOS when
     cfg.loss_on_eos), cut so that prompt + target fit in `max_length` target-side tokens."""
-    source_ids = token_ids(source_tok, cfg.source_prompt.format(**doc), bos=True)
-    prefix = token_ids(target_tok, "", bos=True)
+    source_ids = token_ids(source_tok, source_text(cfg, doc), bos=True)
+    # native tags: the source-language tag is target-model text before the soft tokens (the paper's prompt generator)
+    prefix = token_ids(target_tok, NATIVE_HEAD.format(**doc) if cfg.tags == "native" else "", bos=True)
     prompt_ids = target_tok(cfg.target_prompt.format(**doc), add_special_tokens=False)["input_ids"]
     target_ids: list[int] = []
     if reference is not None:

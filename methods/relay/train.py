@@ -68,7 +68,7 @@ def train_relay(cfg, ctx: TrainContext, name: str = "relay") -> Artifact:
     models = [(resolve(c.source, ctx.model), resolve(c.target, ctx.model)) for c in cfg.relays]
     identities = [{"source": s.identity(), "target": t.identity()} for s, t in models]
     fingerprint = stable_hash([(e.src, e.tgt, e.source, e.reference) for e in examples])
-    config = to_dict(cfg)
+    config = {k: v for k, v in to_dict(cfg).items() if k != "control"}  # an evaluation option: one artifact
     llms = [[i["source"]["weights_sha256"], i["target"]["weights_sha256"]] for i in identities]
     cache = artifact_cache(name, {**config, "seed": ctx.seed, "llms": llms}, fingerprint, ctx.out_dir,
                            ctx.model.identity().get("weights_sha256", ""))

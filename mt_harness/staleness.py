@@ -1,0 +1,127 @@
+"""The method variant each run's recipe gives today, for the leaderboard's stale-row check (leaderboard/stale.py).
+
+A run's recipe is read from the command results.json records (`harness run --method M --method-config F --budget B`,
+which `harness study` workers also record): the method's current defaults <- the budget's recipe <- F, loaded
+exactly as `harness run` loads them (mt_harness.api.load_method_config, passed in by the caller), hashed as results.json's `method.variant`
+(harness.method.config_variant) and compared field by field with the recorded config (results written before
+`variant` was recorded carry the trainer's reports in their config, so their fallback hash is not comparable). A run whose recipe cannot be rebuilt here (not a CLI run, a method no longer
+registered, a config file that is gone) gets no expectation and is never marked.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import replace
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.method import config_variant
+from leaderboard.collect import find_results
+from leaderboard.stale import Expected, run_key
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    for k, a in enumerate(argv):
+        if a == name and k + 1 < len(argv):
+            return argv[k + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _config_file(value: str) -> Path | None:
+    for p in (Path(value), REPO / value):
+        if p.is_file():
+            return p
+    return None
+
+
+def recipe_of(command: str) -> tuple[str, str | None, str | None] | None:
+    """(method, --method-config, --budget) of a recorded `harness run` command, or None when it is not one."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return None
+    if "run" not in argv or _flag(argv, "--method") is None:
+        return None
+    return _flag(argv, "--method"), _flag(argv, "--method-config"), _flag(argv, "--budget")
+
+
+def _changes(recorded: dict, current: dict, at: str = "") -> list[str]:
+    """The fields (dotted) whose recorded value differs from today's, as "field recorded -> now"."""
+    out = []
+    for k in dict.fromkeys([*current, *recorded]):
+        a, b = recorded.get(k), current.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changes(a, b, f"{at}{k}.")
+        elif a != b:
+            out.append(f"{at}{k} {a!r} -> {b!r}")
+    return out
+
+
+def changed_fields(method: dict, current: dict, field_names: set[str], variant: str) -> str:
+    """What differs between a results.json `method` and today's config dict `current` ("" = current). Keys of the
+    recorded config that are not config fields (the trainer's reports: training_data, analysis, ...) are ignored."""
+    recorded = {k: v for k, v in (method.get("config") or {}).items() if k in field_names}
+    diff = _changes(recorded, current)
+    if not diff and method.get("variant") not in (None, variant):
+        diff = [f"variant {method['variant']} -> {variant}"]
+    return "; ".join(diff[:4]) + (f"; {len(diff) - 4} more" if len(diff) > 4 else "")
+
+
+def expected_variant(method_name: str, config_file: str | None, budget: str | None, load_config) -> tuple | None:
+    """(today's config, its field names, Expected without `changed`) that `harness run --method method_name
+    [--method-config config_file] [--budget budget]` gives today; None when it cannot be rebuilt here."""
+    import dataclasses
+
+    from harness.config import to_dict
+    from methods import get_method
+
+    try:
+        method = get_method(method_name)
+    except HarnessError:
+        return None
+    path = None
+    if config_file:
+        path = _config_file(config_file)
+        if path is None:
+            return None
+    try:
+        cfg = load_config(method, path, budget)
+    except HarnessError:
+        return None
+    recipe = config_file or (f"--budget {budget}" if budget else f"{method_name}'s defaults")
+    return to_dict(cfg), {f.name for f in dataclasses.fields(cfg)}, Expected(config_variant(cfg), recipe)
+
+
+def expected_variants(paths: list[Path], load_config) -> dict[str, Expected]:
+    """Run folder (leaderboard.stale.run_key) -> the variant its recipe gives today, for every trained run under
+    `paths` (those whose recipe cannot be rebuilt: `Expected.unknown` says why). `load_config(method, file, budget)`:
+    how `harness run` loads a method config (mt_harness.api.load_method_config)."""
+    out: dict[str, Expected] = {}
+    cache: dict[tuple, tuple | None] = {}
+    for f in find_results(paths):
+        try:
+            res = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # the leaderboard reports unreadable results itself
+        method = res.get("method") or {}
+        if (method.get("artifact") or {}).get("kind", "none") == "none":
+            continue  # the untouched base model has no method config
+        recipe = recipe_of(str(res.get("command", "")))
+        if recipe is None or recipe[0] != method.get("name"):
+            out[run_key(f.parent)] = Expected("", "", unknown="results.json does not record the `harness run` "
+                                              "command that trained it (so not its recipe)")
+            continue
+        if recipe not in cache:
+            cache[recipe] = expected_variant(*recipe, load_config)
+        if cache[recipe] is None:
+            out[run_key(f.parent)] = Expected("", "", unknown=f"its recipe ({recipe[1] or recipe[2] or 'defaults'}) "
+                                              f"cannot be rebuilt here")
+        else:
+            current, names, exp = cache[recipe]
+            out[run_key(f.parent)] = replace(exp, changed=changed_fields(method, current, names, exp.variant))
+    return out

@@ -1,0 +1,120 @@
+"""Mechanism checks on the leaderboard (issue #27): the relay's shuffled-source control passes for a "relay" whose
+output copies the content of the source it is given and fails for one that ignores its input; each method's check
+from its run record reaches the row (md note, CSV field).
+
+The relay stand-in is a test double that reads `Request.doc` exactly where the relay backend does, decoded as the
+real control decodes it (methods/relay/backend.py `shuffled_sources`), and runs through the real runner; the tiny-model
+generation path of the control is tested in tests/test_relay.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from harness.backends.base import Capabilities, Generation
+from harness.data import DataSource
+from harness.rundir.context import EvalContext
+from harness.runner import evaluate
+from methods.relay.backend import shuffled_sources
+from mt_harness import api
+from tasks import load_task
+
+MODEL = {"name": "tiny-test", "weights_sha256": "d" * 64}
+LIMIT = 30
+
+
+class SourceReader:
+    """A relay stand-in: `copy` translates the source it is given (looks its reference up), `ignore` answers the
+    same sentence whatever the source; with `control` each line gets another line's source, as the relay control."""
+
+    capabilities = Capabilities(generate=True, loglik=False, hf_weights=False)
+
+    def __init__(self, refs: dict[str, str], mode: str, control: bool):
+        self.refs, self.mode, self.control = refs, mode, control
+
+    def generate(self, requests, progress=None):
+        docs = [r.doc for r in requests]
+        given = shuffled_sources(docs) if self.control else docs
+        return [Generation(self.refs[d["source"]] if self.mode == "copy" else "The team said that it was a success.",
+                           "p", 3, 5, "stop") for d in given]
+
+    def settings(self):
+        return {"backend": "source-reader-test-double"}
+
+
+def _run(data_dir, out, method: dict, backend=None):
+    task = load_task("flores", DataSource.resolve(str(data_dir)))
+    task.select(["de-en", "en-de"])
+    docs = [d for s in task.selected for d in task.docs(s)[:LIMIT]]
+    refs = {d["source"]: d["reference"] for d in docs}
+    ctx = EvalContext(out_dir=out, method=method, model=MODEL, limit=LIMIT)
+    evaluate(task, backend(refs) if backend else SourceReader(refs, "ignore", False), ctx)
+
+
+def _relay(control: bool, art: str) -> dict:
+    config = {"layer": -1, **({"control": "shuffled_source"} if control else {})}
+    return {"name": "relay", "config": config, "variant": "c" if control else "r",
+            "artifact": {"kind": "composite", "config_hash": "k", "hash": art}}
+
+
+def _board(data_dir, tmp_path, mode: str):
+    root = tmp_path / mode
+    _run(data_dir, root / "base", {"name": "base", "config": {}, "artifact": {"kind": "none", "config_hash": ""}})
+    _run(data_dir, root / "relay", _relay(False, "h1"), lambda refs: SourceReader(refs, mode, False))
+    _run(data_dir, root / "control", _relay(True, "h1"), lambda refs: SourceReader(refs, mode, True))
+    tables, _ = api.leaderboard([root], tmp_path / f"board-{mode}", resamples=200)
+    return {r.label: r for r in tables[0].rows}, tmp_path / f"board-{mode}"
+
+
+def test_relay_control_passes_for_a_map_that_copies_its_input(data_dir, tmp_path):
+    rows, out = _board(data_dir, tmp_path, "copy")
+    relay = next(r for k, r in rows.items() if k.startswith("relay") and r.variant == "r")
+    control = next(r for k, r in rows.items() if k.startswith("relay") and r.variant == "c")
+    assert relay.mechanism.startswith("content transfer: chrF++ minus its shuffled_source control")
+    assert control.mechanism.startswith("shuffled_source control of")
+    # the verdict's numbers are the paired chrF++ difference, recomputed from the two rows' own cells
+    diff = relay.cells["chrF++"].value - control.cells["chrF++"].value
+    assert diff > 20 and f"{diff:+.2f}" in relay.mechanism
+    md = (out / "leaderboard.md").read_text()
+    assert f"{relay.label} on tiny-test: mechanism check: content transfer" in md
+    got = {r["method"]: r for r in csv.DictReader(io.StringIO((out / "leaderboard.csv").read_text()))}
+    assert got[relay.label]["mechanism"] == relay.mechanism
+
+
+def test_relay_control_fails_for_a_map_that_ignores_its_input(data_dir, tmp_path):
+    rows, _ = _board(data_dir, tmp_path, "ignore")
+    relay = next(r for k, r in rows.items() if k.startswith("relay") and r.variant == "r")
+    assert relay.mechanism.startswith("no content transfer: chrF++ minus its shuffled_source control")
+    assert "+0.00 [+0.00, +0.00]" in relay.mechanism
+
+
+def test_relay_without_its_control_says_unchecked_and_other_artifacts_do_not_pair(data_dir, tmp_path):
+    root = tmp_path / "runs"
+    _run(data_dir, root / "base", {"name": "base", "config": {}, "artifact": {"kind": "none", "config_hash": ""}})
+    _run(data_dir, root / "relay", _relay(False, "h1"), lambda refs: SourceReader(refs, "copy", False))
+    _run(data_dir, root / "control", _relay(True, "other"), lambda refs: SourceReader(refs, "copy", True))
+    tables, _ = api.leaderboard([root], tmp_path / "b", resamples=50)
+    rows = {r.variant: r for r in tables[0].rows if r.method == "relay"}
+    assert rows["r"].mechanism.startswith("content transfer not checked")
+    assert rows["c"].mechanism.startswith("shuffled-source control run: no relay run")
+
+
+def test_method_checks_from_run_records(data_dir, tmp_path):
+    """LANDeRMT's layers per pair (a note when every pair chose the same ones) and RaDis's rationale statistics."""
+    from methods import get_method
+
+    same = {"pairs": {p: {"layers": [11, 24], "specific_neurons": 5, "general_neurons": 9} for p in ("de-en", "en-de")}}
+    text = get_method("landermt").mechanism({"config": {"analysis": same}})
+    assert text.startswith("layers 11,24 for all 2 pairs: the layer analysis (l2) did not separate pairs")
+    differ = json.loads(json.dumps(same))
+    differ["pairs"]["en-de"]["layers"] = [3, 4]
+    differ["layer_metric"] = "cosine"
+    assert get_method("landermt").mechanism({"config": {"analysis": differ}}).startswith(
+        "layers de-en 11,24; en-de 3,4 (analysis: cosine)")
+    rec = {"config": {"rationale_prompt": "explain", "rationale_max_new_tokens": 96},
+           "artifact": {"report": {"rationales": {"n": 10, "mean_tokens": 90.0, "finish": {"length": 8, "eos": 2}}}}}
+    text = get_method("radis").mechanism(rec)
+    assert "8 (80%) cut at the 96-token cap" in text and "trained as a continuation" in text
+    rec["config"]["rationale_context"] = "generation"
+    assert "trained in the context they were generated in" in get_method("radis").mechanism(rec)
