@@ -1,4 +1,5 @@
-"""The Python API under the CLI: `run(spec)`, `train(spec)`, `score(folder)` and `leaderboard(paths)`.
+"""The Python API under the CLI: `run(spec)`, `train(spec)`, `score(folder)`, `leaderboard(paths)` and
+`compare(baseline, candidate)`.
 
     from harness.api import RunSpec, leaderboard, run
     spec = RunSpec(method="lora", tasks=["flores"], langs=["de-en"], limit=32, budget="small")
@@ -306,3 +307,12 @@ def leaderboard(paths: list[str | Path], output: str | Path = "results", resampl
     from leaderboard import make_leaderboard
 
     return make_leaderboard([Path(p) for p in paths], Path(output), resamples, bootstrap_seed, versus)
+
+
+def compare(baseline: str | Path, candidate: str | Path, config=None):
+    """Pair two run folders (packed or not) sample by sample and decide per metric (leaderboard/compare.py);
+    `config`: a leaderboard.compare.CompareConfig (gate, tolerance, alpha, exact, resamples, seed, tasks).
+    Returns the Comparison (`.exit_code`: 0 ok, 1 regressed); not comparable: a one-line HarnessError."""
+    from leaderboard.compare import CompareConfig, run_compare
+
+    return run_compare(Path(baseline), Path(candidate), config or CompareConfig())
