@@ -13,7 +13,8 @@ Exact pins (`--exact`, for deterministic runs; a difference fails the gate, exit
 - prompts: the rendered prompts of every sample (chat template and tokenizer included; `contexts` for
   log-likelihood tasks);
 - signatures: the full signatures (sacrebleu version included), metric arguments and task metadata;
-- outputs: the raw and cleaned outputs, cleaning steps and log-likelihoods of every sample.
+- outputs: the raw and cleaned outputs, cleaning steps, new-token counts, finish reasons, log-likelihoods and
+  per-sample scores of every sample.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from leaderboard.collect import Row, TaskRun
 
 DOC_FIELDS = ("reference", "references", "gold", "question", "question_id", "instruction_id_list", "continuations",
               "answer")
-OUTPUT_FIELDS = ("raw", "outputs", "cleaning", "loglik")
+OUTPUT_FIELDS = ("raw", "outputs", "cleaning", "n_new_tokens", "finish", "loglik", "scores")
 SHOWN = 3  # differing samples listed per --exact check
 
 
