@@ -215,14 +215,13 @@ def _recomputed(col: Column, c: Cell, base: Row, cand: Row) -> list[str]:
     return out
 
 
-def compute_metrics(base: Row, cand: Row, cfg: CompareConfig, notes: list[str]) -> list[MetricResult]:
+def compute_metrics(base: Row, cand: Row, cfg: CompareConfig, ev: Evaluator, notes: list[str]) -> list[MetricResult]:
     """Every declared column of the compared tasks and the composites, candidate − baseline (leaderboard/build.py)."""
     sec = Section(rows=[base, cand])
     declared, col_notes = section_columns(sec)
     notes += col_notes
     columns = [c for c in declared if any(c.key in r.tasks[c.task].entry.get("summary", {})
                                           for r in (base, cand) if c.task in r.tasks)]
-    ev = Evaluator(cfg.resamples, cfg.seed)
     level = 1 - cfg.alpha
     cells: dict[str, Cell] = {}
     out: list[MetricResult] = []
@@ -264,7 +263,7 @@ def run_compare(baseline: Path, candidate: Path, cfg: CompareConfig) -> Comparis
     cand.tasks = {t: cand.tasks[t] for t in tasks}
     ev = Evaluator(cfg.resamples, cfg.seed)
     cs.check_comparable(base, cand, ev)
-    metrics = compute_metrics(base, cand, cfg, notes)
+    metrics = compute_metrics(base, cand, cfg, ev, notes)
     _apply_gate_and_tolerance(metrics, cfg)
     result = Comparison(baseline, candidate, cfg, metrics, notes=notes, tasks=tasks)
     result.exact = [cs.exact_check(what, base, cand, ev) for what in cfg.exact]

@@ -10,8 +10,8 @@ Not comparable (one-line HarnessError, exit 2), checked per task in this order:
 - metric signatures: a subset's sacrebleu signatures (the version aside), judge identity or the task's
   scoring metadata (language identifier, refusal classifier; COMET's line aside) differ.
 Exact pins (`--exact`, for deterministic runs; a difference fails the gate, exit 1):
-- prompts: the rendered prompts of every sample (chat template and tokenizer included; `contexts` for
-  log-likelihood tasks);
+- prompts: the rendered prompt of every sample (chat template and system prompt included; the first turn: a later
+  turn holds the model's own earlier answer; `contexts` for log-likelihood tasks);
 - signatures: the full signatures (sacrebleu version included), metric arguments and task metadata;
 - outputs: the raw and cleaned outputs, cleaning steps, new-token counts, finish reasons, log-likelihoods and
   per-sample scores of every sample.
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.metrics.translation import record_ref_streams
 from harness.rundir.read import NOT_RUN_FILE, SCHEMA, read_results
 from leaderboard import stats
 from leaderboard.build import Evaluator, column_groups, get_path
@@ -181,6 +182,13 @@ def text_diff(a, b, width: int = 300) -> list[str]:
     return [x if len(x) <= width else x[: width - 1] + "…" for x in lines]
 
 
+def _first_prompt(rec: dict, name: str):
+    """The prompt of the first turn (later turns hold the model's own earlier answers: those are outputs);
+    log-likelihood tasks: every context."""
+    v = rec.get(name)
+    return v[0] if name == "prompts" and isinstance(v, list) and v else v
+
+
 def exact_check(what: str, base: Row, cand: Row, ev: Evaluator) -> ExactCheck:
     check = ExactCheck(what, 0, 0)
 
@@ -209,9 +217,13 @@ def exact_check(what: str, base: Row, cand: Row, ev: Evaluator) -> ExactCheck:
             for i in ev.subset_ids(b, s):
                 check.total += 1
                 x, y = brec[i], crec[i]
-                fields = (("prompts",) if "prompts" in x or "prompts" in y else ("contexts",)) \
-                    if what == "prompts" else OUTPUT_FIELDS
-                bad = next((f for f in fields if x.get(f) != y.get(f)), None)
+                if what == "prompts":
+                    name = "prompts" if "prompts" in x or "prompts" in y else "contexts"
+                    px, py = _first_prompt(x, name), _first_prompt(y, name)
+                    if px != py:
+                        record(t, i, name, px, py)
+                    continue
+                bad = next((f for f in OUTPUT_FIELDS if x.get(f) != y.get(f)), None)
                 if bad is not None:
                     record(t, i, bad, x.get(bad), y.get(bad))
     return check
@@ -247,8 +259,6 @@ def _per_sample(ev: Evaluator, col, tr: TaskRun, subset: str, ids: list[str]) ->
     recs = ev.samples(tr)
     if col.kind == "corpus":
         metric = ev.metric(tr, subset, col.sample)
-        from harness.metrics.translation import record_ref_streams
-
         rs = [recs[i] for i in ids]
         st = stats.corpus_stats(metric, [r["outputs"][0] for r in rs], record_ref_streams(rs, f"{tr.run_dir}/{tr.task}"))
         return [stats.corpus_score(metric, st[k:k + 1]) for k in range(len(ids))]
