@@ -201,17 +201,14 @@ def _result(name: str, task: str, kind: str, higher: bool, c: Cell | None, level
                         cell=c)
 
 
-def _recomputed(col: Column, c: Cell, base: Row, cand: Row) -> list[str]:
-    """A note per run whose results.json summary disagrees with the value recomputed from its samples (a scoring
-    change since the run, or a samples file edited): the Δ is computed from the samples."""
-    if col.kind not in ("corpus", "mean") or c.value is None or c.delta is None or c.source:
-        return []
+def _recomputed(ev: Evaluator, col: Column, base: Row, cand: Row) -> list[str]:
+    """A note per run whose results.json value disagrees with the one recomputed from its samples (the leaderboard's
+    own check of a row without a base: a scoring change since the run, or an edited file); Δ uses the samples."""
     out = []
-    for row, value in ((base, c.value - c.delta), (cand, c.value)):
-        said = row.tasks[col.task].entry.get("summary", {}).get(col.key)
-        if isinstance(said, (int, float)) and abs(said - value) > 1e-6 * max(1.0, abs(value)):
-            out.append(f"{row.label}: results.json says {col.task} {col.key} = {said:.6g}, recomputed from its samples "
-                       f"{value:.6g}; run `harness score {row.tasks[col.task].run_dir}`")
+    for row in (base, cand):
+        own = cell(ev, col, row, None)
+        if own is not None and own.note.startswith("recomputed"):
+            out.append(f"{row.label}: {col.task} {col.label}: {own.note}; run `harness score {row.tasks[col.task].run_dir}`")
     return out
 
 
@@ -231,7 +228,7 @@ def compute_metrics(base: Row, cand: Row, cfg: CompareConfig, ev: Evaluator, not
             c = Cell(note=f"the baseline's results.json lacks {col.key!r}")
         if c is not None:
             cells[col.label] = c
-            notes += _recomputed(col, c, base, cand)
+            notes += _recomputed(ev, col, base, cand)
         out.append(_result(col.label, col.task, col.kind, col.higher_is_better, c, level, col))
     comps = []
     for name, role in COMPOSITES.items():

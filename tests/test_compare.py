@@ -212,3 +212,31 @@ def test_science_base_versus_sft_seed0_matches_the_leaderboard():
         want = "unchanged" if board[m.name].endswith("†") else ("improved" if up > 0 else "regressed")
         assert m.verdict == want, m.name
     assert r.exit_code == 1 and [m.name for m in r.regressed] == ["general-ability loss"]
+
+
+def test_a_results_json_that_disagrees_with_its_samples_gets_a_note(runs, tmp_path):
+    edited = shutil.copytree(runs["same"], tmp_path / "edited")
+    res = json.loads((edited / "results.json").read_text())
+    res["tasks"]["flores"]["summary"]["chrf"] += 1.0
+    (edited / "results.json").write_text(json.dumps(res))
+    r = compare(runs["base"], edited)
+    assert r.exit_code == 0 and any(n.startswith("candidate: flores chrF++: recomputed ") for n in r.notes)
+
+
+def test_ci_recipe_workflow_script_and_baseline_agree():
+    """The workflow runs gate.sh and shows the JUnit file gate.sh writes; the committed baseline is a packed run of
+    the recipe's tasks with both composites, and compares with itself exactly."""
+    import yaml
+
+    from leaderboard.compare import EXACT
+
+    ci = REPO / "examples" / "ci"
+    steps = yaml.safe_load((ci / "regression-gate.yml").read_text())["jobs"]["gate"]["steps"]
+    gate = (ci / "gate.sh").read_text()
+    assert any(s.get("run") == "bash examples/ci/gate.sh" for s in steps)
+    junit = next(s for s in steps if "junit" in s.get("uses", ""))["with"]["report_paths"]
+    assert f"--junit {junit}" in gate and 'harness compare "$BASELINE" "$OUT"' in gate
+    assert list((ci / "baseline").rglob("samples.jsonl.gz")) and not list((ci / "baseline").rglob("samples.jsonl"))
+    r = compare(ci / "baseline", ci / "baseline", CompareConfig(exact=list(EXACT)))
+    assert r.exit_code == 0 and r.tasks == ["flores", "ifeval"]
+    assert [m.name for m in r.metrics if m.gated] == ["translation gain", "general-ability loss"]

@@ -15,7 +15,7 @@ of those properties, asserted on their own):
 - `--exact prompts,outputs` (config.json `compare_args`): every rendered prompt, raw and cleaned output,
   cleaning step, new-token count, finish reason and per-sample score (chrF, off-target) must be identical;
 - the gate (the translation-gain composite) must not regress, and results.json's metrics must equal those
-  recomputed from the samples (no `results.json says` note).
+  recomputed from the samples (no "recomputed ... but results.json says" note).
 A failure prints `harness compare`'s report: the metric, Δ and interval, or the first differing samples with a diff.
 
 An intended change (new prompt template, cleaning, metric) re-blesses the baseline with:
@@ -87,7 +87,7 @@ def test_small_run_matches_baseline(data_dir, tmp_path, capsys):
     code = main(["compare", str(BASELINE), str(out), *CONFIG["compare_args"], "--json", str(tmp_path / "compare.json")])
     report = capsys.readouterr()
     result = json.loads((tmp_path / "compare.json").read_text()) if code in (0, 1) else {"notes": []}
-    stale = [n for n in result["notes"] if "results.json says" in n]
+    stale = [n for n in result["notes"] if "but results.json says" in n]
     problems = informative + stale + ([f"harness compare exited {code}"] if code else [])
     assert not problems, (f"regression against {BASELINE}:\n" + "\n".join(problems) + "\n" + report.out + report.err
                           + "\n(intended? re-bless: HARNESS_BLESS=1 python -m pytest tests/test_regression.py)")
