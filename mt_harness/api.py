@@ -1,5 +1,5 @@
-"""The Python API under the CLI: `run(spec)`, `train(spec)`, `score(folder)`, `leaderboard(paths)` and
-`study(path)`.
+"""The Python API under the CLI: `run(spec)`, `train(spec)`, `score(folder)`, `judge(folder, spec)`, `leaderboard(paths)`,
+`study(path)`, `compare(baseline, candidate)`.
 
     from mt_harness.api import RunSpec, leaderboard, run
     spec = RunSpec(method="lora", tasks=["flores"], langs=["de-en"], limit=32, budget="small")
@@ -322,3 +322,12 @@ def study(path: str | Path, executor: str = "local", workers: int | None = None,
         get_method(entry.method)  # an unknown method is an error before any work
     return run_study(spec, StudyOptions(executor=executor, workers=workers, threads=threads, address=address,
                                         dry_run=dry_run, api=__name__))
+
+
+def compare(baseline: str | Path, candidate: str | Path, config=None):
+    """Pair two run folders (packed or not) sample by sample and decide per metric (leaderboard/compare.py);
+    `config`: a leaderboard.compare.CompareConfig (gate, tolerance, alpha, exact, resamples, seed, tasks).
+    Returns the Comparison (`.exit_code`: 0 ok, 1 regressed); not comparable: a one-line HarnessError."""
+    from leaderboard.compare import CompareConfig, run_compare
+
+    return run_compare(Path(baseline), Path(candidate), config or CompareConfig())

@@ -126,6 +126,23 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--address", default=None, help="ray: cluster address (auto, ray://host:10001); default: local Ray")
     st.add_argument("--output", default=None, help="results folder instead of the study's output")
     st.add_argument("--dry-run", action="store_true", help="print the phases, done or to do, and run nothing")
+    cmp = sub.add_parser("compare", help="regression gate: pair two runs, Δ with paired-bootstrap intervals, exit 1 if a "
+                         "gated metric regressed (2: not comparable)")
+    cmp.add_argument("baseline", help="run folder (packed or not) to compare against")
+    cmp.add_argument("candidate", help="run folder (packed or not) under test")
+    cmp.add_argument("--gate", default=None, help="metrics that fail the gate when regressed: labels, summary keys, "
+                     "metric names or tasks (default: the translation gain and general-ability loss composites)")
+    cmp.add_argument("--tolerance", default=None, help="allowed worsening per metric, e.g. chrf=0.5,ifeval=0.01 (default 0)")
+    cmp.add_argument("--alpha", type=float, default=0.05, help="intervals are (1 - alpha) intervals (default 0.05)")
+    cmp.add_argument("--exact", default=None, help="fail on any difference in: prompts,signatures,outputs")
+    cmp.add_argument("--tasks", default=None, help="compare only these tasks (default: all; both runs must have them)")
+    cmp.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                     help="write the result as JSON to FILE (no FILE: print JSON instead of the table)")
+    cmp.add_argument("--junit", default=None, metavar="FILE", help="write JUnit XML (one test case per gated metric)")
+    cmp.add_argument("--worst", type=int, default=3, help="samples shown per worsened metric (default 3; 0: none)")
+    cmp.add_argument("--resamples", type=int, default=1000, help="paired-bootstrap resamples (default 1000)")
+    cmp.add_argument("--seed", "--bootstrap-seed", dest="seed", type=int, default=12345,
+                     help="seed of the bootstrap resampling (default 12345, as the leaderboard)")
     for name, what in (("pack", "gzip a finished run's samples.jsonl files (for committing results; read as they are)"),
                        ("unpack", "restore a packed run's plain samples.jsonl files (to resume, score or judge it)")):
         p = sub.add_parser(name, help=what)

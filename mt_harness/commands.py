@@ -15,7 +15,7 @@ from harness.rundir.layout import results_file
 def dispatch(args: argparse.Namespace) -> int:
     return {"run": cmd_run, "ls": cmd_ls, "validate": cmd_validate, "score": cmd_score,
             "judge": cmd_judge, "train": cmd_train, "leaderboard": cmd_leaderboard,
-            "pack": cmd_pack, "unpack": cmd_pack, "study": cmd_study}[args.command](args)
+            "pack": cmd_pack, "unpack": cmd_pack, "study": cmd_study, "compare": cmd_compare}[args.command](args)
 
 
 def backend_settings(args: argparse.Namespace):
@@ -84,6 +84,23 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """harness compare BASELINE CANDIDATE: exit 0 ok, 1 regressed (2, not comparable, via HarnessError)."""
+    import json
+    import os
+
+    from mt_harness import api
+    from leaderboard import compare, compare_report
+
+    cfg = compare.CompareConfig(gate=_split(args.gate), tolerance=compare.parse_tolerance(args.tolerance),
+                                alpha=args.alpha, exact=_split(args.exact), resamples=args.resamples, seed=args.seed,
+                                tasks=_split(args.tasks), worst=args.worst)
+    result = api.compare(args.baseline, args.candidate, cfg)
+    print(json.dumps(compare_report.to_dict(result), indent=1) if args.json == "-" else compare_report.text(result))
+    compare_report.write_reports(result, args.json, args.junit, os.environ.get("GITHUB_STEP_SUMMARY") or None)
+    return result.exit_code
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
