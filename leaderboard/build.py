@@ -13,13 +13,14 @@ summary (`harness run/judge --judge ...`), per-sample judge verdicts (`judgment.
 of the judge-free classifier's `refusal`; the table notes say which source each row used.
 
 Δ = method − base on the same samples (paired by sample id); the 95% interval is the 2.5%/97.5% order
-statistic of the paired bootstrap distribution of Δ, over sacrebleu's own resamples (leaderboard/stats.py). † marks an interval
-that contains 0.
+statistic of the paired bootstrap distribution of Δ, over sacrebleu's own resamples (leaderboard/stats.py).
+† marks an interval that contains 0.
 
 Composites (percentage points of each metric's full scale, `scale` below; base = 0 by definition):
 
     translation gain     =  mean over translation columns c of  100 · s_c · Δ_c / scale_c
-    general-ability loss = −mean over families F present of ( mean over F's columns c present of 100 · s_c · Δ_c / scale_c )
+    general-ability loss = −mean over families F present of
+                           ( mean over F's columns c present of 100 · s_c · Δ_c / scale_c )
 
 with s_c = +1 when higher is better and −1 otherwise. Positive gain = translates better, positive loss =
 worse at everything else. Translation columns: FLORES chrF++ and BLEU averages, and those of every translation
@@ -151,7 +152,8 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
     notes += [f"{', '.join(cols)} from {src}: " + ("all rows" if len(labels) == len(rows) else ", ".join(labels))
               for (src, labels), cols in by_source.items()]
     settings = "; ".join(f"{t}: limit {s['limit'] or 'none'}, {len(s['selected'])} subsets "
-                         f"({_short(s['selected'])}), config {s['config_hash']}" for t, s in sorted(sec.settings.items()))
+                         f"({_short(s['selected'])}), config {s['config_hash']}"
+                         for t, s in sorted(sec.settings.items()))
     title = f"Section {index + 1}" + ("" if first is None else f" (not comparable with section 1: "
                                                               f"{describe_difference(first, sec)})")
     return Table(title, settings, columns, rows, notes)

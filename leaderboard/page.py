@@ -110,7 +110,8 @@ def meta(t: Table, sec: int, w: samples_view.Written | None) -> dict:
         pivot = str(tr.entry.get("config", {}).get("options", {}).get("pivot", "en")) if tr else "en"
         subsets = [s for g in c.groups(tr.settings["selected"], pivot) for s in g] if tr else []
         cols.append({"label": c.label, "task": c.task, "task_name": TASK_NAMES.get(c.task, c.task), "kind": c.kind,
-                     "higher": c.higher_is_better if c.has_direction else None, "subsets": list(dict.fromkeys(subsets))})
+                     "higher": c.higher_is_better if c.has_direction else None,
+                     "subsets": list(dict.fromkeys(subsets))})
     return {"rows": rows, "cols": cols, "items": dict(w.item_files) if w else {}}
 
 
@@ -139,7 +140,8 @@ def section_html(t: Table, sec: int, out_dir: Path | None, w: samples_view.Writt
              f"{toggles}</fieldset>"),
              ("<p class='hint'>Click a header to sort; click any number to see the samples behind it, next to the "
              "base model's outputs on the same items.</p>"),
-             page_tables.delta_table(t, sec, ids, multi), "<h3>Scores</h3>", page_tables.scores_table(t, sec, ids, multi),
+             page_tables.delta_table(t, sec, ids, multi), "<h3>Scores</h3>",
+             page_tables.scores_table(t, sec, ids, multi),
              page_tables.versus_table(t, sec), "<h3>Methods</h3>",
              page_cards.cards(t, out_dir or Path("."), ids)]
     if notes:

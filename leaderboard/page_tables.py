@@ -93,7 +93,8 @@ def _head(groups: list[str], labels: list[tuple[str, str]], lead: list[str]) -> 
             spans.append([g, 1])
     top = "".join("<th class='stick' scope='col' aria-hidden='true'></th>" if k == 0 else
                   "<th scope='col' aria-hidden='true'></th>" for k in range(len(lead)))
-    top += "".join(f"<th scope='colgroup' colspan='{n}' class='grp gs {gcls(g)}'>{html.escape(g)}</th>" for g, n in spans)
+    top += "".join(f"<th scope='colgroup' colspan='{n}' class='grp gs {gcls(g)}'>{html.escape(g)}</th>"
+                   for g, n in spans)
     cols = "".join(_th(x, "lead", sticky=k == 0) for k, x in enumerate(lead))
     cols += "".join(_th(a, g, b, start=st) for (a, b), g, st in zip(labels, groups, starts(groups)))
     return f"<thead><tr class='gr'>{top}</tr><tr class='cols'>{cols}</tr></thead>"
@@ -139,7 +140,8 @@ def delta_table(t: Table, sec: int, row_ids: list[str], multi_model: bool) -> st
             for name in comps:
                 inner, v = delta_html(rr.composites.get(name), None)
                 c = rr.composites.get(name)
-                tds.append(_cell_td("composite", inner, v, k, -1, bool(c and c.crosses_zero), sec, False, name == comps[0]))
+                tds.append(_cell_td("composite", inner, v, k, -1, bool(c and c.crosses_zero), sec, False,
+                                    name == comps[0]))
             for j, col in enumerate(t.columns):
                 c = rr.cells.get(col.label)
                 inner, v = delta_html(c, col)
@@ -156,7 +158,8 @@ def scores_table(t: Table, sec: int, row_ids: list[str], multi_model: bool) -> s
     st = starts(groups)
     lead = ["method"] + (["model"] if multi_model else [])
     out = [(f"<div class='scroll' tabindex='0' role='region' aria-label='Scores, section {sec}'>"
-           f"<table class='lb scores' id='scores-{sec}'>"), _head(groups, [(c.label, arrow(c)) for c in t.columns], lead),
+           f"<table class='lb scores' id='scores-{sec}'>"),
+           _head(groups, [(c.label, arrow(c)) for c in t.columns], lead),
            "<tbody>"]
     for k, rr in enumerate(t.rows):
         tds = [row_head(rr, row_ids[k])] + ([f"<td class='lead'>{html.escape(rr.model)}</td>"] if multi_model else [])

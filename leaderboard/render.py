@@ -96,7 +96,8 @@ def markdown(tables: list[Table], n_boot: int, seed: int) -> str:
             out.append("| " + " | ".join([r.label, r.model] + vals) + " |")
         intro, head, vrows = versus_lines(t)
         if vrows:
-            out += ["", f"### Versus {t.versus_ref}", "", intro, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            out += ["", f"### Versus {t.versus_ref}", "", intro, "", "| " + " | ".join(head) + " |",
+                    "|" + "---|" * len(head)]
             out += ["| " + " | ".join([a, b, c] + [x[0] for x in cells]) + " |" for a, b, c, cells in vrows]
         if t.notes:
             out += ["", "Notes:", ""] + [f"- {n}" for n in dict.fromkeys(t.notes)]
@@ -123,7 +124,8 @@ def csv_text(tables: list[Table]) -> str:
                 d["stale"] = r.stale
             if r.mechanism:
                 d["mechanism"] = r.mechanism
-            named = [(n, r.composites.get(n)) for n in COMPOSITES] + [(c.label, r.cells.get(c.label)) for c in t.columns]
+            named = ([(n, r.composites.get(n)) for n in COMPOSITES]
+                     + [(c.label, r.cells.get(c.label)) for c in t.columns])
             for name, c in named:
                 if c is None:
                     continue

@@ -10,7 +10,8 @@ file loads only when a cell of its task is opened.
 Per-sample values are the ones the leaderboard column averages or accumulates (leaderboard/build.py): `mean` columns
 the value at the column's sample path (judge verdicts when the row's column used them); `corpus` columns the
 sentence-level score the task stored in `scores.<metric>` when there is one (chrF++), else the sentence score of the
-column's own sacrebleu metric (rebuilt from the signature; BLEU with effective order); `drift` columns the document's drift from drift.json.
+column's own sacrebleu metric (rebuilt from the signature; BLEU with effective order); `drift` columns the document's
+drift from drift.json.
 Flags: truncated (generation stopped at max_new_tokens), off-target, empty, refusal (classifier and judge), cleaned.
 """
 
@@ -31,7 +32,8 @@ from leaderboard.collect import TaskRun
 DIR = "leaderboard_samples"
 # user-turn markers of common chat templates: (start of the user turn, end of it)
 _CHAT = (("<|im_start|>user\n", "<|im_end|>"), ("<start_of_turn>user\n", "<end_of_turn>"),
-         ("<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"), ("<|user|>\n", "<|end|>"), ("[INST]", "[/INST]"))
+         ("<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"), ("<|user|>\n", "<|end|>"),
+         ("[INST]", "[/INST]"))
 
 
 def slug(text: str) -> str:
@@ -208,7 +210,8 @@ def row_record(rec: dict) -> dict:
 
 
 def script(name: str, data) -> str:
-    return f"LB.put({json.dumps(name)},{json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(',', ':'))});\n"
+    return (f"LB.put({json.dumps(name)},"
+            f"{json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(',', ':'))});\n")
 
 
 @dataclass
@@ -240,7 +243,8 @@ def write_section(t: Table, index: int, out_dir: Path, progress=None) -> Written
         ids = sorted(arecs, key=_natural)
         template = str(atr.entry.get("config", {}).get("prompt", {}).get("template", ""))
         name = f"s{index}-{slug(task)}-items"
-        _write(folder / f"{name}.js", script(name, {"ids": ids, "items": [item_of(arecs[i], template) for i in ids]}), w)
+        _write(folder / f"{name}.js",
+               script(name, {"ids": ids, "items": [item_of(arecs[i], template) for i in ids]}), w)
         w.item_files[task] = name
         for k, rr in runs:
             tr = rr.tasks[task]

@@ -2,10 +2,11 @@
 
 A run's recipe is read from the command results.json records (`harness run --method M --method-config F --budget B`,
 which `harness study` workers also record): the method's current defaults <- the budget's recipe <- F, loaded
-exactly as `harness run` loads them (mt_harness.api.load_method_config, passed in by the caller), hashed as results.json's `method.variant`
-(harness.method.config_variant) and compared field by field with the recorded config (results written before
-`variant` was recorded carry the trainer's reports in their config, so their fallback hash is not comparable). A run whose recipe cannot be rebuilt here (not a CLI run, a method no longer
-registered, a config file that is gone) gets no expectation and is never marked.
+exactly as `harness run` loads them (mt_harness.api.load_method_config, passed in by the caller), hashed as
+results.json's `method.variant` (harness.method.config_variant) and compared field by field with the recorded config
+(results written before `variant` was recorded carry the trainer's reports in their config, so their fallback hash is
+not comparable). A run whose recipe cannot be rebuilt here (not a CLI run, a method no longer registered, a config
+file that is gone) gets no expectation and is never marked.
 """
 
 from __future__ import annotations

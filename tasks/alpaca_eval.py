@@ -106,7 +106,8 @@ class AlpacaEvalTask(Task):
     def baseline(self) -> dict[str, str]:
         out = {}
         for i, r in enumerate(self._records(self.options.baseline, self.options.hub_baseline_config)):
-            if not isinstance(r, dict) or not isinstance(r.get("instruction"), str) or not isinstance(r.get("output"), str):
+            if (not isinstance(r, dict) or not isinstance(r.get("instruction"), str)
+                    or not isinstance(r.get("output"), str)):
                 raise HarnessError(f"{self.options.baseline}: record {i + 1} needs 'instruction' and 'output' texts")
             out[r["instruction"]] = r["output"]
         return out

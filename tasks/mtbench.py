@@ -67,7 +67,8 @@ class MTBenchTask(Task):
         super().__init__(cfg, data, path)
         if cfg.generation.max_new_tokens < self.options.min_max_new_tokens:
             raise HarnessError(f"{path or cfg.task}: generation.max_new_tokens {cfg.generation.max_new_tokens} is "
-                               f"below options.min_max_new_tokens {self.options.min_max_new_tokens} (FastChat uses 1024)")
+                               f"below options.min_max_new_tokens {self.options.min_max_new_tokens} "
+                               f"(FastChat uses 1024)")
 
     # -- data ---------------------------------------------------------------------------------
     def _jsonl(self, rel: str) -> list[dict]:

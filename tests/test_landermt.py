@@ -42,7 +42,7 @@ def _plan(gating="output", scale=2.0, layers=None) -> Plan:
 def _randomise(model, std=0.05, seed=1):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for k, p in model.named_parameters():
+        for _k, p in model.named_parameters():
             if p.requires_grad:
                 p.copy_(torch.randn(p.shape, generator=g) * std)
 
@@ -82,7 +82,8 @@ def test_variance_split_keeps_the_least_varying_neurons_general():
     expect_g = sorted(sorted(range(40), key=lambda j: var[j])[:20])
     assert general == expect_g and general != split_neurons(scores, 0.5, 0.9, normalise=True)[0]
     for p in phi:
-        assert specific[p] == [j for j in range(40) if j not in expect_g and phi[p][j] > 0.9 * max(phi[q][j] for q in phi)]
+        assert specific[p] == [j for j in range(40)
+                               if j not in expect_g and phi[p][j] > 0.9 * max(phi[q][j] for q in phi)]
 
 
 def test_relative_and_cosine_layer_metrics_are_not_dominated_by_activation_norms():
@@ -296,7 +297,8 @@ def test_only_selected_neurons_move_under_adamw_decay_and_momentum(arch, tiny_mo
     for pair in pairs:  # effective weights: changed rows/columns lie inside G ∪ S_pair, the rest bit-identical
         sel = set(plan.general[1]) | set(plan.specific[1][pair])
         for name, w in effective_weights(model, plan, pair).items():
-            rows = (w != base_w[name]).any(1) if not name.endswith(("down_proj", "c_proj")) else (w != base_w[name]).any(0)
+            rows = ((w != base_w[name]).any(1) if not name.endswith(("down_proj", "c_proj"))
+                    else (w != base_w[name]).any(0))
             moved = set(rows.nonzero().squeeze(1).tolist())
             assert moved and moved <= sel, (pair, name)
 

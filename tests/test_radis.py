@@ -201,7 +201,8 @@ OBSERVED = [
     ('Two Lies, a Film, and a Star. The translation above is a simplified version of the original German sentence.',
      "English", "Two Lies, a Film, and a Star."),
     # a translation of several sentences without explanation words is kept whole, "Note" without a colon too
-    ('Er kam an.  Dann ging er wieder. "Gut", sagte sie.', "German", 'Er kam an.  Dann ging er wieder. "Gut", sagte sie.'),
+    ('Er kam an.  Dann ging er wieder. "Gut", sagte sie.', "German",
+     'Er kam an.  Dann ging er wieder. "Gut", sagte sie.'),
     ("He wrote a note to the committee. It was read aloud.", "English",
      "He wrote a note to the committee. It was read aloud."),
 ]

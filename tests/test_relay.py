@@ -151,7 +151,7 @@ def test_left_padded_batch_equals_one_at_a_time(pair, direction):
         # the loss of a batch is the token-weighted mean of the per-example losses
         total, count = relay.loss(encs, ttok.pad_token_id)
         parts = [relay.loss([e], ttok.pad_token_id) for e in encs]
-        torch.testing.assert_close(total, sum(l * n for l, n in parts) / count, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(total, sum(part_loss * n for part_loss, n in parts) / count, atol=1e-5, rtol=1e-5)
     batch = _generator(relay, stok, ttok, cfg, 3).generate(_requests(DOCS))
     alone = [_generator(relay, stok, ttok, cfg, 1).generate(_requests([d]))[0] for d in DOCS]
     assert [g.text for g in batch] == [g.text for g in alone]
@@ -226,7 +226,8 @@ def test_unservable_runs_stop_before_any_work(pair, data_dir, tmp_path, capsys, 
     if tasks.endswith("lmeval:x"):
         from harness import lmeval
         from harness.lmeval import LmevalTask
-        monkeypatch.setattr(lmeval, "load", lambda names, inc: [LmevalTask("lmeval:x", "x", None, {}, None)] if names else [])
+        monkeypatch.setattr(lmeval, "load",
+                            lambda names, inc: [LmevalTask("lmeval:x", "x", None, {}, None)] if names else [])
         tasks, needle = "flores,lmeval:x", "--tasks lmeval:x: not applicable to relay"
     argv = ["run", "--method", "relay", "--tasks", tasks, "--limit", "2", "--model", str(llama), "--output",
             str(tmp_path / "out"), "--data-dir", str(data_dir), "--method-config", _recipe(tmp_path, gemma), *extra]
@@ -261,8 +262,8 @@ def test_shuffled_sources_pair_each_line_with_another_of_its_direction():
     from harness.errors import HarnessError
     from methods.relay.backend import shuffled_sources
 
-    docs = [{"source": f"s{i}", "src": "de", "tgt": "en"} for i in range(3)] + [{"source": "t0", "src": "en", "tgt": "de"},
-                                                                                {"source": "t1", "src": "en", "tgt": "de"}]
+    docs = [{"source": f"s{i}", "src": "de", "tgt": "en"} for i in range(3)] + [
+        {"source": "t0", "src": "en", "tgt": "de"}, {"source": "t1", "src": "en", "tgt": "de"}]
     got = shuffled_sources(docs)
     assert [d["source"] for d in got] == ["s1", "s2", "s0", "t1", "t0"]
     assert all(g["src"] == d["src"] and g["tgt"] == d["tgt"] for g, d in zip(got, docs))
@@ -299,7 +300,8 @@ def test_control_decodes_another_lines_states_and_is_inert_for_a_map_that_ignore
     for i in range(3):
         torch.testing.assert_close(ctl[i], reads[(i + 1) % 3], atol=1e-4, rtol=1e-4)
         assert not torch.allclose(ctl[i], reads[i], atol=1e-3)
-    assert gens[0].prompt.startswith("[control: another line's source] [source LLM]") and DOCS[1]["source"] in gens[0].prompt
+    assert (gens[0].prompt.startswith("[control: another line's source] [source LLM]")
+            and DOCS[1]["source"] in gens[0].prompt)
     with torch.no_grad():
         relay.map.out.proj.weight.zero_()
     ignores, _ = _first_logits(_generator(relay, stok, ttok, cfg, 3), DOCS)
@@ -316,7 +318,8 @@ def test_control_run_reuses_the_artifact_and_records_the_control(pair, data_dir,
     assert _run(llama, data_dir, tmp_path / "c", str(ctl_recipe)) == 0
     assert "reusing artifact" in capsys.readouterr().out
     a, c = (json.loads((tmp_path / d / "results.json").read_text())["method"] for d in ("a", "c"))
-    assert a["artifact"]["hash"] == c["artifact"]["hash"] and a["artifact"]["config_hash"] == c["artifact"]["config_hash"]
+    assert (a["artifact"]["hash"] == c["artifact"]["hash"]
+            and a["artifact"]["config_hash"] == c["artifact"]["config_hash"])
     assert "control" not in a["config"] and c["config"]["control"] == "shuffled_source" and a["variant"] != c["variant"]
     flores = [json.loads(x) for x in (tmp_path / "c" / "flores" / "samples.jsonl").read_text().splitlines()]
     assert all(r["prompts"][0].startswith("[control") for r in flores)

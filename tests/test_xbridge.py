@@ -122,7 +122,8 @@ def test_one_step_per_stage_trains_only_its_parts(parts, stage, tmp_path):
             assert not changed, f"stage {stage}: frozen {n} changed"
         elif n != "end_boundary" and not n.endswith("bias"):  # zero-initialised/bias terms may get no signal
             assert changed, f"stage {stage}: trainable {n} did not change"
-    frozen = [n for n in before if n.startswith("llm.") or n.startswith("nmt.model.encoder.") or n == "nmt.model.shared.weight"]
+    frozen = [n for n in before
+              if n.startswith("llm.") or n.startswith("nmt.model.encoder.") or n == "nmt.model.shared.weight"]
     assert frozen and all(torch.equal(before[n], dict(bridge.named_parameters())[n]) for n in frozen)
     import json
 

@@ -88,8 +88,8 @@ def test_flores_end_to_end_three_stages_and_reuse(tiny_model, nmt_path, tmp_path
 
     # changing stage 3 only retrains stage 3
     cfg3 = _config(tmp_path, nmt_path, lr3=2e-3)
-    assert main(["train", "--method", "xbridge", "--model", str(tiny_model), "--method-config", cfg3, "--tasks", "flores",
-                 "--langs", "de-en", "--device", "cpu"]) == 0
+    assert main(["train", "--method", "xbridge", "--model", str(tiny_model), "--method-config", cfg3,
+                 "--tasks", "flores", "--langs", "de-en", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert out.count("reusing artifact") == 2 and "stage 3: reusing" not in out and out.count("artifact saved") == 1
 

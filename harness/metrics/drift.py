@@ -14,9 +14,9 @@ drift_nll is how much less likely the evaluated model finds what the base model 
 untouched model. It is signed and has no better/worse direction: it is negative when fine-tuning made the
 model *sharper* on the base's own greedy answers (e.g. self-distillation on the model's own greedy text), which
 is change, not less forgetting. kl_base_eval (≥ 0, 0 only for an identical distribution) is the full-distribution
-change at the same positions, the measure of how far the model moved (lower = less change). Neither needs a judge. The answer is scored without an end-of-turn
-token; the prompt keeps the base run's BOS handling. Requires the two models to share a tokenizer
-(same vocabulary); otherwise it is reported as not computed.
+change at the same positions, the measure of how far the model moved (lower = less change). Neither needs a judge.
+The answer is scored without an end-of-turn token; the prompt keeps the base run's BOS handling. Requires the two
+models to share a tokenizer (same vocabulary); otherwise it is reported as not computed.
 """
 
 from __future__ import annotations

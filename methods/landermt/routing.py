@@ -113,7 +113,8 @@ class _Deltas(nn.Module):
         self.route = [route]  # a list: not a submodule (the route's parameters belong to one place)
         sizes = {"general": len(route.general), **{p: len(route.spec[p]) for p in route.pairs}}
         self.w = nn.ParameterDict({k: nn.Parameter(torch.zeros(n, width, dtype=dtype)) for k, n in sizes.items()})
-        self.b = nn.ParameterDict({k: nn.Parameter(torch.zeros(n, dtype=dtype)) for k, n in sizes.items()}) if bias else None
+        self.b = (nn.ParameterDict({k: nn.Parameter(torch.zeros(n, dtype=dtype)) for k, n in sizes.items()})
+                  if bias else None)
 
     def active(self, pair: str, device) -> list[tuple[str, torch.Tensor]]:
         r = self.route[0]

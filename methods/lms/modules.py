@@ -156,7 +156,8 @@ def detach(model: nn.Module) -> None:
 
 
 def count_parameters(model: nn.Module, table: RouteTable) -> dict:
-    """Added parameters (all V/F rows), those the shared route alone needs (FD-Share inference), and the trainable ones."""
+    """Added parameters (all V/F rows), those the shared route alone needs (FD-Share inference), and the trainable
+    ones."""
     layers = lms_layers(model)
     added = sum(m.V.numel() + m.F.numel() for m in layers.values())
     added_ids = {id(p) for m in layers.values() for p in (m.V, m.F)}

@@ -95,7 +95,8 @@ def train_lms(cfg, ctx: TrainContext, name: str = "lms") -> Artifact:
                  "route": list(table.route(ex.src, ex.tgt))} for ex in prep.examples]
 
     model, main = trainer.train(model, tok, features, cfg.train, prep.dir, seed=ctx.seed, device=ctx.backend.device,
-                                desc=f"{name} train", objective=FDObjective(router, cfg.fuse_distillation, cfg.fd_weight))
+                                desc=f"{name} train",
+                                objective=FDObjective(router, cfg.fuse_distillation, cfg.fd_weight))
     check = {}  # the mechanism check (methods/lms/routes.py): how far each pair's route is from the shared one
     if main:
         pairs = sorted({ex.pair for ex in prep.examples})

@@ -29,7 +29,8 @@ def train_radis(cfg, ctx: TrainContext, name: str = "radis") -> Artifact:
     if prep.cached:
         rat = prep.cached.report.get("rationales", {})
         if "empty_rate" in rat:  # the rationale statistics are printed by every run, also a reusing one
-            print(stats_line(name, rat, prep.cached.config.get("rationale_prompt", "?"), " of this artifact's training"))
+            print(stats_line(name, rat, prep.cached.config.get("rationale_prompt", "?"),
+                             " of this artifact's training"))
             if rat.get("warning"):
                 print(rat["warning"])
         return prep.cached

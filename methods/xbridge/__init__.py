@@ -55,8 +55,9 @@ class XBridgeMethod(Method):
         nmt_res, llm_res = resolve_parts(xcfg, model)
         for part, res in (("nmt", nmt_res), ("llm", llm_res)):
             if res.identity().get("weights_sha256") != meta[part].get("weights_sha256"):
-                raise HarnessError(f"{artifact.path}: trained with {part} {meta[part].get('name')!r} whose weights differ "
-                                   f"from {res.path}; retrain or point the config at the original model")
+                raise HarnessError(f"{artifact.path}: trained with {part} {meta[part].get('name')!r} "
+                                   f"whose weights differ from {res.path}; retrain or point the config at the "
+                                   f"original model")
         device, dtype = device_and_dtype(cfg)
         nmt, llm, nmt_tok, llm_tok = load_parts(nmt_res.path, llm_res.path, cfg, dtype)
         bridge = build_bridge(xcfg, nmt, llm, llm_tok)

@@ -115,7 +115,8 @@ class XBridgeBackend:
         embeds, attn, pos = b.assemble(b.map_enc(b.encode(src, smask)), smask,
                                        [torch.tensor(p, dtype=torch.long) for p in prompts],
                                        [torch.zeros(0, dtype=torch.long)] * len(prompts))
-        res = llm(inputs_embeds=embeds, attention_mask=attn, position_ids=pos, use_cache=True, output_hidden_states=True)
+        res = llm(inputs_embeds=embeds, attention_mask=attn, position_ids=pos, use_cache=True,
+                  output_hidden_states=True)
         n = len(src_ids)
         states = [[s] for s in res.hidden_states[b.hidden_layer][:, -1]]
         tokens: list[list[int]] = [[] for _ in range(n)]
@@ -158,7 +159,8 @@ class XBridgeBackend:
                 mask[k, width - len(memories[r]):] = 1
             gen = self.bridge.nmt.generate(encoder_outputs=BaseModelOutput(last_hidden_state=self.bridge.map_dec(mem)),
                                            attention_mask=mask, decoder_start_token_id=eos,
-                                           forced_bos_token_id=self.codes.id(lang), max_new_tokens=self.cfg.max_dec_tokens,
+                                           forced_bos_token_id=self.codes.id(lang),
+                                           max_new_tokens=self.cfg.max_dec_tokens,
                                            num_beams=1, do_sample=False)
             for k, r in enumerate(rows):
                 ids = gen[k].tolist()[1:]  # drop the start token </s>

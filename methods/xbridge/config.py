@@ -61,8 +61,8 @@ class Stage1Data:
 class Stage23Data:
     """Instruction data for stages 2 and 3: (query q in language l, English response, response in l).
 
-    `flores_dev` (small offline runs) [choice: stage-2/3 data offline]: q = a FLORES dev sentence in l, the English response is
-    its English dev line and the l-response the dev line of `response_language` (default: l itself);
+    `flores_dev` (small offline runs) [choice: stage-2/3 data offline]: q = a FLORES dev sentence in l, the English
+    response is its English dev line and the l-response the dev line of `response_language` (default: l itself);
     a translation-shaped instruction set, a proxy for the paper's math/summarisation data.
     `hub`: any hub dataset with the three fields named below (e.g. the paper's MultilingualMath from
     LayAlign, or XL-Sum capped per language), split `split`.
@@ -120,7 +120,8 @@ class XBridgeConfig:
 
     def validate(self, where: str) -> None:
         if not self.stages or self.stages != [1, 2, 3][:len(self.stages)]:
-            raise HarnessError(f"{where}.stages: {self.stages} must be [1], [1, 2] or [1, 2, 3] (stages build on each other)")
+            raise HarnessError(f"{where}.stages: {self.stages} must be [1], [1, 2] or [1, 2, 3] "
+                               f"(stages build on each other)")
         if self.ot_reg <= 0 or self.ot_iters < 1:
             raise HarnessError(f"{where}: ot_reg must be > 0 and ot_iters >= 1")
         if "{q}" not in self.prompt:

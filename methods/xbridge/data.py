@@ -37,7 +37,8 @@ class Tuple:
 # -- sources -----------------------------------------------------------------------------------
 def flores_dev(lang: str, data: DataSource) -> list[str]:
     code = flores_code(lang)
-    for parts in (("flores", "flores200_dev_from_alma", f"{code}.dev"), ("flores", "flores200_dataset", "dev", f"{code}.dev")):
+    for parts in (("flores", "flores200_dev_from_alma", f"{code}.dev"),
+                  ("flores", "flores200_dataset", "dev", f"{code}.dev")):
         path = data.local(*parts)
         if path is not None:
             return read_lines(path)
@@ -110,7 +111,8 @@ def stage23_tuples(cfg, data: DataSource, seed: int) -> list[Tuple]:
             try:
                 q, en, y = r[cfg.query_field], r[cfg.response_en_field], r[cfg.response_field]
             except KeyError as e:
-                raise HarnessError(f"{cfg.hub_id}: row {idx[j]} has no field {e.args[0]!r}; set stage23.*_field") from None
+                raise HarnessError(f"{cfg.hub_id}: row {idx[j]} has no field {e.args[0]!r}; "
+                                   f"set stage23.*_field") from None
             lang = short_code(code)
             out.append(Tuple(lang, q, en, lang, y, q, f"{cfg.hub_id}:{idx[j]}"))
     if not out:

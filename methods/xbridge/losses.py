@@ -11,8 +11,8 @@ the paper words it as "normalising the l1 norms" while the code takes L2 norms.
   L = sum_i m_i * min_j C_ij. Closed form, no iterations. Computed with a normalised matmul rather
   than the official (B, k, m, d) expand (same value, less memory).
 * `entropic_ot` (our option) [choice: OT]: the full (two-marginal) entropic OT cost <P*, C> solved by POT's
-  `ot.sinkhorn2` per sample (log-domain `sinkhorn_log`, stable at small `reg`; torch backend, differentiable), source masses as above and target masses
-  ||H'_j|| / sum ||H'_l|| (detached).
+  `ot.sinkhorn2` per sample (log-domain `sinkhorn_log`, stable at small `reg`; torch backend, differentiable),
+  source masses as above and target masses ||H'_j|| / sum ||H'_l|| (detached).
 Both return one value per sample; padded positions (mask 0) carry no mass and are never chosen.
 """
 

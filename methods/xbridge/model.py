@@ -30,7 +30,8 @@ class Mapping(nn.Module):
         super().__init__()
         dims = [d_in] + [d_mid] * (n_blocks - 1) + [d_out]
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.RMSNorm(dims[i], eps=1e-6), nn.Linear(dims[i], d_mid), nn.SiLU(), nn.Linear(d_mid, dims[i + 1]))
+            nn.Sequential(nn.RMSNorm(dims[i], eps=1e-6), nn.Linear(dims[i], d_mid), nn.SiLU(),
+                          nn.Linear(d_mid, dims[i + 1]))
             for i in range(n_blocks))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,7 +99,8 @@ class XBridge(nn.Module):
         """Left-padded LLM inputs_embeds, attention mask, position ids from per-row pieces."""
         emb = self.llm.get_input_embeddings()
         dev, dt = mapped.device, mapped.dtype
-        bos = emb(torch.tensor([self.bos_id], device=dev)).to(dt) if self.bos_id is not None else mapped.new_zeros(0, mapped.shape[-1])
+        bos = (emb(torch.tensor([self.bos_id], device=dev)).to(dt) if self.bos_id is not None
+               else mapped.new_zeros(0, mapped.shape[-1]))
         rows = []
         for r in range(mapped.shape[0]):
             parts = [bos, mapped[r][src_mask[r].bool()], self.end_boundary.to(dt)[None]]
@@ -149,8 +151,8 @@ class XBridge(nn.Module):
             mem, mem_mask = self.memory(res.hidden_states[self.hidden_layer], z_len)
             y_mask = batch["y_mask"]
             if need_dec:
-                logits = self.nmt(encoder_outputs=BaseModelOutput(last_hidden_state=mem), attention_mask=mem_mask, decoder_input_ids=batch["dec_in"],
-                                  decoder_attention_mask=y_mask).logits.float()
+                logits = self.nmt(encoder_outputs=BaseModelOutput(last_hidden_state=mem), attention_mask=mem_mask,
+                                  decoder_input_ids=batch["dec_in"], decoder_attention_mask=y_mask).logits.float()
                 labels = batch["y_ids"].masked_fill(~y_mask.bool(), -100)
                 out["dec"] = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
                                                          ignore_index=-100, reduction="sum")

@@ -75,7 +75,8 @@ def save_bridge(bridge, folder: Path, meta: dict) -> None:
 
     from harness.io import atomic_write_json
 
-    state = {n: p.detach().float().cpu().contiguous() for n, p in bridge.named_parameters() if n in set(bridge.bridge_names())}
+    state = {n: p.detach().float().cpu().contiguous() for n, p in bridge.named_parameters()
+             if n in set(bridge.bridge_names())}
     save_file(state, str(folder / BRIDGE_FILE))
     atomic_write_json(folder / META_FILE, meta)
 
@@ -92,7 +93,8 @@ def load_bridge(bridge, folder: Path) -> None:
     with torch.no_grad():
         for n, t in state.items():
             if params[n].shape != t.shape:
-                raise HarnessError(f"{folder / BRIDGE_FILE}: {n} has shape {tuple(t.shape)}, expected {tuple(params[n].shape)}")
+                raise HarnessError(f"{folder / BRIDGE_FILE}: {n} has shape {tuple(t.shape)}, "
+                                   f"expected {tuple(params[n].shape)}")
             params[n].copy_(t.to(params[n].dtype))
 
 
@@ -117,7 +119,8 @@ def train_xbridge(cfg, ctx: TrainContext, name: str = "xbridge") -> Artifact:
     loaded = None
     art: Artifact | None = None
     for stage in cfg.stages:
-        make = stage1_tuples(cfg.stage1, ctx.data, ctx.seed) if stage == 1 else stage23_tuples(cfg.stage23, ctx.data, ctx.seed)
+        make = (stage1_tuples(cfg.stage1, ctx.data, ctx.seed) if stage == 1
+                else stage23_tuples(cfg.stage23, ctx.data, ctx.seed))
         tuples, report = check_overlap(make, ctx.eval_tasks, ctx.allow_overlap)
         if not tuples:
             raise HarnessError(f"xbridge stage {stage}: no training tuples left after the overlap check")
