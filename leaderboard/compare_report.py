@@ -26,10 +26,11 @@ def value_text(m: MetricResult, x: float | None) -> str:
 
 
 def delta_str(m: MetricResult) -> str:
-    """Δ [lo, hi] exactly as the leaderboard writes it († = the interval contains 0)."""
+    """Δ [lo, hi] exactly as the leaderboard writes it († = the interval contains 0; a bare Δ: no interval, e.g. a
+    run-level value, and then the verdict reads the point estimate alone)."""
     if m.cell is None or m.delta is None:
         return m.note or "—"
-    return delta_text(m.cell, m.column) + ("" if m.lo is not None else " (no interval)")
+    return delta_text(m.cell, m.column)
 
 
 def tol_text(m: MetricResult) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.metrics.translation import record_ref_streams
+from harness.rundir.layout import results_file
 from harness.rundir.read import NOT_RUN_FILE, SCHEMA, read_results
 from leaderboard import stats
 from leaderboard.cells import Evaluator, column_groups, get_path
@@ -40,7 +41,7 @@ SHOWN = 3  # differing samples listed per --exact check
 def load_row(path: str | Path, who: str) -> Row:
     """A run folder (or its results.json) as a leaderboard Row named `who` ("baseline" / "candidate")."""
     p = Path(path)
-    f = p if p.is_file() else p / "results.json"
+    f = p if p.is_file() else results_file(p)
     if not f.is_file():
         why = f"holds {NOT_RUN_FILE} (the method was not run)" if (p / NOT_RUN_FILE).is_file() else "no results.json"
         raise HarnessError(f"{who} {p}: {why}; give a run folder written by `harness run`")

@@ -198,6 +198,7 @@ OTHER_FOLDERS = {
     "leaderboard/page.py": "leaderboard.html and its assets",
     "leaderboard/samples_view.py": "the page's per-cell sample files (leaderboard_samples/)",
     "mt_harness/study/run.py": "the study's COST.md",
+    "leaderboard/compare_report.py": "harness compare's --json/--junit files and the CI step summary",
 }
 RUN_FOLDER_FILES = ("results.json", "samples.jsonl", "run.json", "drift.json", "judgments.jsonl", "requests.jsonl",
                     "not_run.json", "phases.json")
