@@ -214,7 +214,8 @@ def _recomputed(ev: Evaluator, col: Column, base: Row, cand: Row) -> list[str]:
     for row in (base, cand):
         own = cell(ev, col, row, None)
         if own is not None and own.note.startswith("recomputed"):
-            out.append(f"{row.label}: {col.task} {col.label}: {own.note}; run `harness score {row.tasks[col.task].run_dir}`")
+            out.append(f"{row.label}: {col.task} {col.label}: {own.note}; "
+                       f"run `harness score {row.tasks[col.task].run_dir}`")
     return out
 
 

@@ -133,8 +133,9 @@ def check_comparable(base: Row, cand: Row, ev: Evaluator) -> None:
             for i in bids:
                 bad = [f for f in DOC_FIELDS if brec[i].get(f) != crec[i].get(f)]
                 if bad:
-                    raise HarnessError(f"not comparable (documents): {t} {i}: {bad[0]} {_short(brec[i].get(bad[0]), 40)}"
-                                       f" in the baseline, {_short(crec[i].get(bad[0]), 40)} in the candidate")
+                    raise HarnessError(f"not comparable (documents): {t} {i}: {bad[0]} "
+                                       f"{_short(brec[i].get(bad[0]), 40)} in the baseline, "
+                                       f"{_short(crec[i].get(bad[0]), 40)} in the candidate")
         bcfg, ccfg = b.entry.get("config", {}), c.entry.get("config", {})
         diff = _dict_diff(bcfg.get("prompt") or {}, ccfg.get("prompt") or {}, "prompt.")
         if diff:
@@ -261,7 +262,8 @@ def _per_sample(ev: Evaluator, col, tr: TaskRun, subset: str, ids: list[str]) ->
     if col.kind == "corpus":
         metric = ev.metric(tr, subset, col.sample)
         rs = [recs[i] for i in ids]
-        st = stats.corpus_stats(metric, [r["outputs"][0] for r in rs], record_ref_streams(rs, f"{tr.run_dir}/{tr.task}"))
+        st = stats.corpus_stats(metric, [r["outputs"][0] for r in rs],
+                                record_ref_streams(rs, f"{tr.run_dir}/{tr.task}"))
         return [stats.corpus_score(metric, st[k:k + 1]) for k in range(len(ids))]
     out = []
     for i in ids:
@@ -282,7 +284,8 @@ def worst_samples(result, base: Row, cand: Row, ev: Evaluator) -> list[Worst]:
     picked = [m for m in result.metrics if m.column is not None and m.column.kind in ("corpus", "mean")
               and m.delta is not None and (m.verdict == "regressed" or m.column.role in roles)
               and (m.delta if m.higher_is_better else -m.delta) < 0]
-    picked.sort(key=lambda m: (m.verdict != "regressed", (m.delta if m.higher_is_better else -m.delta) / m.column.scale))
+    picked.sort(key=lambda m: (m.verdict != "regressed",
+                               (m.delta if m.higher_is_better else -m.delta) / m.column.scale))
     widest: dict[tuple[str, str], object] = {}  # per (task, per-sample value): the column over most subsets
     for m in picked:
         k, n = (m.column.task, m.column.sample), len(_subsets(m.column, base.tasks[m.column.task]))

@@ -1,5 +1,5 @@
-"""The Python API under the CLI: `run(spec)`, `train(spec)`, `score(folder)`, `judge(folder, spec)`, `leaderboard(paths)`,
-`study(path)`, `compare(baseline, candidate)`.
+"""The Python API under the CLI: `run(spec)`, `train(spec)`, `score(folder)`, `judge(folder, spec)`,
+`leaderboard(paths)`, `study(path)`, `compare(baseline, candidate)`.
 
     from mt_harness.api import RunSpec, leaderboard, run
     spec = RunSpec(method="lora", tasks=["flores"], langs=["de-en"], limit=32, budget="small")

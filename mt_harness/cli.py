@@ -12,17 +12,20 @@ EPILOG = "Data directory: --data-dir, else $HARNESS_DATA_DIR, else ./data or ../
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="registry name, local HF directory or hub id (default: smollm2-135m-instruct)")
+    p.add_argument("--model", default=None,
+                   help="registry name, local HF directory or hub id (default: smollm2-135m-instruct)")
     p.add_argument("--data-dir", default=None, help="folder of local datasets (FLORES, MGSM, ...)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPUs and bf16-capable CPUs), float32, bfloat16, float16")
+    p.add_argument("--dtype", default="auto",
+                   help="auto (bf16 on GPUs and bf16-capable CPUs), float32, bfloat16, float16")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--scheduler", default="auto", choices=["auto", "continuous", "static"],
                    help="transformers backend batching: continuous refills finished rows; static keeps fixed "
                         "batches; auto = continuous in float32, static in bf16/fp16 (bit-identical to a plain "
                         "generate loop)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the cores this process may use)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the cores this process may use)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model repos to run their own code")
 
 
@@ -33,7 +36,8 @@ def add_judge(p: argparse.ArgumentParser, required: bool = False) -> None:
     g.add_argument("--judge-model", default=None, help="registry name/directory/hub id (hf) or endpoint model name")
     g.add_argument("--judge-url", default=None, help="endpoint base URL, e.g. http://127.0.0.1:8000/v1 (openai)")
     g.add_argument("--judge-key-env", default=None, help="NAME of the environment variable holding the API key")
-    g.add_argument("--judge-k", type=int, default=1, help="judgments per item; the median is used (needs temperature > 0)")
+    g.add_argument("--judge-k", type=int, default=1,
+                   help="judgments per item; the median is used (needs temperature > 0)")
     g.add_argument("--judge-temperature", type=float, default=0.0)
     g.add_argument("--judge-max-tokens", type=int, default=2048, help="judge output cap (FastChat: 2048)")
 
@@ -55,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train (or reuse) a method's artifact, then evaluate it on tasks")
     run.add_argument("--method", default="base", help="method name (harness ls methods)")
     run.add_argument("--tasks", required=True,
-                     help="comma-separated task names (harness ls tasks); lmeval:<task> runs an lm-evaluation-harness task")
+                     help="comma-separated task names (harness ls tasks); lmeval:<task> runs an "
+                          "lm-evaluation-harness task")
     run.add_argument("--langs", default=None,
                      help="comma-separated languages or pairs to keep, e.g. de-en,en-de for flores; "
                           "items that match no selected task are an error")
@@ -68,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model replica")
     run.add_argument("--data-parallel-size", type=int, default=1, help="vllm: model replicas")
     run.add_argument("--comet-model", default=None, metavar="PATH",
-                     help="local COMET checkpoint folder (checkpoints/model.ckpt + hparams.yaml); needs the [comet] extra")
+                     help="local COMET checkpoint folder (checkpoints/model.ckpt + hparams.yaml); needs the "
+                          "[comet] extra")
     run.add_argument("--lmeval-include", default=None, metavar="DIR",
                      help="folder of extra lm-eval task YAMLs for --tasks lmeval:<task>")
     run.add_argument("--drift-ref", default=None,
@@ -91,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list tasks, models or methods")
     ls.add_argument("what", choices=["tasks", "models", "methods"])
 
-    val = sub.add_parser("validate", help="render one prompt per task and language; fail if a document field is missing")
+    val = sub.add_parser("validate",
+                         help="render one prompt per task and language; fail if a document field is missing")
     val.add_argument("--tasks", default=None, help="default: all tasks")
     val.add_argument("--data-dir", default=None)
 
@@ -109,9 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--data-dir", default=None)
     score.add_argument("--comet-model", default=None, metavar="PATH", help="local COMET checkpoint folder (see run)")
 
-    lb = sub.add_parser("leaderboard", help="Δ-versus-base leaderboard (md, csv, html, pareto.png) from results.json files")
-    lb.add_argument("paths", nargs="*", default=["results"], help="results.json files or folders searched for them (default: results)")
-    lb.add_argument("--output", default="results", help="folder for leaderboard.md/.csv/.html and pareto.png (default: results)")
+    lb = sub.add_parser("leaderboard",
+                        help="Δ-versus-base leaderboard (md, csv, html, pareto.png) from results.json files")
+    lb.add_argument("paths", nargs="*", default=["results"],
+                    help="results.json files or folders searched for them (default: results)")
+    lb.add_argument("--output", default="results",
+                    help="folder for leaderboard.md/.csv/.html and pareto.png (default: results)")
     lb.add_argument("--resamples", type=int, default=1000, help="paired-bootstrap resamples (default 1000)")
     lb.add_argument("--bootstrap-seed", type=int, default=12345, help="seed of the bootstrap resampling")
     lb.add_argument("--versus", default=None, metavar="METHOD",
@@ -126,13 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--address", default=None, help="ray: cluster address (auto, ray://host:10001); default: local Ray")
     st.add_argument("--output", default=None, help="results folder instead of the study's output")
     st.add_argument("--dry-run", action="store_true", help="print the phases, done or to do, and run nothing")
-    cmp = sub.add_parser("compare", help="regression gate: pair two runs, Δ with paired-bootstrap intervals, exit 1 if a "
+    cmp = sub.add_parser("compare",
+                         help="regression gate: pair two runs, Δ with paired-bootstrap intervals, exit 1 if a "
                          "gated metric regressed (2: not comparable)")
     cmp.add_argument("baseline", help="run folder (packed or not) to compare against")
     cmp.add_argument("candidate", help="run folder (packed or not) under test")
     cmp.add_argument("--gate", default=None, help="metrics that fail the gate when regressed: labels, summary keys, "
                      "metric names or tasks (default: the translation gain and general-ability loss composites)")
-    cmp.add_argument("--tolerance", default=None, help="allowed worsening per metric, e.g. chrf=0.5,ifeval=0.01 (default 0)")
+    cmp.add_argument("--tolerance", default=None,
+                     help="allowed worsening per metric, e.g. chrf=0.5,ifeval=0.01 (default 0)")
     cmp.add_argument("--alpha", type=float, default=0.05, help="intervals are (1 - alpha) intervals (default 0.05)")
     cmp.add_argument("--exact", default=None, help="fail on any difference in: prompts,signatures,outputs")
     cmp.add_argument("--tasks", default=None, help="compare only these tasks (default: all; both runs must have them)")

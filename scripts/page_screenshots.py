@@ -1,6 +1,7 @@
 """Screenshots of a leaderboard page in headless Chromium (the OS's chromium + chromium-driver, through selenium):
 
-    python scripts/page_screenshots.py results/science    # leaderboard-1400x1000.png, -1280x800.png, -samples-1400x1000.png
+    python scripts/page_screenshots.py results/science
+    # -> leaderboard-1400x1000.png, leaderboard-1280x800.png, leaderboard-samples-1400x1000.png
 
 The third one opens the first method row's first translation cell (its samples next to the base model's).
 """
@@ -35,7 +36,8 @@ def shoot(folder: Path) -> list[Path]:
             time.sleep(0.5)
             name = f"leaderboard-{width}x{height}.png"
             if samples:
-                d.find_elements("css selector", "#delta-1 tbody tr:nth-child(2) td.g-translation button.cell")[0].click()
+                first = "#delta-1 tbody tr:nth-child(2) td.g-translation button.cell"
+                d.find_elements("css selector", first)[0].click()
                 end = time.time() + 10
                 while time.time() < end and not d.find_elements("css selector", "dialog#samples article.sample"):
                     time.sleep(0.05)

@@ -60,7 +60,8 @@ def runs(data_dir, tmp_path_factory):
         "truncated": echo_run(data_dir, root / "truncated", lambda doc, i: " ".join(drop4(doc, i).split()[:3])),
         "flipped": echo_run(data_dir, root / "flipped", lambda doc, i: doc["source"]),  # the source's language
         "slightly": echo_run(data_dir, root / "slightly", lambda doc, i: drop4(doc, i).rstrip(".")),
-        "one": echo_run(data_dir, root / "one", lambda doc, i: drop4(doc, i) + (" extra" if doc["id"] == "de-en/5" else "")),
+        "one": echo_run(data_dir, root / "one",
+                        lambda doc, i: drop4(doc, i) + (" extra" if doc["id"] == "de-en/5" else "")),
         "fewer": echo_run(data_dir, root / "fewer", drop4, limit=10),
         "prompt": echo_run(data_dir, root / "prompt", drop4, template="Translate into {tgt_name}: {source}\n"),
         "config": echo_run(data_dir, root / "config", drop4, max_new_tokens=64),

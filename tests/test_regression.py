@@ -82,7 +82,8 @@ def test_small_run_matches_baseline(data_dir, tmp_path, capsys):
         shutil.rmtree(BASELINE, ignore_errors=True)
         shutil.copytree(out, BASELINE)
         pack(BASELINE)
-    assert (BASELINE / "results.json").exists(), "no baseline: run HARNESS_BLESS=1 python -m pytest tests/test_regression.py"
+    assert (BASELINE / "results.json").exists(), \
+        "no baseline: run HARNESS_BLESS=1 python -m pytest tests/test_regression.py"
     capsys.readouterr()
     code = main(["compare", str(BASELINE), str(out), *CONFIG["compare_args"], "--json", str(tmp_path / "compare.json")])
     report = capsys.readouterr()
