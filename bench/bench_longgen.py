@@ -4,7 +4,8 @@ vs llama.cpp, in tokens/s, with the share of outputs identical to the harness.
 Same 32 IFEval prompts (the task's data, `general/ifeval/input_data.jsonl`) through the model's chat template, greedy,
 up to `--max-new-tokens` new tokens (IFEval's own limit is 512), stop at the end-of-turn token only. The harness runs
 `HFBackend.generate` at `--dtype`/`--batch-size` with static batches (the bf16 default); "harness (old pick)" is the
-same backend with the greedy pick of the previous code (`logits.argmax(-1)` in the model's dtype). Harness contenders
+same backend with the greedy pick of the previous code (`logits.argmax(-1)` in the model's dtype); `--matmul` adds
+the harness with the explicit `--decode-attention matmul` option (not bit-identical in bf16). Harness contenders
 run `--rounds` times, interleaved (old, new, old, new, ...), and the best wall time of each is reported, because the
 machine may be shared. Optional contenders, skipped with a note when their package is missing (bench-only, never a
 dependency of the harness):
@@ -39,7 +40,7 @@ def load_prompts(data_dir: Path, n: int) -> list[str]:
     return [json.loads(x)["prompt"] for x in lines[:n]]
 
 
-def harness_backend(path: str, dtype: str, bs: int, old_pick: bool):
+def harness_backend(path: str, dtype: str, bs: int, old_pick: bool, attention: str = "sdpa"):
     from harness.backends.hf import HFBackend
     from harness.loading import BackendConfig, load_model_and_tokenizer
 
@@ -51,7 +52,8 @@ def harness_backend(path: str, dtype: str, bs: int, old_pick: bool):
                 return logits.argmax(-1)
             return super()._pick(logits, rows)
 
-    cfg = BackendConfig(dtype=dtype, device="cpu", batch_size=bs, threads=torch.get_num_threads(), scheduler="static")
+    cfg = BackendConfig(dtype=dtype, device="cpu", batch_size=bs, threads=torch.get_num_threads(), scheduler="static",
+                        decode_attention=attention)
     model, tok = load_model_and_tokenizer(path, cfg)
     return (OldPick if old_pick else HFBackend)(model, tok, cfg)
 
@@ -109,6 +111,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--data-dir", default=os.environ.get("HARNESS_DATA_DIR", str(REPO.parent / "shared" / "data")))
     ap.add_argument("--skip-ct2", action="store_true")
+    ap.add_argument("--matmul", action="store_true", help="also the harness with --decode-attention matmul")
     ap.add_argument("--gguf", default=None, help="a GGUF of the same weights for llama.cpp (skipped without it)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -123,16 +126,20 @@ def main() -> None:
           flush=True)
     new = harness_backend(path, args.dtype, args.batch_size, False)
     old = harness_backend(path, args.dtype, args.batch_size, True)
+    contenders = [("harness (old pick)", old), ("harness", new)]
+    if args.matmul:
+        contenders.append(("harness --decode-attention matmul",
+                           harness_backend(path, args.dtype, args.batch_size, False, "matmul")))
     tok, eos = new.tok, new.eos_ids
     outs: dict[str, list[list[int]]] = {}
-    walls: dict[str, list[float]] = {"harness (old pick)": [], "harness": []}
+    walls: dict[str, list[float]] = {name: [] for name, _ in contenders}
     for _ in range(args.rounds):
-        for name, backend in (("harness (old pick)", old), ("harness", new)):
+        for name, backend in contenders:
             ids, wall = run_harness(backend, prompts, args.max_new_tokens)
             walls[name].append(wall)
             outs[name] = ids
             print(f"  {name:24s} {wall:7.1f} s  {sum(map(len, ids)) / wall:7.1f} tok/s", flush=True)
-    del old, new
+    del old, new, contenders
     rows = {k: {"wall_s": min(v), "walls": v} for k, v in walls.items()}
     if not args.skip_ct2:
         try:

@@ -33,3 +33,25 @@ def test_bf16_decode_token_ids_equal_old_pick(tiny_model_factory):
     new, old = HFBackend(model, tok, cfg).generate(_requests()), _OldPick(model, tok, cfg).generate(_requests())
     assert [(g.text, g.n_new_tokens, g.finish) for g in new] == [(g.text, g.n_new_tokens, g.finish) for g in old]
     assert sum(g.n_new_tokens for g in new) > 20
+
+
+def test_decode_matmul_attention_matches_sdpa_in_fp32(tiny_model_factory):
+    """The explicit `decode_attention: matmul` option: same greedy outputs as sdpa in fp32 on a tiny model (bf16
+    outputs may differ: the option is documented as not bit-identical), prefill untouched."""
+    path = tiny_model_factory("llama-untied", False)
+    outs = {}
+    for attn in ("sdpa", "matmul"):
+        cfg = BackendConfig(dtype="float32", device="cpu", batch_size=4, scheduler="static", decode_attention=attn)
+        backend = HFBackend(*load_model_and_tokenizer(path, cfg), cfg)
+        outs[attn] = [(g.text, g.n_new_tokens, g.finish) for g in backend.generate(_requests())]
+    assert backend.model.config._attn_implementation == "harness_decode_matmul"
+    assert backend.settings()["decode_attention"] == "matmul"
+    assert outs["matmul"] == outs["sdpa"]
+
+
+def test_decode_attention_rejects_unknown_value(tiny_model_factory):
+    from harness.errors import HarnessError
+
+    cfg = BackendConfig(dtype="float32", device="cpu", decode_attention="flash")
+    with pytest.raises(HarnessError, match="--decode-attention flash"):
+        HFBackend(*load_model_and_tokenizer(tiny_model_factory("llama", False), cfg), cfg)
