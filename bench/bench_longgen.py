@@ -111,6 +111,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--data-dir", default=os.environ.get("HARNESS_DATA_DIR", str(REPO.parent / "shared" / "data")))
     ap.add_argument("--skip-ct2", action="store_true")
+    ap.add_argument("--skip-old", action="store_true", help="skip the harness with the previous greedy pick")
     ap.add_argument("--matmul", action="store_true", help="also the harness with --decode-attention matmul")
     ap.add_argument("--gguf", default=None, help="a GGUF of the same weights for llama.cpp (skipped without it)")
     ap.add_argument("--json", default=None)
@@ -125,8 +126,8 @@ def main() -> None:
           f"{args.batch_size}, {args.threads} threads, torch {torch.__version__}, load {os.getloadavg()[0]:.1f}",
           flush=True)
     new = harness_backend(path, args.dtype, args.batch_size, False)
-    old = harness_backend(path, args.dtype, args.batch_size, True)
-    contenders = [("harness (old pick)", old), ("harness", new)]
+    old = None if args.skip_old else harness_backend(path, args.dtype, args.batch_size, True)
+    contenders = ([] if old is None else [("harness (old pick)", old)]) + [("harness", new)]
     if args.matmul:
         contenders.append(("harness --decode-attention matmul",
                            harness_backend(path, args.dtype, args.batch_size, False, "matmul")))
@@ -171,7 +172,7 @@ def main() -> None:
         print(f"  {name:28s} {row['wall_s']:7.1f} {row['tokens']:8d} {row['tok_per_s']:7.1f} "
               f"{row['tok_per_s'] / rows['harness']['tok_per_s']:9.2f}x  {row['identical']}/{len(ref)}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows, "outputs": outs}, indent=2))
 
 
 if __name__ == "__main__":
