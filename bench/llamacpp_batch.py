@@ -4,6 +4,9 @@ Bench-only (`pip install llama-cpp-python`, builds from its sdist); used by benc
 
 Prompts arrive as token ids from the harness tokenizer (same vocabulary as the GGUF), so both engines see the same
 input ids; a sequence ends at an end-of-turn id or after `max_new` tokens.
+
+Status: written against llama-cpp-python's low-level API but **not yet run** — the sdist build did not finish on the
+shared 2-core machine before the deadline of the session that wrote it (bench/RESULTS.md). Check it on first use.
 """
 
 from __future__ import annotations
