@@ -23,7 +23,8 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--samples", default=str(REPO / "results/science/smollm2-135m-instruct/base/mtbench/samples.jsonl.gz"),
+    ap.add_argument("--samples",
+                    default=str(REPO / "results/science/smollm2-135m-instruct/base/mtbench/samples.jsonl.gz"),
                     help="a base run's MT-Bench samples.jsonl[.gz] (its prompts and answers are scored)")
     ap.add_argument("--model", default="smollm2-135m-instruct", help="the base model")
     ap.add_argument("--eval", required=True, help="the evaluated model's folder (e.g. a full-SFT artifact)")

@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -128,7 +128,31 @@ def run_plain(path: str, prompts: list[str], dtype: str, bs: int, max_new: int) 
     return outs, time.perf_counter() - t0, load
 
 
-def run_cli(model: str, data_dir: Path, n: int, max_new: int, threads: int, extra: list[str]) -> tuple[list[str], float, dict]:
+def run_ct2(path: str, prompts: list[str], compute_type: str, bs: int, max_new: int) -> tuple[list[str], float, float]:
+    """CTranslate2 (bench-only: `pip install ctranslate2`), converted from the same HF weights, greedy, batch `bs`
+    sorted by length; it ends a row at EOS or at any token whose text holds the stop string (its stand-in for stop
+    strings), and the text is cut at the stop like every other contender's."""
+    import ctranslate2
+    from transformers import AutoTokenizer
+
+    t0 = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(path)
+    ct2_dir = Path(tempfile.mkdtemp(prefix="bench-ct2-"))
+    ctranslate2.converters.TransformersConverter(path).convert(str(ct2_dir), force=True)
+    gen = ctranslate2.Generator(str(ct2_dir), device="cpu", compute_type=compute_type,
+                                intra_threads=torch.get_num_threads())
+    ends = [t for t, i in tok.get_vocab().items() if STOP in tok.decode([i])] + [tok.eos_token]
+    toks = [tok.convert_ids_to_tokens(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = gen.generate_batch(toks, max_batch_size=bs, batch_type="examples", max_length=max_new, sampling_topk=1,
+                             include_prompt_in_result=False, end_token=ends)
+    wall = time.perf_counter() - t0
+    return [cut(tok.decode(r.sequences_ids[0], skip_special_tokens=True)) for r in res], wall, load
+
+
+def run_cli(model: str, data_dir: Path, n: int, max_new: int, threads: int,
+            extra: list[str]) -> tuple[list[str], float, dict]:
     """`harness run` as a user types it (fresh process, start-up and model load included)."""
     with tempfile.TemporaryDirectory() as tmp:
         yaml_path = Path(tmp) / "bench_flores.yaml"
@@ -138,7 +162,7 @@ def run_cli(model: str, data_dir: Path, n: int, max_new: int, threads: int, extr
                "--limit", str(n), "--model", model, "--data-dir", str(data_dir), "--output", str(out),
                "--threads", str(threads), *extra]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        proc = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"harness run failed:\n{proc.stderr[-2000:]}")
@@ -164,6 +188,7 @@ def main() -> None:
     ap.add_argument("--skip-lmeval", action="store_true")
     ap.add_argument("--skip-static", action="store_true", help="skip the harness with continuous batching off")
     ap.add_argument("--skip-plain", action="store_true")
+    ap.add_argument("--ct2", action="store_true", help="also CTranslate2 fp32 and int8 (pip install ctranslate2)")
     ap.add_argument("--skip-cli", action="store_true", help="skip the `harness run` with its own defaults")
     ap.add_argument("--plain-defaults", action="store_true",
                     help="also run the plain loop at the harness's default dtype/batch to compare outputs")
@@ -191,14 +216,18 @@ def main() -> None:
         contenders.append(("lm-eval hf", run_lmeval))
     if not args.skip_plain:
         contenders.append(("plain generate loop", run_plain))
+    if args.ct2:
+        contenders += [("ctranslate2 fp32", lambda p, pr, d, bs, m: run_ct2(p, pr, "float32", bs, m)),
+                       ("ctranslate2 int8", lambda p, pr, d, bs, m: run_ct2(p, pr, "int8", bs, m))]
     outputs: dict[str, list[str]] = {}
     for name, fn in contenders:
         texts, wall, load = fn(path, prompts, args.dtype, args.batch_size, args.max_new_tokens)
         ntok = count_tokens(tok, texts)
         outputs[name] = texts
-        rows[name] = {"dtype": args.dtype, "batch": args.batch_size, "wall_s": wall, "load_s": load,
-                      "tokens": ntok, "tok_per_s": ntok / wall}
-        print(f"  {name:22s} wall {wall:7.1f} s  load {load:5.1f} s  {ntok} tokens  {ntok / wall:6.1f} tok/s", flush=True)
+        rows[name] = {"dtype": "int8" if name.endswith("int8") else args.dtype, "batch": args.batch_size,
+                      "wall_s": wall, "load_s": load, "tokens": ntok, "tok_per_s": ntok / wall}
+        print(f"  {name:22s} wall {wall:7.1f} s  load {load:5.1f} s  {ntok} tokens  {ntok / wall:6.1f} tok/s",
+              flush=True)
 
     if not args.skip_cli:
         default_cfg = BackendConfig()
@@ -227,13 +256,16 @@ def main() -> None:
         if name != "harness" and rows[name]["dtype"] == args.dtype and rows[name]["batch"] == args.batch_size:
             ratios[f"harness / {name}"] = base / rows[name]["wall_s"]
     if "harness run (defaults)" in rows and "lm-eval hf" in rows:
-        ratios["harness run (defaults) / lm-eval hf"] = rows["harness run (defaults)"]["wall_s"] / rows["lm-eval hf"]["wall_s"]
+        ratios["harness run (defaults) / lm-eval hf"] = (rows["harness run (defaults)"]["wall_s"]
+                                                         / rows["lm-eval hf"]["wall_s"])
     for k, v in ratios.items():
         print(f"  {k:45s} {v:.2f}x")
 
     print("\nagreement (identical outputs, after cutting at the first newline):")
     agree = {}
-    pairs = [("harness", "lm-eval hf"), ("harness", "harness static batches"), ("harness", "plain generate loop"), ("lm-eval hf", "plain generate loop"),
+    pairs = [("harness", "ctranslate2 fp32"), ("harness", "ctranslate2 int8"), ("harness", "lm-eval hf"),
+             ("harness", "harness static batches"), ("harness", "plain generate loop"),
+             ("lm-eval hf", "plain generate loop"),
              ("harness run (defaults)", "plain loop (defaults)"), ("harness run (defaults)", "harness")]
     for a, b in pairs:
         if a in outputs and b in outputs:

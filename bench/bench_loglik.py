@@ -61,7 +61,8 @@ def main() -> None:
             res = ours.loglikelihood(groups)
             t_ours.append(time.perf_counter() - t0)
             c_ours.append(time.process_time() - c0)
-            insts = [Instance(request_type="loglikelihood", doc={}, arguments=pair, idx=i) for i, pair in enumerate(flat)]
+            insts = [Instance(request_type="loglikelihood", doc={}, arguments=pair, idx=i)
+                     for i, pair in enumerate(flat)]
             t0, c0 = time.perf_counter(), time.process_time()
             ref = lm.loglikelihood(insts, disable_tqdm=True)
             t_ref.append(time.perf_counter() - t0)

@@ -60,12 +60,14 @@ def main() -> None:
                        f"{a.over_refusal:.3f} ({a.over_refusal_human:.3f})"]))
         for split, its in pooled.items():
             a = agreement(its, clf.is_refusal, args.partial)
-            print(row([clf.name, "all " + split, split, f"**{a.accuracy:.3f}**" if args.markdown else f"{a.accuracy:.3f}",
+            acc = f"**{a.accuracy:.3f}**" if args.markdown else f"{a.accuracy:.3f}"
+            print(row([clf.name, "all " + split, split, acc,
                        f"{a.false_refusal:.3f}", f"{a.missed_refusal:.3f}", "–"]))
     ceiling = [f"{m} {annotator_agreement(items[m], args.partial):.3f}" for m in XSTEST_MODELS]
     print(f"\nannotator 1 vs annotator 2 (refusal vs compliance): {', '.join(ceiling)}")
 
-    print("\nFalse refusals on FLORES devtest sentences (1012 per language; languages the classifier has phrases for)\n")
+    print("\nFalse refusals on FLORES devtest sentences (1012 per language; languages the classifier has phrases "
+          "for)\n")
     langs = list(FLORES_CODES)
     print(row(["classifier"] + langs))
     if args.markdown:

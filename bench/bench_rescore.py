@@ -40,7 +40,8 @@ for name in ("AutoModelForCausalLM", "AutoModel", "AutoModelForSeq2SeqLM"):
 from mt_harness.cli import main
 rc = main(["score", *sys.argv[1:]])
 calls["rc"] = rc
-calls["model_modules_imported"] = sorted(m for m in sys.modules if m.startswith("transformers.models.") and m.count(".") >= 3 and "modeling_" in m and ".auto." not in m)
+calls["model_modules_imported"] = sorted(m for m in sys.modules if m.startswith("transformers.models.")
+                                         and m.count(".") >= 3 and "modeling_" in m and ".auto." not in m)
 print("PROBE " + json.dumps(calls))
 """
 

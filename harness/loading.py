@@ -98,6 +98,9 @@ class BackendConfig:
     # batch neighbours and static batches keep outputs identical to a plain `generate` loop
     scheduler: str = "auto"
     refill_min_free: int = 1  # continuous: admit waiting requests once this many rows are free
+    # sdpa: transformers' attention; matmul: grouped matmuls for decode steps (faster on CPU, not bit-identical in
+    # bf16; harness.backends.decode_attention)
+    decode_attention: str = "sdpa"
 
 
 def device_and_dtype(cfg: BackendConfig) -> tuple[torch.device, torch.dtype]:

@@ -24,6 +24,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="transformers backend batching: continuous refills finished rows; static keeps fixed "
                         "batches; auto = continuous in float32, static in bf16/fp16 (bit-identical to a plain "
                         "generate loop)")
+    p.add_argument("--decode-attention", default="sdpa", choices=["sdpa", "matmul"],
+                   help="transformers backend: attention of single-token decode steps; matmul is faster on CPU but "
+                        "not bit-identical to sdpa in bf16 (default sdpa)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: the cores this process may use)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model repos to run their own code")

@@ -40,7 +40,8 @@ def test_batched_outputs_equal_one_at_a_time(tiny_model_factory, arch):
     alone = _backend(path, batch_size=1).generate(reqs)
     for kw in ({"batch_size": 4}, {"batch_size": 4, "refill_min_free": 2}, {"batch_size": 4, "scheduler": "static"}):
         got = _backend(path, **kw).generate(reqs)
-        assert [(g.text, g.n_new_tokens, g.finish) for g in got] == [(g.text, g.n_new_tokens, g.finish) for g in alone], kw
+        assert ([(g.text, g.n_new_tokens, g.finish) for g in got]
+                == [(g.text, g.n_new_tokens, g.finish) for g in alone]), kw
     assert len({g.n_new_tokens for g in alone}) >= 4  # rows really did finish at different steps
 
 
@@ -88,7 +89,8 @@ def test_loaders_apply_the_configured_thread_count(tiny_model):
         load_for_training(tiny_model, BackendConfig(threads=1))
         assert torch.get_num_threads() == 1
         torch.set_num_threads(2)
-        load_model_and_tokenizer(tiny_model, BackendConfig(dtype="float32"))  # threads unset: left as the caller set them
+        # threads unset: left as the caller set them
+        load_model_and_tokenizer(tiny_model, BackendConfig(dtype="float32"))
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

@@ -102,8 +102,9 @@ def test_backend_equals_model_generate(tiny_model_factory, tmp_path, arch, chat)
     assert len({len(r["tokens"]) for r in ref}) >= 3  # rows end at different steps
     assert any(r["ended"] for r in ref) and any(not r["ended"] for r in ref) and any(r["stopped"] for r in ref)
 
-    for kw in ({"batch_size": 3, "scheduler": "continuous"}, {"batch_size": 5, "scheduler": "continuous",
-               "refill_min_free": 2}, {"batch_size": 3, "scheduler": "static"}, {"batch_size": 5, "scheduler": "static"}):
+    for kw in ({"batch_size": 3, "scheduler": "continuous"},
+               {"batch_size": 5, "scheduler": "continuous", "refill_min_free": 2},
+               {"batch_size": 3, "scheduler": "static"}, {"batch_size": 5, "scheduler": "static"}):
         cfg = BackendConfig(dtype="float32", device="cpu", **kw)
         got = HFBackend(*load_model_and_tokenizer(path, cfg), cfg).generate(reqs)
         for g, r, req in zip(got, ref, reqs, strict=True):

@@ -104,7 +104,8 @@ def build_backend(kind: str, method, artifact, model, cfg: BackendConfig, vllm_c
 
 
 def default_backend(artifact, model, cfg: BackendConfig):
-    """The standard transformers backend of an artifact: base weights (artifact None or kind "none"), + a peft adapter, or full weights."""
+    """The standard transformers backend of an artifact: base weights (artifact None or kind "none"), + a peft adapter,
+    or full weights."""
     base = getattr(model, "path", model)
     if artifact is not None and artifact.kind == "full":
         return hf_backend(artifact.path, cfg)

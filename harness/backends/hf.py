@@ -47,6 +47,15 @@ class HFBackend:
         self.last_logits_only = {"logits_to_keep": 1} if keeps_logits(self.model) else {}
         if cfg.scheduler not in ("auto", "continuous", "static"):
             raise HarnessError(f"--scheduler {cfg.scheduler}: use auto, continuous or static")
+        if cfg.decode_attention not in ("sdpa", "matmul"):
+            raise HarnessError(f"--decode-attention {cfg.decode_attention}: use sdpa or matmul")
+        if cfg.decode_attention == "matmul":
+            if getattr(model.config, "_attn_implementation", None) != "sdpa":
+                raise HarnessError(f"--decode-attention matmul needs a model using sdpa attention (this one uses "
+                                   f"{model.config._attn_implementation}): use --decode-attention sdpa")
+            from harness.backends.decode_attention import use_decode_matmul
+
+            use_decode_matmul(model)
         self.continuous = cfg.scheduler == "continuous" or (cfg.scheduler == "auto" and self.dtype == torch.float32)
 
     def _eos_ids(self) -> set[int]:
@@ -66,7 +75,8 @@ class HFBackend:
     def settings(self) -> dict:
         return {"backend": self.name, "dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),
                 "batch_size": self.cfg.batch_size, "threads": torch.get_num_threads(),
-                "scheduler": "continuous" if self.continuous else "static"}
+                "scheduler": "continuous" if self.continuous else "static",
+                **({"decode_attention": "matmul"} if self.cfg.decode_attention == "matmul" else {})}
 
     def loglikelihood(self, groups: list[list[tuple[str, str]]], progress: tqdm | None = None) -> list:
         """Per group (one document's requests), a `LoglikResult` per (context, continuation) pair."""
@@ -178,7 +188,7 @@ class HFBackend:
         return len(row.tokens) >= row.req.gen.max_new_tokens
 
     def _pick(self, logits: torch.Tensor, rows: list[DecodeRow]) -> torch.Tensor:
-        greedy = logits.argmax(-1)
+        greedy = greedy_ids(logits)
         if all(row.req.gen.temperature <= 0 for row in rows):
             return greedy
         out = greedy.clone()
@@ -196,6 +206,15 @@ class HFBackend:
     def _hit_stop(self, tokens: list[int], stops: list[str]) -> bool:
         tail = self.tok.decode(tokens[-8:], skip_special_tokens=True)
         return any(s in tail for s in stops)
+
+
+def greedy_ids(logits: torch.Tensor) -> torch.Tensor:
+    """`logits.argmax(-1)`, computed in float32 on CPU: the same ids (the upcast is exact and ties still go to the
+    first index), but torch's bf16/fp16 argmax on CPU is ~2.5x slower than an upcast plus fp32 argmax, and at batch
+    32 over a 49k vocabulary it was ~5 % of a bf16 decode step (bench/RESULTS.md, long generations)."""
+    if logits.device.type == "cpu" and logits.dtype in (torch.bfloat16, torch.float16):
+        logits = logits.float()
+    return logits.argmax(-1)
 
 
 @dataclass
