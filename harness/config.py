@@ -143,6 +143,19 @@ def added_option(default: Any) -> Any:
     return dataclasses.field(default=default, metadata={ADDED_OPTION: True})
 
 
+def dict_changes(a: dict, b: dict, at: str = "") -> list[tuple[str, object, object]]:
+    """(dotted field, value in `a`, value in `b`) for every field where two nested config dicts differ, in the order
+    the fields first appear (`a`'s, then `b`'s)."""
+    out: list[tuple[str, object, object]] = []
+    for k in dict.fromkeys([*a, *b]):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += dict_changes(x, y, f"{at}{k}.")
+        elif x != y:
+            out.append((f"{at}{k}", x, y))
+    return out
+
+
 def to_dict(obj: Any) -> Any:
     """JSON-ready form of a (nested) dataclass (fields made with `added_option` left out while at their default)."""
     if dataclasses.is_dataclass(obj):

@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 from leaderboard import stats
 from leaderboard.cells import NO_PER_DOC_KL, Cell, Evaluator, cell
 from leaderboard.collect import Section, describe_difference
-from leaderboard.columns import COMPOSITES, Column, missing_keys, section_columns
+from leaderboard.columns import COMPOSITES, Column, outdated_notes, section_columns
 from leaderboard.general import family_composite
 
 
@@ -132,12 +132,8 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
                 rr.composites[name] = family_composite(rr.cells, cols, -1.0)
                 if rr.composites[name].note:
                     notes.append(f"{rr.label} on {rr.model}, {name}: {rr.composites[name].note}")
-        for t, tr in row.tasks.items():
-            notes += [f"{row.label} on {row.model}, task {t}: results.json has no summary key {c.key!r} for column "
-                      f"{c.label!r}; run `harness score {tr.run_dir}`" for c in missing_keys(tr)]
-            if tr.samples_changed():
-                notes.append(f"{tr.run_dir}/{tr.entry.get('samples_file')}: changed since results.json was "
-                             f"written; run `harness score {tr.run_dir}`")
+        for tr in row.tasks.values():
+            notes += outdated_notes(tr, f"{row.label} on {row.model}")
         notes += [f"{rr.label} on {rr.model}, {k}: {c.note}" for k, c in rr.cells.items()
                   if c.note and not c.note.startswith(("no interval", "no comparable base"))]
         for k, c in rr.cells.items():

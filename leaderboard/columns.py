@@ -65,6 +65,18 @@ def missing_keys(tr: TaskRun) -> list[Column]:
             if not c.when and c.key not in summary and c.groups(tr.settings["selected"], _pivot(tr))]
 
 
+def outdated_notes(tr: TaskRun, who: str) -> list[str]:
+    """Notes for a run whose results.json is behind its code or its samples (a declared column's key missing, samples
+    changed since): `harness score` rewrites it. Used by the leaderboard and by `harness compare`."""
+    fix = f"run `harness score {tr.run_dir}`"
+    notes = [f"{who}, task {tr.task}: results.json has no summary key {c.key!r} for column {c.label!r}; {fix}"
+             for c in missing_keys(tr)]
+    if tr.samples_changed():
+        notes.append(f"{who}, task {tr.task}: {tr.run_dir}/{tr.entry.get('samples_file')} changed since results.json "
+                     f"was written; {fix}")
+    return notes
+
+
 def section_columns(sec: Section) -> tuple[list[Column], list[str]]:
     """Every column declared by the section's tasks, in display order, and notes on tasks without declarations."""
     declared: dict[str, list[Column]] = {}

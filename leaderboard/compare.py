@@ -33,7 +33,7 @@ from leaderboard import stats
 from leaderboard.build import composite
 from leaderboard.cells import Cell, Evaluator, cell
 from leaderboard.collect import Row, Section
-from leaderboard.columns import COMPOSITES, Column, missing_keys, section_columns
+from leaderboard.columns import COMPOSITES, Column, outdated_notes, section_columns
 from leaderboard.general import family_composite
 
 EXACT = ("prompts", "signatures", "outputs")
@@ -246,12 +246,8 @@ def compute_metrics(base: Row, cand: Row, cfg: CompareConfig, ev: Evaluator, not
                 notes.append(f"{name}: not computed ({made.note})")
             comps.append(_result(name, "", "composite", role == "translation", made, level, None))
     for row, who in ((base, "baseline"), (cand, "candidate")):
-        for t, tr in row.tasks.items():
-            notes += [f"{who}, task {t}: results.json has no summary key {c.key!r} for column {c.label!r}; run "
-                      f"`harness score {tr.run_dir}`" for c in missing_keys(tr)]
-            if tr.samples_changed():
-                notes.append(f"{who}: {tr.run_dir}/{tr.entry.get('samples_file')} changed since results.json was "
-                             f"written; run `harness score {tr.run_dir}`")
+        for tr in row.tasks.values():
+            notes += outdated_notes(tr, who)
     return comps + out
 
 

@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.config import dict_changes
 from harness.errors import HarnessError
 from harness.metrics.translation import record_ref_streams
 from harness.rundir.layout import results_file
@@ -85,14 +86,7 @@ def _short(v, n: int = 60) -> str:
 
 def _dict_diff(a: dict, b: dict, prefix: str) -> list[str]:
     """Dotted paths where two (nested) config dicts differ, with both values."""
-    out = []
-    for k in sorted(set(a) | set(b), key=str):
-        x, y = a.get(k), b.get(k)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _dict_diff(x, y, f"{prefix}{k}.")
-        elif x != y:
-            out.append(f"{prefix}{k} {_short(x)} vs {_short(y)}")
-    return out
+    return [f"{path} {_short(x)} vs {_short(y)}" for path, x, y in sorted(dict_changes(a, b, prefix))]
 
 
 def _no_version(sig: str) -> str:

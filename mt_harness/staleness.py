@@ -16,6 +16,7 @@ import shlex
 from dataclasses import replace
 from pathlib import Path
 
+from harness.config import dict_changes
 from harness.errors import HarnessError
 from harness.method import config_variant
 from leaderboard.collect import find_results
@@ -53,14 +54,7 @@ def recipe_of(command: str) -> tuple[str, str | None, str | None] | None:
 
 def _changes(recorded: dict, current: dict, at: str = "") -> list[str]:
     """The fields (dotted) whose recorded value differs from today's, as "field recorded -> now"."""
-    out = []
-    for k in dict.fromkeys([*current, *recorded]):
-        a, b = recorded.get(k), current.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _changes(a, b, f"{at}{k}.")
-        elif a != b:
-            out.append(f"{at}{k} {a!r} -> {b!r}")
-    return out
+    return [f"{path} {rec!r} -> {cur!r}" for path, cur, rec in dict_changes(current, recorded, at)]
 
 
 def changed_fields(method: dict, current: dict, field_names: set[str], variant: str) -> str:
