@@ -168,3 +168,18 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` items -> {KEY: value}; each value is read as YAML (8 -> int, 1e-4 -> float, [a, b] -> list,
+    native -> str). Later items win."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise HarnessError(f"--set {item!r}: write KEY=VALUE, e.g. --set layer=0.5 or --set train.lr=1e-4")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise HarnessError(f"--set {item!r}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
+    return out

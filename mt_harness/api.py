@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness.data import DataSource
 from harness.errors import HarnessError
+from methods import load_method_config  # noqa: F401 - part of this API (defaults <- recipe <- file <- --set)
 from harness.io import writable_dir
 from harness.loading import BackendConfig
 from harness.method import config_variant
@@ -35,6 +36,8 @@ class RunSpec:
     limit: int | None = None  # first N documents of each subset
     output: str | Path | None = None  # results folder (default results/runs/<model>__<method>[__limitN])
     method_config: str | Path | None = None  # YAML merged over the method's defaults (strict keys)
+    # over method_config: {"layer": 0.5, "train.lr": 1e-4} (dotted keys; `harness run --set layer=0.5`)
+    method_options: dict = field(default_factory=dict)
     budget: str | None = None  # "small": capped run + methods/<m>/recipes/small.yaml
     seed: int = 0
     data_dir: str | Path | None = None  # default: $HARNESS_DATA_DIR or ../shared/data
@@ -79,33 +82,6 @@ def apply_budget(spec: RunSpec) -> None:
         spec.langs = list(caps["langs"])
 
 
-def load_method_config(method, config_file: str | Path | None, budget: str | None):
-    """Defaults <- methods/<name>/recipes/<budget>.yaml (if any) <- config_file (strict keys)."""
-    from harness.config import from_dict, load_yaml, to_dict
-    from methods import method_dir
-
-    merged, where = to_dict(method.Config()), f"method {method.name}"
-    sources = []
-    if budget and budget != "full":
-        recipe = method_dir(method.name) / "recipes" / f"{budget}.yaml"
-        if recipe.exists():
-            sources.append(recipe)
-    if config_file:
-        if not Path(config_file).is_file():
-            raise HarnessError(f"--method-config {config_file}: file not found")
-        sources.append(Path(config_file))
-    for src in sources:
-        merged, where = _deep_merge(merged, load_yaml(src) or {}), str(src)
-    return from_dict(method.Config, merged, where)
-
-
-def _deep_merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def default_output(model: str, method: str, limit: int | None) -> Path:
     safe = Path(model).name if Path(model).exists() else model.replace("/", "_")
     return Path("results") / "runs" / (f"{safe}__{method}" + (f"__limit{limit}" if limit else ""))
@@ -135,7 +111,7 @@ def prepare(spec: RunSpec) -> Setup:
     data = DataSource.resolve(str(spec.data_dir) if spec.data_dir else None)
     method = get_method(spec.method)
     tasks = load_tasks(spec.tasks, data, spec.langs)
-    cfg = load_method_config(method, spec.method_config, spec.budget)
+    cfg = load_method_config(method, spec.method_config, spec.budget, spec.method_options)
     set_threads(spec.settings.threads)
     model_name = spec.model or DEFAULT_MODEL
     model = resolve_model(model_name)

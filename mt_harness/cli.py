@@ -48,6 +48,9 @@ def add_judge(p: argparse.ArgumentParser, required: bool = False) -> None:
 def add_method_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method-config", default=None,
                    help="YAML overriding the method's config (strict keys), e.g. methods/radis/recipes/paper.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="one method config field over --method-config (dotted, value as YAML; repeatable), e.g. "
+                        "--set layer=0.5 --set train.lr=1e-4")
     p.add_argument("--budget", choices=["small", "full"], default=None,
                    help="small: methods/<name>/recipes/small.yaml + at most 8 docs per subset and flores "
                         "de-en,en-de (minutes on a CPU); full: the method's defaults")
@@ -158,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--resamples", type=int, default=1000, help="paired-bootstrap resamples (default 1000)")
     cmp.add_argument("--seed", "--bootstrap-seed", dest="seed", type=int, default=12345,
                      help="seed of the bootstrap resampling (default 12345, as the leaderboard)")
+    ab = sub.add_parser("ablation", help="the ablation table of a study's arms: scores, Δ vs the reference arm and "
+                        "vs each arm's '<arm>-control' unit, with paired-bootstrap intervals (markdown)")
+    ab.add_argument("folder", help="the study's output folder, e.g. results/ablation-relay")
+    ab.add_argument("--reference", required=True, help="the unit every arm is compared with (today's default)")
+    ab.add_argument("--task", default="flores_dev", help="the task of the table (default flores_dev)")
+    ab.add_argument("--metrics", default="chrF++,chrF++ x-en,chrF++ en-x",
+                    help="metric labels as harness compare names them (the first decides the control check)")
+    ab.add_argument("--resamples", type=int, default=1000, help="paired-bootstrap resamples (default 1000)")
+    ab.add_argument("--seed", type=int, default=12345, help="seed of the bootstrap resampling")
     for name, what in (("pack", "gzip a finished run's samples.jsonl files (for committing results; read as they are)"),
                        ("unpack", "restore a packed run's plain samples.jsonl files (to resume, score or judge it)")):
         p = sub.add_parser(name, help=what)

@@ -15,7 +15,8 @@ from harness.rundir.layout import results_file
 def dispatch(args: argparse.Namespace) -> int:
     return {"run": cmd_run, "ls": cmd_ls, "validate": cmd_validate, "score": cmd_score,
             "judge": cmd_judge, "train": cmd_train, "leaderboard": cmd_leaderboard,
-            "pack": cmd_pack, "unpack": cmd_pack, "study": cmd_study, "compare": cmd_compare}[args.command](args)
+            "pack": cmd_pack, "unpack": cmd_pack, "study": cmd_study, "compare": cmd_compare,
+            "ablation": cmd_ablation}[args.command](args)
 
 
 def backend_settings(args: argparse.Namespace):
@@ -28,11 +29,13 @@ def backend_settings(args: argparse.Namespace):
 
 def run_spec(args: argparse.Namespace):
     """The RunSpec of `harness run` / `harness train` arguments."""
+    from harness.config import parse_sets
     from mt_harness.api import RunSpec
 
     spec = RunSpec(tasks=_split(args.tasks), method=args.method, model=args.model, langs=_split(args.langs),
                    method_config=args.method_config, budget=args.budget, seed=args.seed, data_dir=args.data_dir,
-                   drop_overlap=args.drop_overlap, settings=backend_settings(args))
+                   drop_overlap=args.drop_overlap, settings=backend_settings(args),
+                   method_options=parse_sets(args.set))
     if args.command == "run":
         spec.limit, spec.output, spec.backend, spec.chunk_size = args.limit, args.output, args.backend, args.chunk_size
         spec.tensor_parallel_size, spec.data_parallel_size = args.tensor_parallel_size, args.data_parallel_size
@@ -168,6 +171,14 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     results = api.score(args.output, args.data_dir, args.comet_model)
     print_run_table(results, [n for n in results["tasks"] if not n.startswith("lmeval:")])
+    return 0
+
+
+def cmd_ablation(args: argparse.Namespace) -> int:
+    from mt_harness.ablation import ablation_table
+
+    table = ablation_table(args.folder, args.reference, args.task, _split(args.metrics), args.resamples, args.seed)
+    print(table.markdown())
     return 0
 
 

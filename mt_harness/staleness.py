@@ -1,8 +1,9 @@
 """The method variant each run's recipe gives today, for the leaderboard's stale-row check (leaderboard/stale.py).
 
-A run's recipe is read from the command results.json records (`harness run --method M --method-config F --budget B`,
-which `harness study` workers also record): the method's current defaults <- the budget's recipe <- F, loaded
-exactly as `harness run` loads them (mt_harness.api.load_method_config, passed in by the caller), hashed as
+A run's recipe is read from the command results.json records (`harness run --method M --method-config F --budget B
+--set K=V`, which `harness study` workers also record): the method's current defaults <- the budget's recipe <- F <-
+the --set options, loaded
+exactly as `harness run` loads them (methods.load_method_config, passed in by the caller), hashed as
 results.json's `method.variant` (harness.method.config_variant) and compared field by field with the recorded config
 (results written before `variant` was recorded carry the trainer's reports in their config, so their fallback hash is
 not comparable). A run whose recipe cannot be rebuilt here (not a CLI run, a method no longer registered, a config
@@ -41,15 +42,27 @@ def _config_file(value: str) -> Path | None:
     return None
 
 
-def recipe_of(command: str) -> tuple[str, str | None, str | None] | None:
-    """(method, --method-config, --budget) of a recorded `harness run` command, or None when it is not one."""
+def _sets(argv: list[str]) -> tuple[str, ...]:
+    """Every `--set KEY=VALUE` of a command line, in order."""
+    out = []
+    for k, a in enumerate(argv):
+        if a == "--set" and k + 1 < len(argv):
+            out.append(argv[k + 1])
+        elif a.startswith("--set="):
+            out.append(a.split("=", 1)[1])
+    return tuple(out)
+
+
+def recipe_of(command: str) -> tuple[str, str | None, str | None, tuple[str, ...]] | None:
+    """(method, --method-config, --budget, --set options) of a recorded `harness run` command, or None when it is
+    not one."""
     try:
         argv = shlex.split(command)
     except ValueError:
         return None
     if "run" not in argv or _flag(argv, "--method") is None:
         return None
-    return _flag(argv, "--method"), _flag(argv, "--method-config"), _flag(argv, "--budget")
+    return _flag(argv, "--method"), _flag(argv, "--method-config"), _flag(argv, "--budget"), _sets(argv)
 
 
 def _changes(recorded: dict, current: dict, at: str = "") -> list[str]:
@@ -67,12 +80,13 @@ def changed_fields(method: dict, current: dict, field_names: set[str], variant: 
     return "; ".join(diff[:4]) + (f"; {len(diff) - 4} more" if len(diff) > 4 else "")
 
 
-def expected_variant(method_name: str, config_file: str | None, budget: str | None, load_config) -> tuple | None:
+def expected_variant(method_name: str, config_file: str | None, budget: str | None, sets: tuple[str, ...],
+                     load_config) -> tuple | None:
     """(today's config, its field names, Expected without `changed`) that `harness run --method method_name
-    [--method-config config_file] [--budget budget]` gives today; None when it cannot be rebuilt here."""
+    [--method-config config_file] [--budget budget] [--set k=v ...]` gives today; None when it cannot be rebuilt."""
     import dataclasses
 
-    from harness.config import to_dict
+    from harness.config import parse_sets, to_dict
     from methods import get_method
 
     try:
@@ -85,17 +99,18 @@ def expected_variant(method_name: str, config_file: str | None, budget: str | No
         if path is None:
             return None
     try:
-        cfg = load_config(method, path, budget)
+        cfg = load_config(method, path, budget, parse_sets(list(sets)))
     except HarnessError:
         return None
     recipe = config_file or (f"--budget {budget}" if budget else f"{method_name}'s defaults")
+    recipe += "".join(f" --set {s}" for s in sets)
     return to_dict(cfg), {f.name for f in dataclasses.fields(cfg)}, Expected(config_variant(cfg), recipe)
 
 
 def expected_variants(paths: list[Path], load_config) -> dict[str, Expected]:
     """Run folder (leaderboard.stale.run_key) -> the variant its recipe gives today, for every trained run under
-    `paths` (those whose recipe cannot be rebuilt: `Expected.unknown` says why). `load_config(method, file, budget)`:
-    how `harness run` loads a method config (mt_harness.api.load_method_config)."""
+    `paths` (those whose recipe cannot be rebuilt: `Expected.unknown` says why). `load_config(method, file, budget,
+    options)`: how `harness run` loads a method config (methods.load_method_config)."""
     out: dict[str, Expected] = {}
     cache: dict[tuple, tuple | None] = {}
     for f in find_results(paths):

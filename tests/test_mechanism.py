@@ -12,8 +12,11 @@ import csv
 import io
 import json
 
+import pytest
+
 from harness.backends.base import Capabilities, Generation
 from harness.data import DataSource
+from harness.errors import HarnessError
 from harness.rundir.context import EvalContext
 from harness.runner import evaluate
 from methods.relay.backend import shuffled_sources
@@ -118,3 +121,28 @@ def test_method_checks_from_run_records(data_dir, tmp_path):
     assert "8 (80%) cut at the 96-token cap" in text and "trained as a continuation" in text
     rec["config"]["rationale_context"] = "generation"
     assert "trained in the context they were generated in" in get_method("radis").mechanism(rec)
+
+
+def test_ablation_table_compares_arms_with_the_reference_and_with_their_controls(data_dir, tmp_path, capsys):
+    """`harness ablation`: an arm that carries source content beats the reference arm that does not and passes its
+    control check; the reference fails its own; the untouched model is a row and a column."""
+    from mt_harness.cli import main
+
+    root = tmp_path / "study" / "tiny"
+    _run(data_dir, root / "base", {"name": "base", "config": {}, "artifact": {"kind": "none", "config_hash": ""}})
+    for arm, mode in (("ignore", "ignore"), ("copy", "copy")):
+        _run(data_dir, root / arm, _relay(False, arm), lambda refs, m=mode: SourceReader(refs, m, False))
+        _run(data_dir, root / f"{arm}-control", _relay(True, arm), lambda refs, m=mode: SourceReader(refs, m, True))
+    assert main(["ablation", str(tmp_path / "study"), "--reference", "ignore", "--task", "flores",
+                 "--resamples", "200"]) == 0
+    rows = {line.split(" | ")[0].strip("| "): line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| tiny/")}
+    assert set(rows) == {"tiny/ignore (reference)", "tiny/copy", "tiny/base (alone)"}
+    copy = rows["tiny/copy"].split(" | ")
+    delta = float(copy[1].split("(")[1].split(" ")[0])
+    assert delta > 20 and copy[1].split("[")[1].startswith("+")  # interval above 0 vs the reference
+    assert copy[4].endswith("✓")
+    assert rows["tiny/ignore (reference)"].split(" | ")[4].endswith("✗ no content transfer")
+    with pytest.raises(HarnessError, match="--reference nope: 0 units"):
+        from mt_harness.ablation import ablation_table
+        ablation_table(tmp_path / "study", "nope", "flores", ["chrF++"])

@@ -57,7 +57,9 @@ def _trained(data_dir, root: Path, recipe: Path) -> Path:
 
 def test_recipe_of_reads_the_recorded_command():
     assert recipe_of("cli.py run --method relay --method-config m/r.yaml --budget small") == ("relay", "m/r.yaml",
-                                                                                             "small")
+                                                                                             "small", ())
+    assert recipe_of("harness run --method relay --set layer=0.5 --set=train.lr=0.0001") == (
+        "relay", None, None, ("layer=0.5", "train.lr=0.0001"))
     assert recipe_of("cli.py score results/x") is None
 
 

@@ -226,6 +226,10 @@ def test_equal_budget_recipes_load(method):
     ("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: sft, settings: {batch: 2}}]\n", "unknown key 'batch'"),
     ("output: o\nmodels: [m]\nevaluation: [{name: m, tasks: [mtbench]}]\nmethods: [{method: sft}]\n",
      "add `- {method: base"),
+    ("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: relay, options: {layr: 3}}]\n",
+     "methods[0].options: --set: unknown key 'layr'"),
+    ("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: relay, options: {layer: 1.5}}]\n",
+     "layer: 1.5 must be an int"),
 ])
 def test_bad_study_files_are_one_line_errors(tmp_path, text, error, capsys):
     path = tmp_path / "bad.yaml"
@@ -234,6 +238,29 @@ def test_bad_study_files_are_one_line_errors(tmp_path, text, error, capsys):
     err = capsys.readouterr().err.strip()
     assert error in err, err
     assert len(err.splitlines()) == 1
+
+
+def test_ablation_study_arms_are_options_recorded_as_set_flags():
+    """studies/ablation-relay.yaml: each arm's `options` become `--set` flags of its commands (what results.json
+    records, so the stale-row check rebuilds the arm's recipe) and reach the phase's RunSpec as method options."""
+    from mt_harness.api import load_method_config
+    from methods import get_method
+    from mt_harness.study.plan import build_units
+    from mt_harness.study.run import payload
+    from mt_harness.study.spec import load_study
+
+    spec = load_study(REPO / "studies" / "ablation-relay.yaml")
+    units = {u.name: u for u in build_units(spec)}
+    middle = units["layer-middle-control"].phases
+    train, evaluate = middle
+    assert train.command(2)[:2] == ["harness", "train"] and "--set" in train.command(2)
+    cmd = evaluate.command(2)
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"] == ["layer=0.5", "control=shuffled_source"]
+    fields = payload(spec, evaluate, 2, "mt_harness.api")["spec"]
+    assert fields["method_options"] == {"layer": 0.5, "control": "shuffled_source"}
+    cfg = load_method_config(get_method("relay"), fields["method_config"], None, fields["method_options"])
+    assert (cfg.layer, cfg.control, cfg.train.max_steps) == (0.5, "shuffled_source", 150)
+    assert "--set" not in units["layer-last"].phases[1].command(2)
 
 
 def test_unknown_method_is_an_error_before_any_work(tmp_path):
@@ -258,3 +285,36 @@ def test_science_cost_report_is_regenerated_from_the_phases_records():
     text = report(spec, units, spec.workers)
     assert text == (REPO / "results" / "science" / "COST.md").read_text()
     assert "| relay-s0 | 0h37m | 0h54m* | n/a | n/a | n/a | n/a | 1h32m |" in text.splitlines()
+
+
+def test_a_local_worker_exits_when_its_driver_is_killed(tmp_path):
+    """A driver killed with SIGKILL leaves no worker behind (mt_harness.study.executors.exit_with_parent)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def alive(pid: int) -> bool:  # an exited worker may stay a zombie until its new parent reaps it
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+
+    worker = ("import time; from mt_harness.study.executors import exit_with_parent; exit_with_parent(0.1); "
+              "time.sleep(60)")
+    driver = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {worker!r}]); "
+              f"print(p.pid, flush=True); time.sleep(60)")
+    d = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    child = int(d.stdout.readline())
+    time.sleep(1.0)  # the worker imported and watches
+    d.kill()
+    d.wait()
+    assert not Path(f"/proc/{d.pid}").exists() or not alive(d.pid)
+    for _ in range(100):
+        if not alive(child):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the worker outlived its killed driver")

@@ -53,7 +53,9 @@ class RelayConfig:
     map: Literal["linear", "xattn"] = "linear"  # linear (paper) or learned queries cross-attending (appendix)
     xattn_queries: int = 32  # xattn: number of soft tokens
     xattn_heads: int = 4  # xattn: attention heads (must divide the target hidden size)
-    layer: int = -1  # which entry of the source model's `hidden_states` is mapped (-1 = last) [choice: layer]
+    # which entry of the source model's `hidden_states` is mapped: an int indexes it (-1 = last layer's output), a
+    # float in (0, 1) is a fraction of the source model's depth (0.5 = middle; train.source_layer) [choice: layer]
+    layer: int | float = -1
     # the source model's input (plain text, its tokenizer's BOS added); the whole sequence is mapped
     # [choice: source prompt]
     source_prompt: str = "####[{src_name}]: {source} ####[English]:"
@@ -93,6 +95,9 @@ class RelayConfig:
             raise HarnessError(f"{where}.tags: {self.tags!r} must be 'mapped' or 'native'")
         if self.control not in ("none", "shuffled_source"):
             raise HarnessError(f"{where}.control: {self.control!r} must be 'none' or 'shuffled_source'")
+        if isinstance(self.layer, float) and not 0 < self.layer < 1:
+            raise HarnessError(f"{where}.layer: {self.layer} must be an int (an index, -1 = last) or a fraction of "
+                               f"the source model's depth in (0, 1), e.g. 0.5")
         if self.map == "xattn" and self.xattn_queries < 1:
             raise HarnessError(f"{where}.xattn_queries: must be >= 1")
         self.train.validate(f"{where}.train")

@@ -45,8 +45,18 @@ def load_lm(path, trust_remote_code: bool = False, dtype: torch.dtype = torch.fl
     return model, tok
 
 
+def source_layer(layer: int | float, source) -> int:
+    """The entry of the source model's `hidden_states` that is mapped: an int indexes it as given (-1 the last
+    layer's output, 0 the embeddings); a float in (0, 1) is a fraction of the source model's depth, e.g. 0.5 the
+    middle layer (so one setting means the same depth for sources of different depths)."""
+    if isinstance(layer, float):
+        n = source.config.get_text_config().num_hidden_layers
+        return max(1, min(n, round(layer * n)))
+    return layer
+
+
 def build_relay(cfg, source, source_tok, target):
-    return Relay(source, target, source_pad_id=source_tok.pad_token_id, layer=cfg.layer,
+    return Relay(source, target, source_pad_id=source_tok.pad_token_id, layer=source_layer(cfg.layer, source),
                  normalize_source=cfg.normalize_source, kind=cfg.map, n_queries=cfg.xattn_queries,
                  heads=cfg.xattn_heads)
 

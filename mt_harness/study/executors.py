@@ -11,15 +11,32 @@ shared filesystem): the payload carries absolute paths, not files.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import threading
+import time
 from multiprocessing.connection import wait as wait_for
 
 from harness.errors import HarnessError
 from mt_harness.study.spec import Resources
 
 
+def exit_with_parent(interval: float = 2.0) -> None:
+    """Exit this process when its parent (the study's driver) is gone: a driver killed by a signal it cannot catch
+    would otherwise leave its workers training on, e.g. into an artifact a restarted study trains again."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _child(payload: dict, conn) -> None:
     from mt_harness.study.worker import execute
 
+    exit_with_parent()
     conn.send(execute(payload))
     conn.close()
 

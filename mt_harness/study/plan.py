@@ -11,6 +11,7 @@ evaluation of its unit is, or when its recorded artifact is still in the cache.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class Phase:
     chunk_size: int | None = None
     drift_ref: Path | None = None
     drift_tasks: list[str] = field(default_factory=list)
+    options: dict = field(default_factory=dict)  # method config fields over method_config (harness run --set)
     deps: list[str] = field(default_factory=list)  # ids of the phases that must finish first
     done: bool = False
 
@@ -56,6 +58,8 @@ class Phase:
         common = ["--method", self.method, "--model", self.model, "--seed", str(self.seed), "--threads", str(threads)]
         if self.method_config:
             common += ["--method-config", self.method_config]
+        for key, value in self.options.items():
+            common += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
         select = ["--tasks", ",".join(self.tasks)] + (["--langs", ",".join(self.langs)] if self.langs else [])
         if self.kind == TRAIN:
             return ["harness", "train", *common, *select, *self.settings.flags()]
@@ -109,7 +113,7 @@ def build_units(spec: StudySpec) -> list[Unit]:
                 phases: list[Phase] = []
                 if not m.not_run and m.method != BASE:
                     phases.append(Phase(model, name, TRAIN, m.method, seed, out, m.method_config, spec.train.tasks,
-                                        spec.train.langs, spec.settings, spec.resources.train))
+                                        spec.train.langs, spec.settings, spec.resources.train, options=m.options))
                 for bname in ([] if m.not_run else m.evaluation or list(blocks)):
                     phases.append(_eval_phase(spec, m, blocks[bname], model, name, seed, out, phases, drift[bname],
                                               base_units.get(bname)))
@@ -121,7 +125,7 @@ def _eval_phase(spec: StudySpec, m: MethodEntry, block: Block, model: str, unit:
                 before: list[Phase], drift: list[str], base_unit: str | None) -> Phase:
     phase = Phase(model, unit, block.name, m.method, seed, out, m.method_config, block.tasks, block.langs,
                   spec.unit_settings(m), spec.resources.evaluate, block.limit, block.chunk_size, drift_tasks=drift,
-                  deps=[p.id for p in before if p.name == TRAIN])
+                  options=m.options, deps=[p.id for p in before if p.name == TRAIN])
     if drift and m.method != BASE:
         if base_unit is None:
             raise HarnessError(f"study: block {block.name!r} scores drift ({', '.join(drift)}) against the base "

@@ -70,7 +70,7 @@ def payload(spec: StudySpec, p: Phase, threads: int, api: str) -> dict:
         env["HARNESS_DATA_DIR"] = str(data)
     fields = {"tasks": list(p.tasks), "method": p.method, "model": p.model, "langs": list(p.langs),
               "method_config": str(Path(p.method_config).resolve()) if p.method_config else None,
-              "seed": p.seed, "data_dir": str(data) if data else None,
+              "method_options": dict(p.options), "seed": p.seed, "data_dir": str(data) if data else None,
               "settings": {**vars(p.settings), "threads": threads}}
     if p.kind != TRAIN:
         fields.update(limit=p.limit, output=str(p.out.resolve()),

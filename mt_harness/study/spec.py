@@ -13,6 +13,7 @@ names are one-line errors naming the file and the field.
       - {method: base, name: base}
       - {method: sft, seeds: [0, 1], method_config: methods/sft/recipes/cpu-150.yaml}   # units sft-s0, sft-s1
       - {method: relay, evaluation: [flores], settings: {batch_size: 8}}
+      - {method: relay, name: relay-layer8, options: {layer: 8, train.lr: 1.0e-4}}      # an ablation arm
       - {method: xbridge, not_run: "no NMT encoder-decoder is reachable offline"}
     resources: {train: {cpus: 1, gpus: 0}, evaluate: {cpus: 1, gpus: 0}}   # per Ray task
     workers: 2                          # local executor: worker processes (CLI --workers overrides)
@@ -107,6 +108,7 @@ class MethodEntry:
     name: str = ""
     seeds: list[int] = field(default_factory=lambda: [0])
     method_config: str | None = None  # YAML merged over the method's defaults (harness run --method-config)
+    options: dict[str, Any] = field(default_factory=dict)  # fields over method_config, dotted (harness run --set)
     evaluation: list[str] | None = None  # block names (default: every block)
     settings: dict[str, Any] = field(default_factory=dict)  # over the study's settings, for its evaluations
     not_run: str = ""  # why the method is deliberately not run (written to its not_run.json)
@@ -160,6 +162,8 @@ class StudySpec:
                 from_dict(Settings, {**to_dict(self.settings), **m.settings}, f"{here}.settings")
             except HarnessError as e:
                 raise HarnessError(str(e)) from None
+            if m.options and not m.not_run:
+                _check_options(m, here)
             for seed in m.seeds:
                 unit = m.unit_name(seed)
                 if unit in units or not unit or "/" in unit:
@@ -169,6 +173,16 @@ class StudySpec:
 
     def unit_settings(self, m: MethodEntry) -> Settings:
         return from_dict(Settings, {**to_dict(self.settings), **m.settings}, "settings")
+
+
+def _check_options(m: MethodEntry, where: str) -> None:
+    """Unknown or mistyped `options` are an error before any phase runs (loaded as `harness run --set` loads them)."""
+    from methods import get_method, load_method_config
+
+    try:
+        load_method_config(get_method(m.method), m.method_config, None, m.options)
+    except HarnessError as e:
+        raise HarnessError(f"{where}.options: {e}") from None
 
 
 def load_study(path: str | Path, output: str | None = None) -> StudySpec:
