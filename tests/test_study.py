@@ -224,6 +224,8 @@ def test_equal_budget_recipes_load(method):
     ("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: sft, seeds: [0, 1], name: x}]\n",
      "must contain {seed}"),
     ("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: sft, settings: {batch: 2}}]\n", "unknown key 'batch'"),
+    ("output: o\nmodels: [m]\nsettings: {decode_attention: fast}\nevaluation: []\nmethods: []\n",
+     "settings.decode_attention: 'fast' is not one of 'sdpa', 'matmul'"),
     ("output: o\nmodels: [m]\nevaluation: [{name: m, tasks: [mtbench]}]\nmethods: [{method: sft}]\n",
      "add `- {method: base"),
     ("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: relay, options: {layr: 3}}]\n",
@@ -261,6 +263,11 @@ def test_ablation_study_arms_are_options_recorded_as_set_flags():
     cfg = load_method_config(get_method("relay"), fields["method_config"], None, fields["method_options"])
     assert (cfg.layer, cfg.control, cfg.train.max_steps) == (0.5, "shuffled_source", 150)
     assert "--set" not in units["layer-last"].phases[1].command(2)
+    assert fields["settings"]["decode_attention"] == "sdpa"
+    spec.settings.decode_attention = "matmul"  # settable per study (and per method entry's settings)
+    phase = next(u for u in build_units(spec) if u.name == "layer-middle").phases[1]
+    assert payload(spec, phase, 2, "mt_harness.api")["spec"]["settings"]["decode_attention"] == "matmul"
+    assert "--decode-attention" in phase.command(2)
 
 
 def test_unknown_method_is_an_error_before_any_work(tmp_path):

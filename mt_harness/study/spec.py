@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.config import from_dict, load_yaml, to_dict
 from harness.errors import HarnessError
@@ -39,6 +39,7 @@ class Settings:
     device: str = "auto"
     batch_size: int = 32
     scheduler: str = "auto"
+    decode_attention: Literal["sdpa", "matmul"] = "sdpa"  # --decode-attention (matmul: not bit-identical in bf16)
     trust_remote_code: bool = False
 
     def flags(self) -> list[str]:
