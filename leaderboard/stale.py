@@ -48,8 +48,17 @@ def mark_stale(tables: list[Table], expected: dict[str, Expected]) -> None:
                     continue
                 r.stale = (f"trained with an older default: {exp.recipe} with today's {r.method} defaults gives "
                            f"variant {exp.variant}, this run recorded {r.variant or '(none)'} ({exp.changed}); "
-                           f"re-run {tr.run_dir}")
+                           f"re-run {_shown(tr.run_dir)}")
                 t.notes.append(f"{r.label} on {r.model}: stale: {r.stale}")
                 break
         t.notes += [f"stale-row check not possible for {', '.join(dict.fromkeys(rows))}: {why}"
                     for why, rows in unchecked.items()]
+
+
+def _shown(path) -> str:
+    """A run folder as a committed board shows it: relative to the working folder when inside it (a study rebuilds
+    its board from absolute paths), else as it is."""
+    import os
+
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel

@@ -82,7 +82,7 @@ def _delta(c: Cell | None) -> str:
 def _pick(comparison, task: str, metrics: list[str]) -> dict[str, Cell]:
     out = {}
     for m in comparison.metrics:
-        label = m.name.removesuffix(f" ({task})")
+        label = m.name.removesuffix(f" ({task})").removeprefix(f"{task} ")  # "chrF++ (flores)", "flores_dev chrF++"
         if m.task == task and label in metrics:
             out[label] = Cell(m.candidate, m.delta, m.lo, m.hi)
     return out

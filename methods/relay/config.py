@@ -54,8 +54,9 @@ class RelayConfig:
     xattn_queries: int = 32  # xattn: number of soft tokens
     xattn_heads: int = 4  # xattn: attention heads (must divide the target hidden size)
     # which entry of the source model's `hidden_states` is mapped: an int indexes it (-1 = last layer's output), a
-    # float in (0, 1) is a fraction of the source model's depth (0.5 = middle; train.source_layer) [choice: layer]
-    layer: int | float = -1
+    # float in (0, 1) is a fraction of the source model's depth (0.5 = middle; train.source_layer). 0.5 was chosen by
+    # the FLORES-dev ablation (README "Ablations"; -1 until then: the output head's space) [choice: layer]
+    layer: int | float = 0.5
     # the source model's input (plain text, its tokenizer's BOS added); the whole sequence is mapped
     # [choice: source prompt]
     source_prompt: str = "####[{src_name}]: {source} ####[English]:"
