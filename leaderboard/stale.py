@@ -11,6 +11,7 @@ was recorded, whose config also carries the trainer's reports): the page flags i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,5 @@ def mark_stale(tables: list[Table], expected: dict[str, Expected]) -> None:
 def _shown(path) -> str:
     """A run folder as a committed board shows it: relative to the working folder when inside it (a study rebuilds
     its board from absolute paths), else as it is."""
-    import os
-
     rel = os.path.relpath(path)
     return str(path) if rel.startswith("..") else rel

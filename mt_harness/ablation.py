@@ -63,7 +63,7 @@ class AblationTable:
             row = [arm.name + (" (reference)" if arm.name.endswith("/" + self.reference) else "")]
             row += [arm.cells[m].show() if m in arm.cells else "–" for m in self.metrics]
             c = arm.control.get(self.metrics[0])
-            row.append(_delta(c) + ("" if c is None else (" ✓" if c.lo > 0 else " ✗ no content transfer")))
+            row.append(_delta(c) + ("" if c is None else (" ✓" if c.lo > 0 else " ✗ not above its control")))
             row += [_delta(arm.versus.get(a.name, {}).get(self.metrics[0])) for a in self.alone]
             lines.append("| " + " | ".join(row) + " |")
         for a in self.alone:

@@ -142,7 +142,7 @@ def test_ablation_table_compares_arms_with_the_reference_and_with_their_controls
     delta = float(copy[1].split("(")[1].split(" ")[0])
     assert delta > 20 and copy[1].split("[")[1].startswith("+")  # interval above 0 vs the reference
     assert copy[4].endswith("✓")
-    assert rows["tiny/ignore (reference)"].split(" | ")[4].endswith("✗ no content transfer")
+    assert rows["tiny/ignore (reference)"].split(" | ")[4].endswith("✗ not above its control")
     with pytest.raises(HarnessError, match="--reference nope: 0 units"):
         from mt_harness.ablation import ablation_table
         ablation_table(tmp_path / "study", "nope", "flores", ["chrF++"])
