@@ -135,12 +135,17 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
 ADDED_OPTION = "added_option"  # dataclass field metadata key: see added_option()
 
 
-def added_option(default: Any) -> Any:
-    """A method config field added after artifacts were trained with the behaviour its `default` keeps: while it holds
-    that default it is left out of `to_dict` (hence of artifact config hashes, results.json's method variant and the
-    recorded config), so artifacts and rows trained before the option existed keep their hashes; any other value is
-    recorded and keyed like every field. `default` must be an immutable value (str, bool, number, None)."""
-    return dataclasses.field(default=default, metadata={ADDED_OPTION: True})
+_SAME = object()
+
+
+def added_option(default: Any, legacy: Any = _SAME) -> Any:
+    """A method config field added after artifacts were trained with the behaviour its `legacy` value keeps (by
+    default: `default`): while it holds `legacy` it is left out of `to_dict` (hence of artifact config hashes,
+    results.json's method variant and the recorded config), so artifacts and rows trained before the option existed
+    keep their hashes; any other value is recorded and keyed like every field. A default changed later (an ablation
+    chose another value) keeps `legacy` as the old behaviour, so the new default is recorded and old rows read as
+    stale. Both must be immutable values (str, bool, number, None)."""
+    return dataclasses.field(default=default, metadata={ADDED_OPTION: default if legacy is _SAME else legacy})
 
 
 def dict_changes(a: dict, b: dict, at: str = "") -> list[tuple[str, object, object]]:
@@ -157,10 +162,10 @@ def dict_changes(a: dict, b: dict, at: str = "") -> list[tuple[str, object, obje
 
 
 def to_dict(obj: Any) -> Any:
-    """JSON-ready form of a (nested) dataclass (fields made with `added_option` left out while at their default)."""
+    """JSON-ready form of a (nested) dataclass (`added_option` fields left out while at their legacy value)."""
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if not (f.metadata.get(ADDED_OPTION) and getattr(obj, f.name) == f.default)}
+                if not (ADDED_OPTION in f.metadata and getattr(obj, f.name) == f.metadata[ADDED_OPTION])}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):

@@ -70,10 +70,20 @@ def _changes(recorded: dict, current: dict, at: str = "") -> list[str]:
     return [f"{path} {rec!r} -> {cur!r}" for path, cur, rec in dict_changes(current, recorded, at)]
 
 
-def changed_fields(method: dict, current: dict, field_names: set[str], variant: str) -> str:
-    """What differs between a results.json `method` and today's config dict `current` ("" = current). Keys of the
-    recorded config that are not config fields (the trainer's reports: training_data, analysis, ...) are ignored."""
-    recorded = {k: v for k, v in (method.get("config") or {}).items() if k in field_names}
+_PLAIN = object()  # a config field that is not an `added_option` (no legacy value)
+
+
+def changed_fields(method: dict, current: dict, fields: dict[str, object], variant: str) -> str:
+    """What differs between a results.json `method` and today's config dict `current` ("" = current). `fields`: the
+    config's field names -> the legacy value of an `added_option` field (what a record without it ran with; absent
+    for other fields). Keys of the recorded config that are not config fields (the trainer's reports: training_data,
+    analysis, ...) are ignored."""
+    recorded = {k: v for k, v in (method.get("config") or {}).items() if k in fields}
+    current = dict(current)
+    for k, legacy in fields.items():
+        if legacy is not _PLAIN:  # left out of a config dict = at its legacy value
+            recorded.setdefault(k, legacy)
+            current.setdefault(k, legacy)
     diff = _changes(recorded, current)
     if not diff and method.get("variant") not in (None, variant):
         diff = [f"variant {method['variant']} -> {variant}"]
@@ -82,7 +92,7 @@ def changed_fields(method: dict, current: dict, field_names: set[str], variant: 
 
 def expected_variant(method_name: str, config_file: str | None, budget: str | None, sets: tuple[str, ...],
                      load_config) -> tuple | None:
-    """(today's config, its field names, Expected without `changed`) that `harness run --method method_name
+    """(today's config, its fields (changed_fields), Expected without `changed`) that `harness run --method method_name
     [--method-config config_file] [--budget budget] [--set k=v ...]` gives today; None when it cannot be rebuilt."""
     import dataclasses
 
@@ -104,7 +114,10 @@ def expected_variant(method_name: str, config_file: str | None, budget: str | No
         return None
     recipe = config_file or (f"--budget {budget}" if budget else f"{method_name}'s defaults")
     recipe += "".join(f" --set {s}" for s in sets)
-    return to_dict(cfg), {f.name for f in dataclasses.fields(cfg)}, Expected(config_variant(cfg), recipe)
+    from harness.config import ADDED_OPTION
+
+    fields = {f.name: f.metadata.get(ADDED_OPTION, _PLAIN) for f in dataclasses.fields(cfg)}
+    return to_dict(cfg), fields, Expected(config_variant(cfg), recipe)
 
 
 def expected_variants(paths: list[Path], load_config) -> dict[str, Expected]:
@@ -132,6 +145,6 @@ def expected_variants(paths: list[Path], load_config) -> dict[str, Expected]:
             out[run_key(f.parent)] = Expected("", "", unknown=f"its recipe ({recipe[1] or recipe[2] or 'defaults'}) "
                                               f"cannot be rebuilt here")
         else:
-            current, names, exp = cache[recipe]
-            out[run_key(f.parent)] = replace(exp, changed=changed_fields(method, current, names, exp.variant))
+            current, fields, exp = cache[recipe]
+            out[run_key(f.parent)] = replace(exp, changed=changed_fields(method, current, fields, exp.variant))
     return out

@@ -106,16 +106,20 @@ def test_relative_and_cosine_layer_metrics_are_not_dominated_by_activation_norms
 
 
 def test_new_options_keep_the_config_hash_of_existing_artifacts():
-    """layer_metric / split are left out of the recorded config and its hashes while at today's defaults (so
-    artifacts trained before they existed keep their keys), and recorded once set."""
+    """layer_metric / split are left out of the recorded config and its hashes while at their legacy values (l2,
+    na_mnmt: artifacts trained before the options existed keep their keys), and recorded otherwise, including the
+    default layer_metric the dev ablation chose (cosine), so rows trained with l2 read as stale."""
     from harness.config import to_dict
     from harness.method import config_variant
     from methods.landermt.config import LANDeRMTConfig
 
-    d = to_dict(LANDeRMTConfig())
+    legacy = LANDeRMTConfig(layer_metric="l2")
+    d = to_dict(legacy)
     assert "layer_metric" not in d and "split" not in d
+    assert to_dict(LANDeRMTConfig())["layer_metric"] == "cosine" and "split" not in to_dict(LANDeRMTConfig())
+    assert config_variant(LANDeRMTConfig()) != config_variant(legacy)
     other = LANDeRMTConfig(layer_metric="cosine", split="variance")
-    assert to_dict(other)["layer_metric"] == "cosine" and config_variant(other) != config_variant(LANDeRMTConfig())
+    assert to_dict(other)["split"] == "variance" and config_variant(other) != config_variant(LANDeRMTConfig())
 
 
 def test_layer_shift_matches_hidden_states_from_transformers(tiny_model_factory):

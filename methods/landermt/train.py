@@ -123,7 +123,6 @@ def train_landermt(cfg, ctx: TrainContext, name: str = "landermt") -> Artifact:
         save_file(trainable_state(model), str(prep.dir / WEIGHTS))
         heatmap(plan, shift, scores, prep.dir / PICTURE)
     analysis = summarise(plan, shift, n_trainable)
-    if cfg.layer_metric != "l2" or cfg.split != "na_mnmt":  # recorded when not today's defaults (old records stay)
-        analysis.update(layer_metric=cfg.layer_metric, split=cfg.split)
+    analysis.update(layer_metric=cfg.layer_metric, split=cfg.split)  # records without them are l2 / na_mnmt
     prep.config = {**prep.config, "analysis": analysis}
     return finish(prep, name, "composite")
