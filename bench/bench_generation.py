@@ -63,14 +63,15 @@ def load_prompts(data_dir: Path, n: int) -> list[str]:
 
 
 def run_harness(path: str, prompts: list[str], dtype: str, bs: int, max_new: int,
-                scheduler: str = "continuous") -> tuple[list[str], float, float]:
+                scheduler: str = "continuous", prepack: str = "auto") -> tuple[list[str], float, float]:
     from harness.backends.base import Request
     from harness.backends.hf import HFBackend
     from harness.loading import BackendConfig, load_model_and_tokenizer
     from harness.task_config import GenerationConfig
 
     t0 = time.perf_counter()
-    cfg = BackendConfig(dtype=dtype, device="cpu", batch_size=bs, threads=torch.get_num_threads(), scheduler=scheduler)
+    cfg = BackendConfig(dtype=dtype, device="cpu", batch_size=bs, threads=torch.get_num_threads(), scheduler=scheduler,
+                        prepack=prepack)
     model, tok = load_model_and_tokenizer(path, cfg)
     backend = HFBackend(model, tok, cfg)
     load = time.perf_counter() - t0
@@ -188,6 +189,10 @@ def main() -> None:
     ap.add_argument("--skip-lmeval", action="store_true")
     ap.add_argument("--skip-static", action="store_true", help="skip the harness with continuous batching off")
     ap.add_argument("--skip-plain", action="store_true")
+    ap.add_argument("--prepack-off", action="store_true",
+                    help="also the harness with --prepack off (plain F.linear: the code before pre-packed weights)")
+    ap.add_argument("--prepack-all", action="store_true",
+                    help="also the harness with --prepack all (float32 weights packed for oneDNN: not bit-identical)")
     ap.add_argument("--ct2", action="store_true", help="also CTranslate2 fp32 and int8 (pip install ctranslate2)")
     ap.add_argument("--skip-cli", action="store_true", help="skip the `harness run` with its own defaults")
     ap.add_argument("--plain-defaults", action="store_true",
@@ -210,6 +215,11 @@ def main() -> None:
 
     rows: dict[str, dict] = {}
     contenders = [("harness", run_harness)]
+    if args.prepack_off:
+        contenders.insert(0, ("harness --prepack off",
+                              lambda p, pr, d, bs, m: run_harness(p, pr, d, bs, m, prepack="off")))
+    if args.prepack_all:
+        contenders.append(("harness --prepack all", lambda p, pr, d, bs, m: run_harness(p, pr, d, bs, m, prepack="all")))
     if not args.skip_static:
         contenders.append(("harness static batches", run_harness_static))
     if not args.skip_lmeval:
@@ -266,7 +276,9 @@ def main() -> None:
     pairs = [("harness", "ctranslate2 fp32"), ("harness", "ctranslate2 int8"), ("harness", "lm-eval hf"),
              ("harness", "harness static batches"), ("harness", "plain generate loop"),
              ("lm-eval hf", "plain generate loop"),
-             ("harness run (defaults)", "plain loop (defaults)"), ("harness run (defaults)", "harness")]
+             ("harness run (defaults)", "plain loop (defaults)"), ("harness run (defaults)", "harness"),
+             ("harness", "harness --prepack off"), ("harness", "harness --prepack all"),
+             ("harness --prepack all", "ctranslate2 fp32")]
     for a, b in pairs:
         if a in outputs and b in outputs:
             same = sum(x == y for x, y in zip(outputs[a], outputs[b]))

@@ -1,10 +1,10 @@
-"""Long generations, side by side: the harness decode loop (this code and its previous greedy pick) vs CTranslate2
-vs llama.cpp, in tokens/s, with the share of outputs identical to the harness.
+"""Long generations, side by side: the harness decode loop (this code, and with `--prepack off`, the previous
+default) vs CTranslate2 vs llama.cpp, in tokens/s, with the share of outputs identical to the harness.
 
 Same 32 IFEval prompts (the task's data, `general/ifeval/input_data.jsonl`) through the model's chat template, greedy,
 up to `--max-new-tokens` new tokens (IFEval's own limit is 512), stop at the end-of-turn token only. The harness runs
-`HFBackend.generate` at `--dtype`/`--batch-size` with static batches (the bf16 default); "harness (old pick)" is the
-same backend with the greedy pick of the previous code (`logits.argmax(-1)` in the model's dtype); `--matmul` adds
+`HFBackend.generate` at `--dtype`/`--batch-size` with static batches (the bf16 default); "harness --prepack off" is
+the same backend with plain `F.linear` (the previous code: no pre-packed weights); `--matmul` adds
 the harness with the explicit `--decode-attention matmul` option (not bit-identical in bf16). Harness contenders
 run `--rounds` times, interleaved (old, new, old, new, ...), and the best wall time of each is reported, because the
 machine may be shared. Optional contenders, skipped with a note when their package is missing (bench-only, never a
@@ -40,22 +40,14 @@ def load_prompts(data_dir: Path, n: int) -> list[str]:
     return [json.loads(x)["prompt"] for x in lines[:n]]
 
 
-def harness_backend(path: str, dtype: str, bs: int, old_pick: bool, attention: str = "sdpa"):
+def harness_backend(path: str, dtype: str, bs: int, prepack: str = "auto", attention: str = "sdpa"):
     from harness.backends.hf import HFBackend
     from harness.loading import BackendConfig, load_model_and_tokenizer
 
-    class OldPick(HFBackend):
-        """The greedy pick before `greedy_ids` (argmax in the logits' own dtype)."""
-
-        def _pick(self, logits, rows):
-            if all(row.req.gen.temperature <= 0 for row in rows):
-                return logits.argmax(-1)
-            return super()._pick(logits, rows)
-
     cfg = BackendConfig(dtype=dtype, device="cpu", batch_size=bs, threads=torch.get_num_threads(), scheduler="static",
-                        decode_attention=attention)
+                        decode_attention=attention, prepack=prepack)
     model, tok = load_model_and_tokenizer(path, cfg)
-    return (OldPick if old_pick else HFBackend)(model, tok, cfg)
+    return HFBackend(model, tok, cfg)
 
 
 def run_harness(backend, prompts: list[str], max_new: int) -> tuple[list[list[int]], float]:
@@ -111,7 +103,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--data-dir", default=os.environ.get("HARNESS_DATA_DIR", str(REPO.parent / "shared" / "data")))
     ap.add_argument("--skip-ct2", action="store_true")
-    ap.add_argument("--skip-old", action="store_true", help="skip the harness with the previous greedy pick")
+    ap.add_argument("--skip-old", action="store_true", help="skip the harness with --prepack off (the previous code)")
     ap.add_argument("--matmul", action="store_true", help="also the harness with --decode-attention matmul")
     ap.add_argument("--gguf", default=None, help="a GGUF of the same weights for llama.cpp (skipped without it)")
     ap.add_argument("--json", default=None)
@@ -125,12 +117,12 @@ def main() -> None:
     print(f"{len(prompts)} IFEval prompts, <= {args.max_new_tokens} new tokens, harness {args.dtype} batch "
           f"{args.batch_size}, {args.threads} threads, torch {torch.__version__}, load {os.getloadavg()[0]:.1f}",
           flush=True)
-    new = harness_backend(path, args.dtype, args.batch_size, False)
-    old = None if args.skip_old else harness_backend(path, args.dtype, args.batch_size, True)
-    contenders = ([] if old is None else [("harness (old pick)", old)]) + [("harness", new)]
+    new = harness_backend(path, args.dtype, args.batch_size)
+    old = None if args.skip_old else harness_backend(path, args.dtype, args.batch_size, "off")
+    contenders = ([] if old is None else [("harness --prepack off", old)]) + [("harness", new)]
     if args.matmul:
         contenders.append(("harness --decode-attention matmul",
-                           harness_backend(path, args.dtype, args.batch_size, False, "matmul")))
+                           harness_backend(path, args.dtype, args.batch_size, attention="matmul")))
     tok, eos = new.tok, new.eos_ids
     outs: dict[str, list[list[int]]] = {}
     walls: dict[str, list[float]] = {name: [] for name, _ in contenders}

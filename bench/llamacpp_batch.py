@@ -5,8 +5,8 @@ Bench-only (`pip install llama-cpp-python`, builds from its sdist); used by benc
 Prompts arrive as token ids from the harness tokenizer (same vocabulary as the GGUF), so both engines see the same
 input ids; a sequence ends at an end-of-turn id or after `max_new` tokens.
 
-Status: written against llama-cpp-python's low-level API but **not yet run** — the sdist build did not finish on the
-shared 2-core machine before the deadline of the session that wrote it (bench/RESULTS.md). Check it on first use.
+Prefill sends the prompts of all slots together, up to the server's default logical batch of 2048 tokens per call
+(physical batch 512), with one unified KV buffer, as `llama-server --parallel N` does.
 """
 
 from __future__ import annotations
@@ -27,15 +27,17 @@ def generate(gguf: str, prompts: list[list[int]], max_new: int, slots: int, thre
     if not model:
         raise SystemExit(f"llama.cpp could not load {gguf}")
     per_seq = max(map(len, prompts)) + max_new + 8
+    n_batch = max(2048, slots)  # the server's default logical batch: prompts of several slots prefill together
     cparams = L.llama_context_default_params()
     cparams.n_ctx = per_seq * slots
-    cparams.n_batch = max(per_seq, slots)
-    cparams.n_ubatch = max(per_seq, slots)
+    cparams.n_batch = n_batch
+    cparams.n_ubatch = 512  # the server's default physical batch
     cparams.n_seq_max = slots
+    cparams.kv_unified = True  # one KV buffer shared by the slots (the server's default with --parallel)
     cparams.n_threads = cparams.n_threads_batch = threads
     ctx = L.llama_init_from_model(model, cparams)
     n_vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(model))
-    batch = L.llama_batch_init(max(per_seq, slots), 0, slots)
+    batch = L.llama_batch_init(n_batch, 0, slots)
     outs: list[list[int]] = [[] for _ in prompts]
 
     def run(items: list[tuple[int, int, int, bool]]) -> None:  # (token, position, sequence, wants logits)
@@ -57,10 +59,14 @@ def generate(gguf: str, prompts: list[list[int]], max_new: int, slots: int, thre
         mem = L.llama_get_memory(ctx)
         L.llama_memory_clear(mem, True)
         nxt, pos = {}, {}
-        for slot, k in enumerate(group):  # prefill, one prompt at a time
-            ids = prompts[k]
-            run([(t, p, slot, p == len(ids) - 1) for p, t in enumerate(ids)])
-            nxt[slot], pos[slot] = pick(len(ids) - 1), len(ids)
+        items = [(t, p, slot, p == len(prompts[k]) - 1) for slot, k in enumerate(group)
+                 for p, t in enumerate(prompts[k])]
+        for at in range(0, len(items), n_batch):  # prefill: the slots' prompts together, n_batch tokens per call
+            chunk = items[at:at + n_batch]
+            run(chunk)
+            for i, (_, p, slot, last) in enumerate(chunk):
+                if last:
+                    nxt[slot], pos[slot] = pick(i), p + 1
         live = list(range(len(group)))
         while live:
             still = []

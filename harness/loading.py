@@ -101,6 +101,10 @@ class BackendConfig:
     # sdpa: transformers' attention; matmul: grouped matmuls for decode steps (faster on CPU, not bit-identical in
     # bf16; harness.backends.decode_attention)
     decode_attention: str = "sdpa"
+    # CPU inference: linear weights pre-packed for oneDNN (harness.backends.prepack; one extra copy of the weights).
+    # auto: bf16 weights (bit-identical to F.linear, faster decoding); all: fp32 too (faster, not bit-identical to
+    # F.linear's MKL sgemm); off: plain F.linear
+    prepack: str = "auto"
 
 
 def device_and_dtype(cfg: BackendConfig) -> tuple[torch.device, torch.dtype]:

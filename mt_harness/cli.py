@@ -27,6 +27,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode-attention", default="sdpa", choices=["sdpa", "matmul"],
                    help="transformers backend: attention of single-token decode steps; matmul is faster on CPU but "
                         "not bit-identical to sdpa in bf16 (default sdpa)")
+    p.add_argument("--prepack", default="auto", choices=["auto", "all", "off"],
+                   help="transformers backend on CPU: linear weights pre-packed for oneDNN (one extra copy of the "
+                        "weights). auto (default): bf16 weights, bit-identical outputs, faster decoding; all: float32 "
+                        "weights too (faster, not bit-identical to plain float32); off: plain F.linear")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: the cores this process may use)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model repos to run their own code")

@@ -24,7 +24,8 @@ def backend_settings(args: argparse.Namespace):
 
     return BackendConfig(dtype=args.dtype, device=args.device, batch_size=args.batch_size, threads=args.threads,
                          trust_remote_code=args.trust_remote_code, scheduler=args.scheduler,
-                         decode_attention=getattr(args, "decode_attention", "sdpa"))
+                         decode_attention=getattr(args, "decode_attention", "sdpa"),
+                         prepack=getattr(args, "prepack", "auto"))
 
 
 def run_spec(args: argparse.Namespace):

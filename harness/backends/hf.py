@@ -57,6 +57,11 @@ class HFBackend:
 
             use_decode_matmul(model)
         self.continuous = cfg.scheduler == "continuous" or (cfg.scheduler == "auto" and self.dtype == torch.float32)
+        from harness.backends.prepack import MODES, prepack
+
+        if cfg.prepack not in MODES:
+            raise HarnessError(f"--prepack {cfg.prepack}: use auto, all or off")
+        self.prepacked = prepack(model, cfg.prepack, cfg.batch_size) if self.device.type == "cpu" else 0
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -76,7 +81,8 @@ class HFBackend:
         return {"backend": self.name, "dtype": str(self.dtype).replace("torch.", ""), "device": str(self.device),
                 "batch_size": self.cfg.batch_size, "threads": torch.get_num_threads(),
                 "scheduler": "continuous" if self.continuous else "static",
-                **({"decode_attention": "matmul"} if self.cfg.decode_attention == "matmul" else {})}
+                **({"decode_attention": "matmul"} if self.cfg.decode_attention == "matmul" else {}),
+                **({"prepack": self.cfg.prepack, "prepacked_linears": self.prepacked} if self.prepacked else {})}
 
     def loglikelihood(self, groups: list[list[tuple[str, str]]], progress: tqdm | None = None) -> list:
         """Per group (one document's requests), a `LoglikResult` per (context, continuation) pair."""

@@ -40,6 +40,7 @@ class Settings:
     batch_size: int = 32
     scheduler: str = "auto"
     decode_attention: Literal["sdpa", "matmul"] = "sdpa"  # --decode-attention (matmul: not bit-identical in bf16)
+    prepack: Literal["auto", "all", "off"] = "auto"  # --prepack (auto: bit-identical; all: fp32 too, not identical)
     trust_remote_code: bool = False
 
     def flags(self) -> list[str]:
