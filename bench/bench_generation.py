@@ -219,7 +219,8 @@ def main() -> None:
         contenders.insert(0, ("harness --prepack off",
                               lambda p, pr, d, bs, m: run_harness(p, pr, d, bs, m, prepack="off")))
     if args.prepack_all:
-        contenders.append(("harness --prepack all", lambda p, pr, d, bs, m: run_harness(p, pr, d, bs, m, prepack="all")))
+        contenders.append(("harness --prepack all",
+                           lambda p, pr, d, bs, m: run_harness(p, pr, d, bs, m, prepack="all")))
     if not args.skip_static:
         contenders.append(("harness static batches", run_harness_static))
     if not args.skip_lmeval:
