@@ -122,9 +122,13 @@ def nested_boards(paths: list[Path]) -> list[Path]:
     return sorted({b.parent for p in paths if p.is_dir() for b in p.rglob(BOARD_FILE) if b.parent != p})
 
 
+STALE_TAG = ".stale-"  # a unit folder a study moved aside (harness.rundir.phases.move_aside): kept, not on the board
+
+
 def _search(root: Path, name: str) -> list[Path]:
     skip = nested_boards([root])
-    return [f for f in sorted(root.rglob(name)) if not any(s in f.parents for s in skip)]
+    return [f for f in sorted(root.rglob(name)) if not any(s in f.parents for s in skip)
+            and not any(STALE_TAG in part for part in f.relative_to(root).parts[:-1])]
 
 
 def find_results(paths: list[Path]) -> list[Path]:

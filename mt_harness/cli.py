@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--address", default=None, help="ray: cluster address (auto, ray://host:10001); default: local Ray")
     st.add_argument("--output", default=None, help="results folder instead of the study's output")
     st.add_argument("--dry-run", action="store_true", help="print the phases, done or to do, and run nothing")
+    st.add_argument("--rerun-stale", action="store_true",
+                    help="also re-run the units trained with another config than their recipe gives today (a changed "
+                         "method default or recipe); their old folder is kept as <unit>.stale-<artifact>")
     cmp = sub.add_parser("compare",
                          help="regression gate: pair two runs, Δ with paired-bootstrap intervals, exit 1 if a "
                          "gated metric regressed (2: not comparable)")

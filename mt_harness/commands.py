@@ -71,7 +71,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     from mt_harness import api
 
-    done = api.study(args.study, args.executor, args.workers, args.threads, args.address, args.output, args.dry_run)
+    done = api.study(args.study, args.executor, args.workers, args.threads, args.address, args.output, args.dry_run,
+                     args.rerun_stale)
     if not args.dry_run:
         print(f"{len(done.ran)} phase(s) run; cost: {done.cost}" + "".join(f"\nwrote {p}" for p in done.leaderboard))
     return 0

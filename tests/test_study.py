@@ -185,6 +185,42 @@ def test_ray_executor_gives_the_same_results(local_study, tiny_model_factory, da
     assert outputs(tmp_path / "out")  # not vacuous
 
 
+def test_stale_unit_is_listed_and_rerun_on_request(local_study, data_dir, tmp_path, monkeypatch, capsys):
+    """A recipe changed after its unit trained: --dry-run names the unit stale and the changed field, a plain run
+    leaves it, --rerun-stale trains and evaluates it again, keeps the old folder as <unit>.stale-<artifact>, and
+    the leaderboard does not count the old folder."""
+    import shutil
+
+    src, study = local_study
+    monkeypatch.setenv("HARNESS_CACHE", str(src / "cache"))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(data_dir))
+    out = tmp_path / "copy"
+    shutil.copytree(src / "out", out)
+    recipe = tmp_path / "sft-tiny.yaml"
+    recipe.write_text((src / "sft-tiny.yaml").read_text().replace("max_steps: 1", "max_steps: 2"))
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(study.read_text().replace(str(src / "sft-tiny.yaml"), str(recipe))
+                       .replace(f"output: {src / 'out'}", f"output: {out}"))
+    model = next(p for p in out.iterdir() if p.is_dir()).name
+    old = json.loads((out / model / "sft-s0" / "results.json").read_text())["method"]["artifact"]["hash"]
+    capsys.readouterr()
+    assert main(["study", str(changed), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "5 of 5 phases done" in text and "stale: trained with another config" in text
+    assert "train.max_steps 1 -> 2" in text and "--rerun-stale" in text
+    assert main(["study", str(changed), "--rerun-stale"]) == 0
+    text = capsys.readouterr().out
+    assert "3 phase(s) run" in text  # sft-s0's training and both of its evaluations; base is current
+    moved = out / model / f"sft-s0.stale-{old}"
+    assert json.loads((moved / "results.json").read_text())["method"]["artifact"]["hash"] == old  # kept
+    new = json.loads((out / model / "sft-s0" / "results.json").read_text())
+    assert new["method"]["artifact"]["hash"] != old and new["method"]["config"]["train"]["max_steps"] == 2
+    board = (out / "leaderboard.md").read_text()
+    assert ".stale-" not in board and "found in" not in board
+    assert main(["study", str(changed), "--dry-run"]) == 0
+    assert "5 of 5 phases done" in capsys.readouterr().out
+
+
 def test_science_study_plans_exactly_the_recorded_commands():
     """studies/science-cpu150.yaml reproduces the committed science run: the same units and phases, and every
     phase's command equal to the one its phases.json recorded (one torch thread per phase)."""

@@ -78,6 +78,7 @@ class Unit:
     seed: int
     out: Path
     phases: list[Phase]
+    stale: str = ""  # its results were trained with another config than the study's recipe gives today (what changed)
 
     @property
     def key(self) -> str:
@@ -170,8 +171,30 @@ def train_done(unit: Unit, phase: Phase) -> bool:
     return bool(rec.get("artifact_path")) and (Path(rec["artifact_path"]) / MANIFEST).exists()
 
 
-def plan(spec: StudySpec) -> list[Unit]:
-    """The study's units with every phase's `done` filled in from the results on disk."""
+def stale_reason(unit: Unit) -> str:
+    """What differs between the config a trained unit's results.json recorded and the one the study's recipe
+    (method_config + options over the method's current defaults) gives today; "" when current or not comparable."""
+    from mt_harness.staleness import changed_fields, expected_variant
+
+    train = next((p for p in unit.phases if p.kind == TRAIN), None)
+    path = results_file(unit.out)
+    results = read_results(path) if train is not None and path.is_file() else None
+    if results is None:
+        return ""
+    from methods import load_method_config
+
+    sets = tuple(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in train.options.items())
+    exp = expected_variant(train.method, train.method_config, None, sets, load_method_config)
+    if exp is None:
+        return ""
+    current, fields, expected = exp
+    return changed_fields(results["method"], current, fields, expected.variant)
+
+
+def plan(spec: StudySpec, rerun_stale: bool = False) -> list[Unit]:
+    """The study's units with every phase's `done` filled in from the results on disk. A trained unit whose results
+    were trained with another config than its recipe gives today is marked `stale`; with `rerun_stale` all its
+    phases are to do (the driver moves the old results aside once the new artifact is trained)."""
     units = build_units(spec)
     for unit in units:
         for p in unit.phases:
@@ -180,4 +203,8 @@ def plan(spec: StudySpec) -> list[Unit]:
         for p in unit.phases:
             if p.kind == TRAIN:
                 p.done = train_done(unit, p)
+        unit.stale = stale_reason(unit) if unit.phases else ""
+        if unit.stale and rerun_stale:
+            for p in unit.phases:
+                p.done = False
     return units

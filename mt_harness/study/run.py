@@ -30,6 +30,7 @@ class StudyOptions:
     threads: int | None = None  # local: torch threads per phase (default: the study's `threads`)
     address: str | None = None  # ray: cluster address (auto, ray://host:10001); default: a local Ray instance
     dry_run: bool = False
+    rerun_stale: bool = False  # re-run units trained with another config than their recipe gives today
     api: str = "mt_harness.api"  # the module whose RunSpec/train/run/leaderboard the phases call
 
 
@@ -49,6 +50,10 @@ def describe(units: list[Unit], workers: int) -> str:
             lines.append(f"{u.key}: not run: {u.entry.not_run}")
             continue
         lines.append(f"{u.key}: {u.entry.method}, seed {u.seed}")
+        if u.stale:
+            lines.append(f"  stale: trained with another config than its recipe gives today ({u.stale}); "
+                         + ("re-run, the old results moved aside once retrained" if not any(p.done for p in u.phases)
+                            else "`--rerun-stale` re-runs it"))
         for p in u.phases:
             after = f" (after {', '.join(p.deps)})" if p.deps and not p.done else ""
             lines.append(f"  {'done' if p.done else 'to do'}  {p.name}{after}")
@@ -124,7 +129,7 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
     threads = opts.threads or spec.threads
     if workers < 1 or threads < 1:
         raise HarnessError("--workers and --threads must be >= 1")
-    units = plan(spec)
+    units = plan(spec, opts.rerun_stale)
     print(describe(units, workers), flush=True)
     if opts.dry_run:
         return StudyResult(units, [], None, [])
