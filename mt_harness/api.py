@@ -286,11 +286,12 @@ def leaderboard(paths: list[str | Path], output: str | Path = "results", resampl
 
 def study(path: str | Path, executor: str = "local", workers: int | None = None, threads: int | None = None,
           address: str | None = None, output: str | Path | None = None, dry_run: bool = False,
-          rerun_stale: bool = False):
+          rerun_stale: bool = False, only: list[str] | None = None):
     """Run (or resume) the study in `path` (mt_harness.study.spec): every pending phase through `train`/`run` in worker
     processes (`executor` local or ray), COST.md and the leaderboard in its output folder (`output` replaces it).
     `rerun_stale`: also re-run the units trained with another config than their recipe gives today (their old
-    folder is renamed `<unit>.stale-<artifact>`, which the leaderboard skips). Returns
+    folder is renamed `<unit>.stale-<artifact>`, which the leaderboard skips); `only`: run these units' phases only
+    (names, e.g. ["landermt-s0"]). Returns
     mt_harness.study.run.StudyResult."""
     from mt_harness.study.run import StudyOptions, run_study
     from mt_harness.study.spec import load_study
@@ -300,7 +301,8 @@ def study(path: str | Path, executor: str = "local", workers: int | None = None,
     for entry in spec.methods:
         get_method(entry.method)  # an unknown method is an error before any work
     return run_study(spec, StudyOptions(executor=executor, workers=workers, threads=threads, address=address,
-                                        dry_run=dry_run, rerun_stale=rerun_stale, api=__name__))
+                                        dry_run=dry_run, rerun_stale=rerun_stale, only=only,
+                                        api=__name__))
 
 
 def compare(baseline: str | Path, candidate: str | Path, config=None):

@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--rerun-stale", action="store_true",
                     help="also re-run the units trained with another config than their recipe gives today (a changed "
                          "method default or recipe); their old folder is kept as <unit>.stale-<artifact>")
+    st.add_argument("--only", default=None,
+                    help="run only these units' phases (comma-separated unit names, e.g. landermt-s0)")
     cmp = sub.add_parser("compare",
                          help="regression gate: pair two runs, Δ with paired-bootstrap intervals, exit 1 if a "
                          "gated metric regressed (2: not comparable)")

@@ -72,7 +72,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from mt_harness import api
 
     done = api.study(args.study, args.executor, args.workers, args.threads, args.address, args.output, args.dry_run,
-                     args.rerun_stale)
+                     args.rerun_stale, [u for u in (args.only or "").split(",") if u] or None)
     if not args.dry_run:
         print(f"{len(done.ran)} phase(s) run; cost: {done.cost}" + "".join(f"\nwrote {p}" for p in done.leaderboard))
     return 0

@@ -186,9 +186,9 @@ def test_ray_executor_gives_the_same_results(local_study, tiny_model_factory, da
 
 
 def test_stale_unit_is_listed_and_rerun_on_request(local_study, data_dir, tmp_path, monkeypatch, capsys):
-    """A recipe changed after its unit trained: --dry-run names the unit stale and the changed field, a plain run
-    leaves it, --rerun-stale trains and evaluates it again, keeps the old folder as <unit>.stale-<artifact>, and
-    the leaderboard does not count the old folder."""
+    """A recipe changed after its unit trained: --dry-run names the unit stale and the changed field; --rerun-stale
+    (limited by --only to the named units) trains and evaluates it again, keeps the old folder as
+    <unit>.stale-<artifact>, and the leaderboard does not count the old folder."""
     import shutil
 
     src, study = local_study
@@ -208,7 +208,11 @@ def test_stale_unit_is_listed_and_rerun_on_request(local_study, data_dir, tmp_pa
     text = capsys.readouterr().out
     assert "5 of 5 phases done" in text and "stale: trained with another config" in text
     assert "train.max_steps 1 -> 2" in text and "--rerun-stale" in text
-    assert main(["study", str(changed), "--rerun-stale"]) == 0
+    assert main(["study", str(changed), "--rerun-stale", "--only", "nosuch"]) == 2
+    assert "--only nosuch: no such unit" in capsys.readouterr().err
+    assert main(["study", str(changed), "--rerun-stale", "--only", "base"]) == 0  # sft-s0 is not selected
+    assert "0 phase(s) run" in capsys.readouterr().out
+    assert main(["study", str(changed), "--rerun-stale", "--only", "sft-s0"]) == 0
     text = capsys.readouterr().out
     assert "3 phase(s) run" in text  # sft-s0's training and both of its evaluations; base is current
     moved = out / model / f"sft-s0.stale-{old}"

@@ -191,10 +191,11 @@ def stale_reason(unit: Unit) -> str:
     return changed_fields(results["method"], current, fields, expected.variant)
 
 
-def plan(spec: StudySpec, rerun_stale: bool = False) -> list[Unit]:
+def plan(spec: StudySpec, rerun_stale: bool = False, only: list[str] | None = None) -> list[Unit]:
     """The study's units with every phase's `done` filled in from the results on disk. A trained unit whose results
     were trained with another config than its recipe gives today is marked `stale`; with `rerun_stale` all its
-    phases are to do (the driver moves the old results aside once the new artifact is trained)."""
+    phases are to do (the driver moves the old results aside once the new artifact is trained). `only`: unit names
+    (e.g. landermt-s0) that `rerun_stale` applies to (default: every unit)."""
     units = build_units(spec)
     for unit in units:
         for p in unit.phases:
@@ -204,7 +205,7 @@ def plan(spec: StudySpec, rerun_stale: bool = False) -> list[Unit]:
             if p.kind == TRAIN:
                 p.done = train_done(unit, p)
         unit.stale = stale_reason(unit) if unit.phases else ""
-        if unit.stale and rerun_stale:
+        if unit.stale and rerun_stale and (not only or unit.name in only):
             for p in unit.phases:
                 p.done = False
     return units

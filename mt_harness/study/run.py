@@ -19,7 +19,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
 from mt_harness.study.cost import fmt, pending_seconds, report
-from mt_harness.study.plan import Phase, Unit, plan
+from mt_harness.study.plan import Phase, Unit, build_units, plan
 from mt_harness.study.spec import TRAIN, StudySpec
 
 
@@ -31,6 +31,7 @@ class StudyOptions:
     address: str | None = None  # ray: cluster address (auto, ray://host:10001); default: a local Ray instance
     dry_run: bool = False
     rerun_stale: bool = False  # re-run units trained with another config than their recipe gives today
+    only: list[str] | None = None  # run the phases of these units only (names, e.g. landermt-s0); default: all
     api: str = "mt_harness.api"  # the module whose RunSpec/train/run/leaderboard the phases call
 
 
@@ -129,7 +130,12 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
     threads = opts.threads or spec.threads
     if workers < 1 or threads < 1:
         raise HarnessError("--workers and --threads must be >= 1")
-    units = plan(spec, opts.rerun_stale)
+    if opts.only:
+        unknown = sorted(set(opts.only) - {u.name for u in build_units(spec)})
+        if unknown:
+            raise HarnessError(f"--only {','.join(unknown)}: no such unit in {spec.title!r} (units: "
+                               f"{', '.join(dict.fromkeys(u.name for u in build_units(spec)))})")
+    units = plan(spec, opts.rerun_stale, opts.only)
     print(describe(units, workers), flush=True)
     if opts.dry_run:
         return StudyResult(units, [], None, [])
@@ -140,7 +146,7 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
             write_not_run(u.out, u.entry.method, u.model, u.entry.not_run)
     phases = {p.id: p for u in units for p in u.phases}
     unit_of = {p.id: u for u in units for p in u.phases}
-    todo = [pid for pid, p in phases.items() if not p.done]
+    todo = [pid for pid, p in phases.items() if not p.done and (not opts.only or unit_of[pid].name in opts.only)]
     ran: list[str] = []
     cost_path = Path(spec.output) / "COST.md"
     executor = make_executor(opts.executor, workers, opts.address) if todo else None
