@@ -20,6 +20,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.io import stable_hash
 from harness.rundir.layout import NOT_RUN_FILE, RESULTS_FILE
+from harness.rundir.phases import STALE_TAG  # folders a study moved aside: kept on disk, skipped here
 from harness.rundir.read import (
     SCHEMA,
     method_variant,
@@ -120,9 +121,6 @@ def nested_boards(paths: list[Path]) -> list[Path]:
     results/): not searched, so that `harness leaderboard` with its default `results` keeps rebuilding the board
     it rebuilt before such a study landed. Named explicitly, such a folder is searched as usual."""
     return sorted({b.parent for p in paths if p.is_dir() for b in p.rglob(BOARD_FILE) if b.parent != p})
-
-
-STALE_TAG = ".stale-"  # a unit folder a study moved aside (harness.rundir.phases.move_aside): kept, not on the board
 
 
 def _search(root: Path, name: str) -> list[Path]:

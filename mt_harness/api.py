@@ -291,8 +291,7 @@ def study(path: str | Path, executor: str = "local", workers: int | None = None,
     processes (`executor` local or ray), COST.md and the leaderboard in its output folder (`output` replaces it).
     `rerun_stale`: also re-run the units trained with another config than their recipe gives today (their old
     folder is renamed `<unit>.stale-<artifact>`, which the leaderboard skips); `only`: run these units' phases only
-    (names, e.g. ["landermt-s0"]). Returns
-    mt_harness.study.run.StudyResult."""
+    (names, e.g. ["landermt-s0"]). Returns mt_harness.study.run.StudyResult."""
     from mt_harness.study.run import StudyOptions, run_study
     from mt_harness.study.spec import load_study
     from methods import get_method

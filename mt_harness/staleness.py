@@ -17,7 +17,7 @@ import shlex
 from dataclasses import replace
 from pathlib import Path
 
-from harness.config import dict_changes
+from harness.config import ADDED_OPTION, dict_changes
 from harness.errors import HarnessError
 from harness.method import config_variant
 from leaderboard.collect import find_results
@@ -114,8 +114,6 @@ def expected_variant(method_name: str, config_file: str | None, budget: str | No
         return None
     recipe = config_file or (f"--budget {budget}" if budget else f"{method_name}'s defaults")
     recipe += "".join(f" --set {s}" for s in sets)
-    from harness.config import ADDED_OPTION
-
     fields = {f.name: f.metadata.get(ADDED_OPTION, _PLAIN) for f in dataclasses.fields(cfg)}
     return to_dict(cfg), fields, Expected(config_variant(cfg), recipe)
 

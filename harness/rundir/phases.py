@@ -41,13 +41,16 @@ def record_phase(unit_dir: str | Path, phase: str, record: dict) -> dict:
     return state
 
 
+STALE_TAG = ".stale-"  # `<unit>.stale-<tag>`: a unit folder moved aside, kept on disk, never on a leaderboard
+
+
 def move_aside(unit_dir: str | Path, tag: str) -> Path:
     """Rename a unit folder to `<unit>.stale-<tag>` (numbered if that exists); returns the new path."""
     src = Path(unit_dir)
-    dst = src.with_name(f"{src.name}.stale-{tag}")
+    dst = src.with_name(f"{src.name}{STALE_TAG}{tag}")
     n = 1
     while dst.exists():
         n += 1
-        dst = src.with_name(f"{src.name}.stale-{tag}-{n}")
+        dst = src.with_name(f"{src.name}{STALE_TAG}{tag}-{n}")
     src.rename(dst)
     return dst

@@ -58,8 +58,8 @@ class Phase:
         common = ["--method", self.method, "--model", self.model, "--seed", str(self.seed), "--threads", str(threads)]
         if self.method_config:
             common += ["--method-config", self.method_config]
-        for key, value in self.options.items():
-            common += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+        for option in set_options(self.options):
+            common += ["--set", option]
         select = ["--tasks", ",".join(self.tasks)] + (["--langs", ",".join(self.langs)] if self.langs else [])
         if self.kind == TRAIN:
             return ["harness", "train", *common, *select, *self.settings.flags()]
@@ -83,6 +83,11 @@ class Unit:
     @property
     def key(self) -> str:
         return f"{model_folder(self.model)}/{self.name}"
+
+
+def set_options(options: dict) -> tuple[str, ...]:
+    """A method entry's `options` as `harness run --set` values (KEY=VALUE, the value as YAML reads it back)."""
+    return tuple(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in options.items())
 
 
 def model_folder(model: str) -> str:
@@ -183,8 +188,7 @@ def stale_reason(unit: Unit) -> str:
         return ""
     from methods import load_method_config
 
-    sets = tuple(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in train.options.items())
-    exp = expected_variant(train.method, train.method_config, None, sets, load_method_config)
+    exp = expected_variant(train.method, train.method_config, None, set_options(train.options), load_method_config)
     if exp is None:
         return ""
     current, fields, expected = exp

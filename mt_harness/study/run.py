@@ -131,10 +131,11 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
     if workers < 1 or threads < 1:
         raise HarnessError("--workers and --threads must be >= 1")
     if opts.only:
-        unknown = sorted(set(opts.only) - {u.name for u in build_units(spec)})
+        names = list(dict.fromkeys(u.name for u in build_units(spec)))
+        unknown = sorted(set(opts.only) - set(names))
         if unknown:
             raise HarnessError(f"--only {','.join(unknown)}: no such unit in {spec.title!r} (units: "
-                               f"{', '.join(dict.fromkeys(u.name for u in build_units(spec)))})")
+                               f"{', '.join(names)})")
     units = plan(spec, opts.rerun_stale, opts.only)
     print(describe(units, workers), flush=True)
     if opts.dry_run:
