@@ -50,11 +50,11 @@ def attach_mechanisms(tables: list[Table], texts: dict[str, str], n_boot: int, s
     one table note per row with a check."""
     ev = Evaluator(n_boot, seed)
     for t in tables:
-        controls = [r for r in t.rows if not r.not_run and control_of(r)]
-        for r in t.rows:
-            if r.not_run:
-                continue
+        rows = [r for r in t.rows if not r.not_run]
+        for r in rows:  # every row's own check first: a control paired below keeps the pairing's text
             r.mechanism = next((texts[k] for tr in r.tasks.values() if (k := run_key(tr.run_dir)) in texts), "")
+        controls = [r for r in rows if control_of(r)]
+        for r in rows:
             if control_of(r):
                 continue
             ctl = next((c for c in controls if (c.method, c.model) == (r.method, r.model) and _artifact(c)
