@@ -272,6 +272,11 @@ def test_equal_budget_recipes_load(method):
      "methods[0].options: --set: unknown key 'layr'"),
     ("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: relay, options: {layer: 1.5}}]\n",
      "layer: 1.5 must be an int"),
+    ("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: base, models: []}]\n",
+     "methods[0].models: give distinct models"),
+    ("output: o\nmodels: [m]\nevaluation: []\nmethods: [{method: base, name: b}, {method: base, name: b, models: [m]}]"
+     "\n",
+     "repeats another unit's of m"),
 ])
 def test_bad_study_files_are_one_line_errors(tmp_path, text, error, capsys):
     path = tmp_path / "bad.yaml"
@@ -308,6 +313,30 @@ def test_ablation_study_arms_are_options_recorded_as_set_flags():
     phase = next(u for u in build_units(spec) if u.name == "layer-middle").phases[1]
     assert payload(spec, phase, 2, "mt_harness.api")["spec"]["settings"]["decode_attention"] == "matmul"
     assert "--decode-attention" in phase.command(2)
+
+
+def test_an_entry_can_run_on_its_own_models(tmp_path):
+    """`models:` on a method entry (the relay's partner model alone, in the science study): its units go to that
+    model's folder only, the study's models keep theirs, and each model's drift phases wait for its own base."""
+    from mt_harness.study.plan import build_units
+    from mt_harness.study.spec import load_study
+
+    path = tmp_path / "s.yaml"
+    path.write_text("output: out\nmodels: [m]\nevaluation: [{name: chat, tasks: [mtbench]}, {name: mt, tasks: "
+                    "[flores]}]\nmethods: [{method: base, name: base}, {method: sft},"
+                    " {method: base, name: base, models: [g]},"
+                    " {method: sft, models: [m, g], evaluation: [mt]}]\n")
+    with pytest.raises(HarnessError, match="repeats another unit's of m"):
+        load_study(path).validate("s.yaml")
+    path.write_text(path.read_text().replace("{method: sft, models: [m, g]", "{method: sft, name: sft-g, models: [g]"))
+    spec = load_study(path)
+    spec.validate("s.yaml")
+    units = build_units(spec)
+    assert [u.key for u in units] == ["m/base", "m/sft-s0", "g/base", "g/sft-g"]
+    assert [p.name for p in units[2].phases] == ["chat", "mt"] and units[2].out == Path("out/g/base")
+    chat = units[1].phases[1]
+    assert chat.deps == ["m/sft-s0/train", "m/base/chat"] and chat.drift_ref == Path("out/m/base")
+    assert [p.name for p in units[3].phases] == ["train", "mt"] and units[3].phases[0].command(1)[5] == "g"
 
 
 def test_unknown_method_is_an_error_before_any_work(tmp_path):

@@ -22,9 +22,9 @@ def spent_on(rec: dict) -> float:
 
 
 def records(units: list[Unit]) -> dict[str, dict]:
-    """{unit key: its phases.json}; the key is the unit name, or model/unit when the study has several models."""
-    several = len({u.model for u in units}) > 1
-    return {(u.key if several else u.name): read_phases(u.out) for u in units}
+    """{unit key: its phases.json}; the key is the unit name, or model/unit for a model other than the first."""
+    first = units[0].model if units else None
+    return {(u.name if u.model == first else u.key): read_phases(u.out) for u in units}
 
 
 def estimate(phase_name: str, method: str, units: list[Unit], recs: dict[str, dict]) -> float:

@@ -108,11 +108,12 @@ def build_units(spec: StudySpec) -> list[Unit]:
     blocks = {b.name: b for b in spec.evaluation}
     drift = {b.name: drift_capable(b.tasks) for b in spec.evaluation}
     units: list[Unit] = []
-    for model in spec.models:
+    for model in spec.all_models():
         root = Path(spec.output) / model_folder(model)
-        base_units = {b: m.unit_name(s) for m in spec.methods if m.method == BASE and not m.not_run
+        entries = [m for m in spec.methods if model in spec.entry_models(m)]
+        base_units = {b: m.unit_name(s) for m in entries if m.method == BASE and not m.not_run
                       for s in m.seeds[:1] for b in (m.evaluation or list(blocks))}
-        for m in spec.methods:
+        for m in entries:
             for seed in m.seeds:
                 name = m.unit_name(seed)
                 out = root / name

@@ -14,6 +14,7 @@ names are one-line errors naming the file and the field.
       - {method: sft, seeds: [0, 1], method_config: methods/sft/recipes/cpu-150.yaml}   # units sft-s0, sft-s1
       - {method: relay, evaluation: [flores], settings: {batch_size: 8}}
       - {method: relay, name: relay-layer8, options: {layer: 8, train.lr: 1.0e-4}}      # an ablation arm
+      - {method: base, name: base, models: [gemma3-270m], evaluation: [flores]}       # another model's row
       - {method: xbridge, not_run: "no NMT encoder-decoder is reachable offline"}
     resources: {train: {cpus: 1, gpus: 0}, evaluate: {cpus: 1, gpus: 0}}   # per Ray task
     workers: 2                          # local executor: worker processes (CLI --workers overrides)
@@ -114,6 +115,7 @@ class MethodEntry:
     evaluation: list[str] | None = None  # block names (default: every block)
     settings: dict[str, Any] = field(default_factory=dict)  # over the study's settings, for its evaluations
     not_run: str = ""  # why the method is deliberately not run (written to its not_run.json)
+    models: list[str] | None = None  # the models its units run on (default: the study's `models`)
 
     def unit_name(self, seed: int) -> str:
         template = self.name or ("{method}" if self.not_run else "{method}-s{seed}")
@@ -126,6 +128,8 @@ class MethodEntry:
             raise HarnessError(f"{where}.name: {self.name!r} must contain {{seed}} for several seeds")
         if self.not_run and ("\n" in self.not_run or len(self.seeds) > 1):
             raise HarnessError(f"{where}.not_run: one line, for one unit")
+        if self.models is not None and (not self.models or len(set(self.models)) != len(self.models)):
+            raise HarnessError(f"{where}.models: give distinct models, or leave it out for the study's models")
         if self.method_config and not Path(self.method_config).is_file():
             raise HarnessError(f"{where}.method_config: {self.method_config}: file not found")
 
@@ -154,7 +158,7 @@ class StudySpec:
         names = [b.name for b in self.evaluation]
         if len(set(names)) != len(names):
             raise HarnessError(f"{where}.evaluation: block names must be distinct ({', '.join(names)})")
-        units: set[str] = set()
+        units: set[tuple[str, str]] = set()
         for i, m in enumerate(self.methods):
             here = f"{where}.methods[{i}]"
             unknown = sorted(set(m.evaluation or []) - set(names))
@@ -168,10 +172,21 @@ class StudySpec:
                 _check_options(m, here)
             for seed in m.seeds:
                 unit = m.unit_name(seed)
-                if unit in units or not unit or "/" in unit:
-                    raise HarnessError(f"{here}: unit folder {unit!r} is empty, has '/' or repeats another unit's; "
-                                       f"set name (e.g. '{{method}}-s{{seed}}')")
-                units.add(unit)
+                for model in self.entry_models(m):
+                    if (model, unit) in units or not unit or "/" in unit:
+                        raise HarnessError(f"{here}: unit folder {unit!r} is empty, has '/' or repeats another unit's "
+                                           f"of {model}; set name (e.g. '{{method}}-s{{seed}}')")
+                    units.add((model, unit))
+
+    def entry_models(self, m: MethodEntry) -> list[str]:
+        return self.models if m.models is None else m.models
+
+    def all_models(self) -> list[str]:
+        """The study's models, then those only some entries name, in order of first mention."""
+        out = list(self.models)
+        for m in self.methods:
+            out += [x for x in (m.models or []) if x not in out]
+        return out
 
     def unit_settings(self, m: MethodEntry) -> Settings:
         return from_dict(Settings, {**to_dict(self.settings), **m.settings}, "settings")
