@@ -148,3 +148,47 @@ def test_sigkill_during_training_and_checkpoints_then_resume(tiny_model, data_di
     assert all(x > 0.5 for x in ref_losses), ref_losses
     assert list(losses) == pytest.approx(list(ref_losses))
     assert not list(finished.glob("*.tmp"))
+
+
+WAITER = r"""
+import sys, time
+from pathlib import Path
+from harness.training.artifacts import artifact_cache
+t0 = time.time()
+cache = artifact_cache("toy", {"lr": 1}, "fp", Path(sys.argv[1]), "w" * 12)
+print("cached" if cache.cached else "train", round(time.time() - t0, 1), flush=True)
+"""
+
+
+def test_a_second_process_waits_for_the_artifact_being_trained_then_reuses_it(tmp_path):
+    """Two processes wanting one artifact (two study workers, an arm and its control): the second blocks on the
+    first's lock and reuses what it saved instead of training into the same folder; a process killed while it
+    trains releases the lock, so the next one trains it."""
+    import time
+
+    from harness.training.artifacts import artifact_cache
+
+    def waiter():
+        return subprocess.Popen([sys.executable, "-c", WAITER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+
+    cache = artifact_cache("toy", {"lr": 1}, "fp", tmp_path, "w" * 12)
+    assert cache.cached is None
+    proc = waiter()
+    assert "another process is training" in proc.stdout.readline()  # it waits for this process's training
+    time.sleep(1)
+    assert proc.poll() is None
+    (cache.folder / "weights.bin").parent.mkdir(parents=True, exist_ok=True)
+    (cache.folder / "weights.bin").write_bytes(b"trained")
+    cache.save("toy", {"lr": 1})
+    out, _ = proc.communicate(timeout=60)
+    verdict, waited = out.splitlines()[-1].split()
+    assert verdict == "cached" and float(waited) >= 1
+
+    killed = subprocess.Popen([sys.executable, "-c", "import sys, time\n" + WAITER.replace('"lr": 1', '"lr": 2')
+                               + "time.sleep(60)", str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert killed.stdout.readline().split()[0] == "train"  # holds the lock of lr 2 now
+    killed.kill()
+    killed.wait()
+    assert artifact_cache("toy", {"lr": 2}, "fp", tmp_path, "w" * 12).cached is None  # not blocked: it may train

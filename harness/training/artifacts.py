@@ -5,11 +5,14 @@ Location: `$HARNESS_CACHE/artifacts/<method>/<base weights sha256[:12]>-<config 
 of the exact training pairs and the trainer's version, so `harness run` and `harness train` share
 artifacts and a different recipe, model, dataset or trainer never collides. `artifact.json` marks a
 finished artifact: a folder without it is an unfinished training run (its `checkpoint/` is resumed by
-the next run).
+the next run). While a process trains an artifact it holds an exclusive lock on `<folder>/.lock` (flock: released
+when it saves the artifact or dies), so a second process that wants the same artifact (two study workers, an arm and
+its control) waits and then reuses it instead of training it again into the same folder.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -20,7 +23,8 @@ from harness.models import cache_dir
 
 MANIFEST = "artifact.json"
 _MANIFEST_FIELDS = {"method", "kind", "config", "config_hash", "hash"}  # the rest is the method's report
-_NOT_CONTENT = {MANIFEST, "loss.jsonl", "loss.png", "train_log.json"}
+LOCK = ".lock"  # held while a process trains the artifact (module docstring); not content
+_NOT_CONTENT = {MANIFEST, LOCK, "loss.jsonl", "loss.png", "train_log.json"}
 
 
 def artifacts_root() -> Path:
@@ -85,8 +89,9 @@ class ArtifactCache:
     None), and `save` to finish it. Every method (the shared pipeline, composite methods, each XBridge stage)
     finds and finishes its artifacts through this, built by `artifact_cache`."""
 
-    def __init__(self, method: str, folder: Path, config_hash: str, cached: Artifact | None):
+    def __init__(self, method: str, folder: Path, config_hash: str, cached: Artifact | None, lock=None):
         self.method, self.folder, self.config_hash, self.cached = method, folder, config_hash, cached
+        self._lock = lock  # the open lock file while this process trains the artifact (module docstring)
 
     def save(self, kind: str, config: dict, extra: dict | None = None) -> Artifact:
         """Write the manifest (main process only, once every process is done; the others then read it).
@@ -100,7 +105,43 @@ class ArtifactCache:
             art = save_artifact(self.folder, self.method, kind, config, self.config_hash, extra or {})
             print(f"[{self.method}] artifact saved: {self.folder}")
         state.wait_for_everyone()
+        self.release()
         return art if state.is_main_process else load_artifact(self.folder)
+
+    def release(self) -> None:
+        if self._lock is not None:
+            _unlock(self.folder)
+            self._lock = None
+
+
+_HELD: dict[Path, object] = {}  # the lock files this process holds, by artifact folder (re-entrant in a process)
+
+
+def _unlock(folder: Path) -> None:
+    f = _HELD.pop(folder, None)
+    if f is not None:
+        f.close()  # closing the file drops the flock
+
+
+def _lock(folder: Path, method: str):
+    """Hold `<folder>/.lock` exclusively (blocks while another process trains the same artifact); None where flock
+    does not exist (not POSIX) or on a non-main process of a distributed training (rank 0 trains for all)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    if folder in _HELD:  # this process already trains it (e.g. a retry after a failed attempt in the same process)
+        return _HELD[folder]
+    folder.mkdir(parents=True, exist_ok=True)
+    f = _HELD[folder] = open(folder / LOCK, "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"[{method}] another process is training {folder}; waiting for it to finish", flush=True)
+        fcntl.flock(f, fcntl.LOCK_EX)
+    return f
 
 
 def artifact_cache(method: str, key: dict, data_fingerprint: str, out_dir: Path, weights_sha: str,
@@ -113,6 +154,13 @@ def artifact_cache(method: str, key: dict, data_fingerprint: str, out_dir: Path,
     h = config_hash(method, key, data_fingerprint)
     folder = artifact_dir(out_dir, method, weights_sha, h)
     cached = load_artifact(folder, config_hash=h)
+    lock = None
+    if cached is None:  # this process will train it: wait for one training it now, then look again
+        lock = _lock(folder, method)
+        cached = load_artifact(folder, config_hash=h)
+        if cached is not None and lock is not None:
+            _unlock(folder)
+            lock = None
     if cached:
         print(f"[{method}] {label + ': ' if label else ''}reusing artifact {folder} (config hash {h})")
-    return ArtifactCache(method, folder, h, cached)
+    return ArtifactCache(method, folder, h, cached, lock)
