@@ -54,7 +54,7 @@ from tqdm.auto import tqdm
 
 from leaderboard import stats
 from leaderboard.cells import NO_PER_DOC_KL, Cell, Evaluator, cell
-from leaderboard.collect import Section, describe_difference
+from leaderboard.collect import Section, control_of, describe_difference
 from leaderboard.columns import COMPOSITES, Column, outdated_notes, section_columns
 from leaderboard.general import family_composite
 
@@ -73,6 +73,12 @@ class RowResult:
     tasks: dict = field(default_factory=dict, repr=False)  # task -> collect.TaskRun (the page's sample view)
     stale: str = ""  # why the row was trained with another method config than the current default ("" = current)
     mechanism: str = ""  # the method's mechanism check, from its run (leaderboard/mechanism.py)
+
+    @property
+    def control(self) -> str:
+        """"" for a method row; the control its run was decoded as (collect.control_of): not a method row, so not
+        compared with the reference method or plotted."""
+        return control_of(self.tasks)
 
 
 @dataclass

@@ -79,6 +79,14 @@ class TaskRun:
         return bool(want) and path.exists() and samples_sha256(path) != want
 
 
+def control_of(tasks: dict) -> str:
+    """The control a row's runs were decoded as (`control` in the recorded method config, e.g. the relay's
+    `shuffled_source`: the method's mechanism check, leaderboard/control.py); "" for an ordinary method run."""
+    tr = next(iter(tasks.values()), None)
+    record = (tr.results.get("method") or {}) if tr is not None else {}
+    return str((record.get("config") or {}).get("control", "") or "")
+
+
 @dataclass
 class Row:
     method: str
@@ -229,14 +237,18 @@ def group(runs: list[list[TaskRun]]) -> list[Section]:
 
 
 def _label(sec: Section) -> None:
-    """method, + @variant when one method has several configs, + `seed N` when one config has several seeds,
-    + @artifact when one config and seed has several artifacts (e.g. trained on other data)."""
+    """method (+ ` <control> control` for a control run), + @variant when one method has several configs among
+    its method rows (or among its control rows), + `seed N` when one config has several seeds, + @artifact when
+    one config and seed has several artifacts (e.g. trained on other data)."""
     for row in sec.rows:
-        same = [r for r in sec.rows if r.method == row.method and r.model_sha == row.model_sha]
+        control = control_of(row.tasks)
+        same = [r for r in sec.rows if r.method == row.method and r.model_sha == row.model_sha
+                and control_of(r.tasks) == control]
         variants = {r.variant for r in same}
         seeds = {r.seed for r in same if r.variant == row.variant}
         artifacts = {r.artifact for r in same if r.variant == row.variant and r.seed == row.seed}
-        row.label = (row.method + (f"@{row.variant[:6]}" if len(variants) > 1 and row.variant else "")
+        row.label = (row.method + (f" {control} control" if control else "")
+                     + (f"@{row.variant[:6]}" if len(variants) > 1 and row.variant else "")
                      + (f" seed {row.seed}" if len(seeds) > 1 else "")
                      + (f" @{row.artifact[:6]}" if len(artifacts) > 1 else ""))
 

@@ -22,11 +22,6 @@ def _record(r: RowResult) -> dict:
     return (tr.results.get("method") or {}) if tr is not None else {}
 
 
-def control_of(r: RowResult) -> str:
-    """The control a row's run was decoded as ("" for an ordinary run)."""
-    return str((_record(r).get("config") or {}).get("control", "") or "")
-
-
 def _artifact(r: RowResult) -> str:
     return str((_record(r).get("artifact") or {}).get("hash", ""))
 
@@ -39,7 +34,7 @@ def control_check(ev: Evaluator, t: Table, r: RowResult, ctl: RowResult) -> str:
     c = cell(ev, col, r, ctl)
     if c is None or c.delta is None or c.lo is None:
         return f"not checked: {col.label} not paired with its control {ctl.label} ({c.note if c else 'no value'})"
-    diff = f"{col.label} minus its {control_of(ctl)} control ({ctl.label}) {delta_text(c, col)}"
+    diff = f"{col.label} minus its {ctl.control} control ({ctl.label}) {delta_text(c, col)}"
     if c.lo > 0:
         return f"content transfer: {diff}"
     return f"no content transfer: {diff}: the interval is not above 0"
@@ -53,13 +48,13 @@ def attach_mechanisms(tables: list[Table], texts: dict[str, str], n_boot: int, s
         rows = [r for r in t.rows if not r.not_run]
         for r in rows:  # every row's own check first: a control paired below keeps the pairing's text
             r.mechanism = next((texts[k] for tr in r.tasks.values() if (k := run_key(tr.run_dir)) in texts), "")
-        controls = [r for r in rows if control_of(r)]
+        controls = [r for r in rows if r.control]
         for r in rows:
-            if control_of(r):
+            if r.control:
                 continue
             ctl = next((c for c in controls if (c.method, c.model) == (r.method, r.model) and _artifact(c)
                         and _artifact(c) == _artifact(r)), None)
             if ctl is not None:
                 r.mechanism = control_check(ev, t, r, ctl)
-                ctl.mechanism = f"{control_of(ctl)} control of {r.label} (same artifact): not a method row"
+                ctl.mechanism = f"{ctl.control} control of {r.label} (same artifact): not a method row"
         t.notes += [f"{r.label} on {r.model}: mechanism check: {r.mechanism}" for r in t.rows if r.mechanism]

@@ -61,7 +61,7 @@ def points(table: Table) -> list[Point]:
     """One point per row with both composites; the seeds of one method variant (build.seed_groups) collapse into
     their mean, placed where the first of them is."""
     suffix = (lambda r: "") if len({r.model for r in table.rows}) == 1 else (lambda r: f" ({r.model})")
-    drawn = [r for r in table.rows if not r.not_run and all(
+    drawn = [r for r in table.rows if not r.not_run and not r.control and all(
         name in r.composites and r.composites[name].value is not None for name in (GAIN, LOSS))]
     groups = {id(g[0]): g for g in seed_groups(drawn)}
     in_group = {id(r) for g in groups.values() for r in g}

@@ -77,7 +77,7 @@ def compare(t: Table, reference: str) -> list[Versus]:
         return []
     out = []
     for rr in t.rows:
-        if rr.is_base or rr.method == reference or rr.not_run:
+        if rr.is_base or rr.method == reference or rr.not_run or rr.control:
             continue
         ref, why = pick_reference(rr, t, reference)
         v = Versus(rr, ref, note=why)

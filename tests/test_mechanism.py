@@ -77,6 +77,8 @@ def test_relay_control_passes_for_a_map_that_copies_its_input(data_dir, tmp_path
     control = next(r for k, r in rows.items() if k.startswith("relay") and r.variant == "z")
     assert relay.mechanism.startswith("content transfer: chrF++ minus its shuffled_source control")
     assert control.mechanism.startswith("shuffled_source control of")
+    assert (relay.label, control.label) == ("relay", "relay shuffled_source control")  # not told apart by a hash
+    assert not relay.control and control.control == "shuffled_source"  # not compared with sft, not plotted
     # the verdict's numbers are the paired chrF++ difference, recomputed from the two rows' own cells
     diff = relay.cells["chrF++"].value - control.cells["chrF++"].value
     assert diff > 20 and f"{diff:+.2f}" in relay.mechanism
