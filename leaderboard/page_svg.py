@@ -12,7 +12,7 @@ import html
 import math
 
 from leaderboard.build import Table, seed_groups
-from leaderboard.plot import GAIN, LOSS, Point, frontier, points
+from leaderboard.plot import GAIN, LOSS, Point, drawn_rows, frontier, points
 
 W, H = 720, 380
 L, R, T, B = 64, 16, 16, 52  # margins
@@ -39,8 +39,7 @@ def interval_text(c) -> str:
 
 def point_rows(table: Table) -> list[list[int]]:
     """For each plotted point (same order as plot.points), the indices of the table rows it stands for."""
-    drawn = [r for r in table.rows if not r.not_run and all(
-        n in r.composites and r.composites[n].value is not None for n in (GAIN, LOSS))]
+    drawn = drawn_rows(table)
     groups = {id(g[0]): g for g in seed_groups(drawn)}
     in_group = {id(r) for g in groups.values() for r in g}
     index = {id(r): k for k, r in enumerate(table.rows)}

@@ -43,6 +43,7 @@ class Point:
     loss: Cell
     gain: Cell
     seeds: list[tuple[float, float]] = field(default_factory=list)  # (loss, gain) of each seed of a seed mean
+    model: str = ""
 
     def err(self, c: Cell) -> tuple[float, float]:
         return (c.value - c.lo, c.hi - c.value) if c.lo is not None else (0.0, 0.0)
@@ -57,24 +58,32 @@ def _mean(cells: list[Cell]) -> Cell:
     return Cell(value, value, lo, hi, boot=boot)
 
 
-def points(table: Table) -> list[Point]:
-    """One point per row with both composites; the seeds of one method variant (build.seed_groups) collapse into
-    their mean, placed where the first of them is."""
-    suffix = (lambda r: "") if len({r.model for r in table.rows}) == 1 else (lambda r: f" ({r.model})")
+def drawn_rows(table: Table) -> list:
+    """The rows the plot shows: method runs with both composites (not controls, not "not run" rows), and each base
+    row that is the origin of its model's methods (not a partner model scored alone)."""
     drawn = [r for r in table.rows if not r.not_run and not r.control and all(
         name in r.composites and r.composites[name].value is not None for name in (GAIN, LOSS))]
+    methods_of = {r.model for r in drawn if not r.is_base}
+    return [r for r in drawn if not r.is_base or r.model in methods_of]
+
+
+def points(table: Table) -> list[Point]:
+    """One point per drawn row; the seeds of one method variant (build.seed_groups) collapse into their mean,
+    placed where the first of them is."""
+    drawn = drawn_rows(table)
+    suffix = (lambda r: "") if len({r.model for r in drawn}) <= 1 else (lambda r: f" ({r.model})")
     groups = {id(g[0]): g for g in seed_groups(drawn)}
     in_group = {id(r) for g in groups.values() for r in g}
     out = []
     for r in drawn:
         if id(r) not in in_group:
-            out.append(Point(r.label + suffix(r), r.composites[LOSS], r.composites[GAIN]))
+            out.append(Point(r.label + suffix(r), r.composites[LOSS], r.composites[GAIN], model=r.model))
         elif id(r) in groups:
             g = groups[id(r)]
             seeds = ", ".join(str(m.seed) for m in sorted(g, key=lambda m: m.seed))
             out.append(Point(f"{variant_label(r)} (mean of seeds {seeds}){suffix(r)}",
                              _mean([m.composites[LOSS] for m in g]), _mean([m.composites[GAIN] for m in g]),
-                             [(m.composites[LOSS].value, m.composites[GAIN].value) for m in g]))
+                             [(m.composites[LOSS].value, m.composites[GAIN].value) for m in g], r.model))
     return out
 
 
@@ -85,8 +94,8 @@ def pareto_png(table: Table, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9.5, 5), dpi=120)
-    models = sorted({r.model for r in table.rows})
     got = points(table)
+    models = sorted({p.model for p in got} or {r.model for r in table.rows})
     pts = [(p.loss.value, p.gain.value) for p in got]
     if pts:
         # points carry a number (stacked where points coincide) and the legend, outside the axes, names them:

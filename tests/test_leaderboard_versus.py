@@ -169,3 +169,20 @@ def test_seeds_are_one_point_of_the_pareto_plot(tmp_path):
     assert x.seeds == [(rows[i].composites[LOSS].value, rows[i].composites[GAIN].value) for i in (1, 2)]
     pareto_png(Table("Section 1", "", [], rows, []), tmp_path / "pareto.png")
     assert (tmp_path / "pareto.png").stat().st_size > 10_000
+
+
+def test_a_partner_model_alone_is_not_a_point_and_the_page_maps_points_to_rows():
+    """A base row of a model with no method on the board (the relay's partner scored alone) is not plotted: a base
+    is its own methods' origin. The page's point -> rows map follows the same rows as the plot."""
+    from leaderboard.page_svg import point_rows
+
+    def row(label, method, model, gain, loss):
+        rr = RowResult(label, method, model, method == "base", seed=None if method == "base" else 0, variant="v")
+        for name, value in ((GAIN, gain), (LOSS, loss)):
+            rr.composites[name] = Cell(value, value, value - 0.1, value + 0.1)
+        return rr
+
+    rows = [row("base", "base", "partner", 0, 0), row("base", "base", "m", 0, 0), row("sft", "sft", "m", 3, 1.5)]
+    t = Table("Section 1", "", [], rows, [])
+    assert [(p.label, p.model) for p in points(t)] == [("base", "m"), ("sft", "m")]
+    assert point_rows(t) == [[1], [2]]
