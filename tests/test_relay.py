@@ -326,18 +326,19 @@ def test_control_run_reuses_the_artifact_and_records_the_control(pair, data_dir,
 
 
 def test_native_tags_put_the_language_tags_on_the_target_side(pair):
-    """tags: native — the source LLM reads the sentence alone; the target LLM reads its own tokens
-    "####[German]:" before the soft tokens and "####[English]:" after them; mapped (default) is unchanged and, with
-    control at its default too, neither option enters the recorded config (artifact keys stay the same)."""
+    """tags: native (the default) — the source LLM reads the sentence alone; the target LLM reads its own tokens
+    "####[German]:" before the soft tokens and "####[English]:" after them; mapped (the legacy value) reads the tags
+    through the source LLM and, with control at its default too, neither option enters its recorded config (the
+    artifact keys trained with it stay the same, and they read as stale)."""
     from harness.config import to_dict
 
     _, stok, ttok = _relay(*pair, _cfg())
     doc = DOCS[0]
-    native = encode(stok, ttok, _cfg(tags="native"), doc)
-    mapped = encode(stok, ttok, _cfg(), doc)
+    native = encode(stok, ttok, _cfg(), doc)
+    mapped = encode(stok, ttok, _cfg(tags="mapped"), doc)
     assert stok.decode(native.source_ids, skip_special_tokens=True).strip() == doc["source"]
     assert "####[German]" in stok.decode(mapped.source_ids) and "####[German]" not in stok.decode(native.source_ids)
     assert ttok.decode(native.prefix_ids, skip_special_tokens=True).strip() == "####[German]:"
     assert native.prompt_ids == mapped.prompt_ids and ttok.decode(native.prompt_ids).strip() == "####[English]:"
-    d = to_dict(_cfg())
-    assert "tags" not in d and "control" not in d and to_dict(_cfg(tags="native"))["tags"] == "native"
+    d = to_dict(_cfg(tags="mapped"))
+    assert "tags" not in d and "control" not in d and to_dict(_cfg())["tags"] == "native"
