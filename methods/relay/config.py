@@ -69,7 +69,8 @@ class RelayConfig:
     # native (the default since the FLORES-dev ablation, README "Ablations"): the source LLM reads the sentence alone
     # and the tags are target-side text around the soft tokens, "####[{src_name}]: <soft tokens> ####[{tgt_name}]:"
     # (the paper's prompt generator as we read it); mapped (the default before, kept as the legacy value so runs
-    # trained with it read as stale): the tags are in the source prompt, read by the source LLM and mapped [choice: tags]
+    # trained with it read as stale): the tags are in the source prompt, read by the source LLM and mapped
+    # [choice: tags]
     tags: Literal["mapped", "native"] = added_option("native", legacy="mapped")
     # evaluation only, never part of the artifact key: "shuffled_source" = the mechanism check's control, each
     # translation line decoded from another line's source states (same artifact, same prompts); see README
