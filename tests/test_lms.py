@@ -14,6 +14,7 @@ from mt_harness.cli import main
 from harness.loading import BackendConfig, load_for_training
 from harness.method import Artifact
 from harness.models import resolve_model
+from harness.training.artifacts import LOCK
 from harness.task_config import GenerationConfig
 from harness.training import trainer
 from harness.training.trainer import TrainConfig
@@ -80,7 +81,7 @@ def test_run_trains_one_step_saves_only_added_parameters_and_evaluates(arch, tin
     assert res["method"]["artifact"]["kind"] == "composite" and res["tasks"]["flores"]["n_samples"] == 4
     assert res["tasks"]["flores"]["backend"]["lms_route"] == "shared"
     (adir,) = list((tmp_path / "cache" / "artifacts" / "lms").iterdir())
-    content = {p.name for p in adir.iterdir()}
+    content = {p.name for p in adir.iterdir()} - {LOCK}  # the training lock file (harness/training/artifacts.py)
     assert content == {"lms.safetensors", "lms.json", "artifact.json", "loss.jsonl", "loss.png"}  # no base weights
     rec = json.loads((adir / "loss.jsonl").read_text().splitlines()[0])
     assert rec["kl"] == pytest.approx(0.0, abs=1e-9)  # F = 0 at init: both routes are the base model

@@ -23,6 +23,7 @@ import pytest
 from harness.rundir.read import read_samples
 from leaderboard import make_leaderboard
 from leaderboard.page_svg import point_rows
+from leaderboard.plot import drawn_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = [ROOT / "results" / "smollm2-135m-instruct", ROOT / "results" / "gemma3-270m"]
@@ -80,9 +81,8 @@ def test_plot_has_one_point_per_method_variant_and_click_highlights_its_row(driv
     table, page = board
     _open(driver, page)
     pts = driver.find_elements("css selector", "#section-1 svg.plot g.pt")
-    variants = {(r.method, r.variant, r.model) for r in table.rows if not r.not_run
-                and all(r.composites.get(n) is not None and r.composites[n].value is not None
-                        for n in ("translation gain", "general-ability loss"))}
+    # the plotted rows (plot.drawn_rows: with both composites; no control run; a base only as its methods' origin)
+    variants = {(r.method, r.variant, r.model) for r in drawn_rows(table)}
     assert len(pts) == len(variants) == len(point_rows(table)) > 3
     sft = next(p for p in pts if p.get_attribute("data-label").startswith("sft"))
     assert "translation gain" in sft.get_attribute("aria-label")
