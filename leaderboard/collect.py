@@ -79,12 +79,16 @@ class TaskRun:
         return bool(want) and path.exists() and samples_sha256(path) != want
 
 
+def method_record(tasks: dict) -> dict:
+    """The results.json `method` record of a row's runs (its first task's; a row's runs share one method)."""
+    tr = next(iter(tasks.values()), None)
+    return (tr.results.get("method") or {}) if tr is not None else {}
+
+
 def control_of(tasks: dict) -> str:
     """The control a row's runs were decoded as (`control` in the recorded method config, e.g. the relay's
     `shuffled_source`: the method's mechanism check, leaderboard/control.py); "" for an ordinary method run."""
-    tr = next(iter(tasks.values()), None)
-    record = (tr.results.get("method") or {}) if tr is not None else {}
-    return str((record.get("config") or {}).get("control", "") or "")
+    return str((method_record(tasks).get("config") or {}).get("control", "") or "")
 
 
 @dataclass

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 from leaderboard.build import RowResult, Table
 from leaderboard.cells import Evaluator, cell
+from leaderboard.collect import method_record
 from leaderboard.render import delta_text
 from leaderboard.stale import run_key
 
 
-def _record(r: RowResult) -> dict:
-    tr = next(iter(r.tasks.values()), None)
-    return (tr.results.get("method") or {}) if tr is not None else {}
-
-
 def _artifact(r: RowResult) -> str:
-    return str((_record(r).get("artifact") or {}).get("hash", ""))
+    return str((method_record(r.tasks).get("artifact") or {}).get("hash", ""))
 
 
 def control_check(ev: Evaluator, t: Table, r: RowResult, ctl: RowResult) -> str:

@@ -89,9 +89,9 @@ class ArtifactCache:
     None), and `save` to finish it. Every method (the shared pipeline, composite methods, each XBridge stage)
     finds and finishes its artifacts through this, built by `artifact_cache`."""
 
-    def __init__(self, method: str, folder: Path, config_hash: str, cached: Artifact | None, lock=None):
+    def __init__(self, method: str, folder: Path, config_hash: str, cached: Artifact | None, locked: bool = False):
         self.method, self.folder, self.config_hash, self.cached = method, folder, config_hash, cached
-        self._lock = lock  # the open lock file while this process trains the artifact (module docstring)
+        self.locked = locked  # this process holds the training lock (module docstring) until `save`
 
     def save(self, kind: str, config: dict, extra: dict | None = None) -> Artifact:
         """Write the manifest (main process only, once every process is done; the others then read it).
@@ -109,9 +109,9 @@ class ArtifactCache:
         return art if state.is_main_process else load_artifact(self.folder)
 
     def release(self) -> None:
-        if self._lock is not None:
+        if self.locked:
             _unlock(self.folder)
-            self._lock = None
+            self.locked = False
 
 
 _HELD: dict[Path, object] = {}  # the lock files this process holds, by artifact folder (re-entrant in a process)
@@ -123,17 +123,17 @@ def _unlock(folder: Path) -> None:
         f.close()  # closing the file drops the flock
 
 
-def _lock(folder: Path, method: str):
-    """Hold `<folder>/.lock` exclusively (blocks while another process trains the same artifact); None where flock
+def _lock(folder: Path, method: str) -> bool:
+    """Hold `<folder>/.lock` exclusively (blocks while another process trains the same artifact); False where flock
     does not exist (not POSIX) or on a non-main process of a distributed training (rank 0 trains for all)."""
     try:
         import fcntl
     except ImportError:
-        return None
+        return False
     if int(os.environ.get("RANK", "0")) != 0:
-        return None
+        return False
     if folder in _HELD:  # this process already trains it (e.g. a retry after a failed attempt in the same process)
-        return _HELD[folder]
+        return True
     folder.mkdir(parents=True, exist_ok=True)
     f = _HELD[folder] = open(folder / LOCK, "a")
     try:
@@ -141,7 +141,7 @@ def _lock(folder: Path, method: str):
     except BlockingIOError:
         print(f"[{method}] another process is training {folder}; waiting for it to finish", flush=True)
         fcntl.flock(f, fcntl.LOCK_EX)
-    return f
+    return True
 
 
 def artifact_cache(method: str, key: dict, data_fingerprint: str, out_dir: Path, weights_sha: str,
@@ -154,13 +154,13 @@ def artifact_cache(method: str, key: dict, data_fingerprint: str, out_dir: Path,
     h = config_hash(method, key, data_fingerprint)
     folder = artifact_dir(out_dir, method, weights_sha, h)
     cached = load_artifact(folder, config_hash=h)
-    lock = None
+    locked = False
     if cached is None:  # this process will train it: wait for one training it now, then look again
-        lock = _lock(folder, method)
+        locked = _lock(folder, method)
         cached = load_artifact(folder, config_hash=h)
-        if cached is not None and lock is not None:
+        if cached is not None and locked:
             _unlock(folder)
-            lock = None
+            locked = False
     if cached:
         print(f"[{method}] {label + ': ' if label else ''}reusing artifact {folder} (config hash {h})")
-    return ArtifactCache(method, folder, h, cached, lock)
+    return ArtifactCache(method, folder, h, cached, locked)
