@@ -130,8 +130,9 @@ def build_table(sec: Section, ev: Evaluator, index: int, first: Section | None) 
             cols = [c for c in columns if c.role == role]
             if not cols:
                 continue
-            if rr.is_base:
-                rr.composites[name] = Cell(0.0, None, note="reference")
+            if rr.is_base:  # a partner model scored on translation alone has no general-ability reference
+                if any(c.label in rr.cells for c in cols):
+                    rr.composites[name] = Cell(0.0, None, note="reference")
             elif base is not None and role == "translation":
                 rr.composites[name] = composite(rr.cells, cols, 1.0)
             elif base is not None:

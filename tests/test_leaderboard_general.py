@@ -36,7 +36,7 @@ class FixedBackend:
         return {"backend": "fixed-test-double"}
 
 
-def _run(data_dir, out, method, task_name, answer, limit, drift=None):
+def _run(data_dir, out, method, task_name, answer, limit, drift=None, model=MODEL):
     task = load_task(task_name, DataSource.resolve(str(data_dir)))
     docs = {d["id"]: d for d in select_docs(task, limit)}
     if drift is not None:  # per-document drift sums as `harness run` writes them (synthetic values)
@@ -48,7 +48,7 @@ def _run(data_dir, out, method, task_name, answer, limit, drift=None):
             "drift_nll": sum(v[0] - v[1] for v in per.values()) / n,
             "kl_base_eval": sum(v[3] for v in per.values() if len(v) > 3) / n, "ids": list(docs),
             "per_id": per}))
-    ctx = EvalContext(out_dir=out, model=MODEL, limit=limit,
+    ctx = EvalContext(out_dir=out, model=model, limit=limit,
                       method={"name": method, "config": {}, "artifact": {"kind": "none", "config_hash": method[:4]}})
     evaluate(task, FixedBackend(docs, answer), ctx)
 
@@ -116,6 +116,21 @@ def test_ifeval_column_drift_column_and_composite(runs, tmp_path):
     assert "instruction following: 1" in comp.note
     md = (tmp_path / "leaderboard.md").read_text()
     assert "IFEval prompt strict" in md and "AlpacaEval signed drift" in md
+
+
+def test_a_base_scored_on_translation_alone_is_no_general_ability_reference(data_dir, tmp_path):
+    """A partner model's base row with FLORES only (the relay's partner) sits in a section with general columns; it is
+    the translation reference of its model, but it has no general-ability loss (not "0 (reference)")."""
+    root = tmp_path / "runs"
+    _run(data_dir, root / "base", "base", "ifeval", _ifeval_answer(True), 10)
+    _run(data_dir, root / "base", "base", "flores", lambda d: "Hello world.", 4)
+    _run(data_dir, root / "partner", "base", "flores", lambda d: "Hello there.", 4,
+         model={"name": "partner", "weights_sha256": "c" * 64})
+    tables, _ = make_leaderboard([root], tmp_path / "out", n_boot=50, seed=3)
+    rows = {r.model: r for t in tables for r in t.rows}
+    assert rows["tiny-test"].composites["general-ability loss"].note == "reference"
+    assert rows["partner"].composites["translation gain"].note == "reference"
+    assert "general-ability loss" not in rows["partner"].composites
 
 
 def test_kl_column_resampled_and_signed_drift_without_direction(data_dir, tmp_path):

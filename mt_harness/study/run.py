@@ -140,6 +140,8 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
     print(describe(units, workers), flush=True)
     if opts.dry_run:
         return StudyResult(units, [], None, [])
+    if spec.leaderboard:  # the final rebuild's code, loaded now: edits made during a long study must not mix in
+        _preload(opts)
     from harness.rundir.write import write_not_run
 
     for u in units:
@@ -217,6 +219,17 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
     atomic_write_text(cost_path, report(spec, units, workers))
     written = _leaderboard(spec, opts) if spec.leaderboard else []
     return StudyResult(units, ran, cost_path, written)
+
+
+def _preload(opts: StudyOptions) -> None:
+    import importlib
+
+    import leaderboard
+
+    importlib.import_module(opts.api)
+    importlib.import_module("mt_harness.mechanism")
+    importlib.import_module("mt_harness.staleness")
+    leaderboard.preload()
 
 
 def _leaderboard(spec: StudySpec, opts: StudyOptions) -> list[Path]:
