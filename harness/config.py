@@ -8,6 +8,7 @@ names the file and the field.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,7 +22,18 @@ T = TypeVar("T")
 
 
 class _StrictLoader(yaml.SafeLoader):
-    pass
+    """SafeLoader with duplicate keys as errors and YAML 1.2 scalars where 1.1 surprises: only true/false (any case)
+    are booleans, so `tags: no` or `--set lang=no` (Norwegian) stay strings instead of False; 1e-4 is a float."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_StrictLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+# YAML 1.2 floats also without a dot: 1e-4 is a float (YAML 1.1, PyYAML's default, reads it as the string "1e-4")
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+                                    list("-+0123456789"))
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -177,14 +189,14 @@ def to_dict(obj: Any) -> Any:
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
     """`--set KEY=VALUE` items -> {KEY: value}; each value is read as YAML (8 -> int, 1e-4 -> float, [a, b] -> list,
-    native -> str). Later items win."""
+    native -> str, true -> bool, no -> str: YAML 1.2 booleans as in load_yaml). Later items win."""
     out: dict[str, Any] = {}
     for item in items:
         key, eq, raw = item.partition("=")
         if not eq or not key.strip():
             raise HarnessError(f"--set {item!r}: write KEY=VALUE, e.g. --set layer=0.5 or --set train.lr=1e-4")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            out[key.strip()] = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""  # noqa: S506 - safe
         except yaml.YAMLError as e:
             raise HarnessError(f"--set {item!r}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
     return out

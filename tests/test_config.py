@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import load_yaml
+from harness.config import load_yaml, parse_sets
 from harness.data import DataSource
 from harness.errors import HarnessError
 from tasks import load_task, load_task_config, task_names
@@ -77,3 +77,14 @@ def test_extraction_options_do_not_change_the_comparable_config(data_dir):
     assert stable_hash(comparable_config(task)) == before and stable_hash(config_dict(task)) != full
     task.cfg.prompt.template += " "
     assert stable_hash(comparable_config(task)) != before
+
+
+def test_yaml_scalars_are_yaml_1_2_in_files_and_sets(tmp_path):
+    """Only true/false are booleans (YAML 1.1 reads no/on/yes as booleans: `--set tags=no` became False), and 1e-4 is
+    a float (YAML 1.1 reads it as a string, so `--set train.lr=1e-4` failed the float check)."""
+    sets = parse_sets(["tags=no", "a=true", "b=False", "c=on", "lr=1e-4", "d=5.0e-5", "n=8", "l=[de, no]"])
+    assert sets == {"tags": "no", "a": True, "b": False, "c": "on", "lr": 1e-4, "d": 5e-5, "n": 8, "l": ["de", "no"]}
+    assert type(sets["n"]) is int
+    p = tmp_path / "c.yaml"
+    p.write_text("lang: no\nflag: yes\nlr: 1e-4\nok: true\n")
+    assert load_yaml(p) == {"lang": "no", "flag": "yes", "lr": 1e-4, "ok": True}
