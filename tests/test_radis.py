@@ -230,7 +230,7 @@ def test_rationale_words_are_absent_from_flores_references_and_present_in_ration
 def test_generation_context_trains_the_rationale_after_the_second_turn(tiny_model):
     """rationale_context generation (explain): one sequence = the two-turn conversation the rationale was generated
     in; the reference is the first reply (translation), the question is masked, the rationale is the second reply;
-    today's continuation keeps reference ⊕ rationale as one reply."""
+    continuation (the default before the ablation) keeps reference ⊕ rationale as one reply."""
     from harness.config import to_dict
     from methods.radis.config import RaDisConfig
     from methods.radis.context import features
@@ -245,7 +245,10 @@ def test_generation_context_trains_the_rationale_after_the_second_turn(tiny_mode
     assert text[trainer.TRANSLATION].startswith(ex.reference) and rat in text[trainer.RATIONALE]
     assert EXPLAIN_PROMPT in tok.decode(ids) and EXPLAIN_PROMPT not in text[trainer.RATIONALE]
     assert seg.index(trainer.RATIONALE) > max(i for i, s in enumerate(seg) if s == trainer.TRANSLATION)
-    (c,) = features(tok, [ex], _msgs, [rat], "auto", RaDisConfig(rationale_prompt="explain"))
+    assert RaDisConfig().rationale_context == "generation"  # the default since the FLORES-dev ablation (README.md)
+    cont = RaDisConfig(rationale_prompt="explain", rationale_context="continuation")
+    (c,) = features(tok, [ex], _msgs, [rat], "auto", cont)
     assert EXPLAIN_PROMPT not in tok.decode(c["input_ids"]) and c["input_ids"] != ids
-    # the option keeps today's config hash while at its default
-    assert "rationale_context" not in to_dict(RaDisConfig()) and to_dict(gen)["rationale_context"] == "generation"
+    # continuation, the behaviour before the option existed, keeps those runs' config hashes; generation is recorded
+    assert "rationale_context" not in to_dict(cont) and to_dict(gen)["rationale_context"] == "generation"
+    assert to_dict(RaDisConfig(rationale_prompt="explain"))["rationale_context"] == "generation"

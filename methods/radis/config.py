@@ -27,10 +27,12 @@ class RaDisConfig:
     # translation above." and the answer is the rationale (joined to the reference by a blank line);
     # explain_words: as explain, asking which words correspond and why. Small models end their turn after the
     # reference (continue gives empty rationales): the small and CPU recipes use explain [choice: rationale prompt]
-    # where the rationale is trained (methods/radis/context.py): continuation = reference ⊕ rationale as one reply
-    # (today's default; for explain* not the context the rationale was generated in); generation = the two-turn
-    # conversation it was generated in [choice: rationale training context]
-    rationale_context: Literal["continuation", "generation"] = added_option("continuation")
+    # where the rationale is trained (methods/radis/context.py): generation = the two-turn conversation it was
+    # generated in (the default since the FLORES-dev ablation: a tie on score, won by the mechanism check, README.md
+    # "Ablations"); continuation = reference ⊕ rationale as one reply (the default before; for explain* not the
+    # context the rationale was generated in; left out of hashes, so runs trained with it read as stale)
+    # [choice: rationale training context]
+    rationale_context: Literal["continuation", "generation"] = added_option("generation", legacy="continuation")
     rationale_max_new_tokens: int = 512  # bound on each rationale, greedy [choice: rationale decoding]
     rationale_batch_size: int = 16  # generation batch for rationales
     eval_keep: Literal["first_paragraph", "first_line"] = "first_line"  # what the translation tasks keep of an

@@ -1,11 +1,13 @@
 """RaDis training contexts (`RaDisConfig.rationale_context`) and the mechanism check's rationale statistics.
 
-* `continuation` (the default, what every committed artifact was trained with): target = reference ⊕ rationale as
-  one assistant reply after the translation prompt. For the `explain*` prompts the rationale was generated after a
-  second user turn, so it is trained in another context than it was generated in (approximate self-distillation).
-* `generation`: the rationale is trained where it was generated. For `explain*`: the two-turn conversation
+* `generation` (the default since the FLORES-dev ablation, README.md "Ablations"): the rationale is trained where
+  it was generated. For `explain*`: the two-turn conversation
   [prompt, reference, question, rationale]: the reference is the first reply (segment translation), the rationale
   the second (segment rationale), the question masked like a prompt. For `continue` both are the same context.
+* `continuation` (the default before; the committed science artifacts were trained with it): target = reference ⊕
+  rationale as one assistant reply after the translation prompt. For the `explain*` prompts the rationale was
+  generated after a second user turn, so it is trained in another context than it was generated in (approximate
+  self-distillation).
 """
 
 from __future__ import annotations
