@@ -228,6 +228,32 @@ def score(output: str | Path, data_dir: str | Path | None = None, comet_model: s
     return run.results
 
 
+def refresh_report(output: str | Path) -> str:
+    """Copy the method report (mechanism checks) of the artifact a finished run used into its results.json, when
+    that artifact (same content hash) is in the cache and reports more or other than the run recorded: for runs
+    evaluated before a check existed. No model calls, no score changes. Returns what happened, in words."""
+    from harness.io import existing_dir
+    from harness.rundir.layout import results_file
+    from harness.rundir.read import read_results
+    from harness.rundir.write import refresh_report as write_report
+    from harness.training.artifacts import recorded_artifact
+
+    path = results_file(existing_dir(output, "harness refresh-report:"))
+    results = read_results(path) if path.is_file() else None
+    if results is None:
+        raise HarnessError(f"{path}: not a results.json written by `harness run`; give run folders")
+    art = results["method"].get("artifact") or {}
+    if art.get("kind", "none") == "none":
+        return "untrained (no artifact): nothing to refresh"
+    found = recorded_artifact(results["method"])
+    if found is None:
+        return (f"artifact {art.get('hash')} not found in this cache (recorded at {art.get('path')}); "
+                f"train it again (same config, data and seed) to refresh its report")
+    if not write_report(path.parent, found.report, str(found.path)):
+        return f"report already that of {found.path}"
+    return f"report refreshed from {found.path} ({', '.join(sorted(found.report)) or 'empty'})"
+
+
 def judge(output: str | Path, spec, data_dir: str | Path | None = None, settings: BackendConfig | None = None,
           tasks: list[str] | None = None) -> dict:
     """Judge the saved answers of a finished run with `spec` (a harness.judges.JudgeSpec; no regeneration, no

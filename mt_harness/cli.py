@@ -179,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="metric labels as harness compare names them (the first decides the control check)")
     ab.add_argument("--resamples", type=int, default=1000, help="paired-bootstrap resamples (default 1000)")
     ab.add_argument("--seed", type=int, default=12345, help="seed of the bootstrap resampling")
+    rr = sub.add_parser("refresh-report", help="copy the method report (mechanism checks) of the artifact a finished "
+                        "run used into its results.json, when the cache holds that artifact (same content hash); "
+                        "for runs evaluated before a check existed (no model calls, scores unchanged)")
+    rr.add_argument("outputs", nargs="+", metavar="OUT", help="run folders written by harness run")
     for name, what in (("pack", "gzip a finished run's samples.jsonl files (for committing results; read as they are)"),
                        ("unpack", "restore a packed run's plain samples.jsonl files (to resume, score or judge it)")):
         p = sub.add_parser(name, help=what)

@@ -16,7 +16,7 @@ def dispatch(args: argparse.Namespace) -> int:
     return {"run": cmd_run, "ls": cmd_ls, "validate": cmd_validate, "score": cmd_score,
             "judge": cmd_judge, "train": cmd_train, "leaderboard": cmd_leaderboard,
             "pack": cmd_pack, "unpack": cmd_pack, "study": cmd_study, "compare": cmd_compare,
-            "ablation": cmd_ablation}[args.command](args)
+            "ablation": cmd_ablation, "refresh-report": cmd_refresh_report}[args.command](args)
 
 
 def backend_settings(args: argparse.Namespace):
@@ -107,6 +107,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(json.dumps(compare_report.to_dict(result), indent=1) if args.json == "-" else compare_report.text(result))
     compare_report.write_reports(result, args.json, args.junit, os.environ.get("GITHUB_STEP_SUMMARY") or None)
     return result.exit_code
+
+
+def cmd_refresh_report(args: argparse.Namespace) -> int:
+    """harness refresh-report OUT...: the method report of each run's artifact into its results.json."""
+    from mt_harness.api import refresh_report
+
+    for out in args.outputs:
+        print(f"{out}: {refresh_report(out)}")
+    return 0
 
 
 def cmd_pack(args: argparse.Namespace) -> int:

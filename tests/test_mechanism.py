@@ -149,3 +149,56 @@ def test_ablation_table_compares_arms_with_the_reference_and_with_their_controls
     with pytest.raises(HarnessError, match="--reference nope: 0 units"):
         from mt_harness.ablation import ablation_table
         ablation_table(tmp_path / "study", "nope", "flores", ["chrF++"])
+
+
+def test_refresh_report_copies_the_mechanism_check_of_the_same_artifact_and_nothing_else(data_dir, tmp_path,
+                                                                                         monkeypatch, capsys):
+    """A run evaluated before LMS's route KL existed gets it from its artifact once the cache holds that artifact (same
+    content hash) with the report: found under this cache even when the run recorded another cache's path; scores,
+    samples and the header stay; other weights (a changed file) are refused."""
+    from harness.training.artifacts import artifact_dir, artifacts_root, save_artifact
+    from mt_harness import cli
+    from mt_harness.study.run import _stale
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    folder = artifact_dir(artifacts_root(), "lms", "d" * 64, "cfg1")
+    folder.mkdir(parents=True)
+    (folder / "lms.safetensors").write_bytes(b"weights")
+    kl = {"per_pair": {"de-en": 0.018}, "lines": 4, "split": "FLORES-200 dev"}
+    art = save_artifact(folder, "lms", "composite", {"rank": 16}, "cfg1", {"route_kl": kl, "base_trained": False})
+    record = {"name": "lms", "config": {"rank": 16, "train_base": False}, "variant": "v",
+              "artifact": {"kind": "composite", "path": f"/elsewhere/artifacts/lms/{folder.name}",
+                           "config_hash": "cfg1", "hash": art.hash}}
+    out = tmp_path / "runs" / "lms"
+    _run(data_dir, out, record)
+    before = json.loads((out / "results.json").read_text())
+    assert get_method_text(before) == "route KL not recorded (trained before the check existed); base frozen " \
+                                      "(train_base false: a routed low-rank adapter)"
+    assert cli.main(["refresh-report", str(out)]) == 0
+    assert f"report refreshed from {folder} (base_trained, route_kl)" in capsys.readouterr().out
+    after = json.loads((out / "results.json").read_text())
+    assert after["method"]["artifact"]["report"] == {"route_kl": kl, "base_trained": False}
+    assert after["report_refreshed"]["from"] == str(folder)
+    assert {k: v for k, v in after.items() if k not in ("method", "report_refreshed")} == \
+           {k: v for k, v in before.items() if k != "method"}  # scores, sample hashes, provenance: unchanged
+    assert get_method_text(after).startswith("symmetric KL pair route vs shared route per token (4 FLORES-200 dev "
+                                             "lines/pair): de-en 0.018")
+    assert cli.main(["refresh-report", str(out)]) == 0 and "report already that of" in capsys.readouterr().out
+    # the study does the same when a train phase finds the artifact its results used (nothing moved aside)
+    (out / "results.json").write_text(json.dumps(before))
+    unit = type("U", (), {"out": out, "phases": []})()
+    assert _stale(unit, {"hash": art.hash, "path": str(folder)}) is None
+    assert json.loads((out / "results.json").read_text())["method"]["artifact"]["report"]["route_kl"] == kl
+    # other weights under the same folder name: not this run's artifact, nothing written
+    (out / "results.json").write_text(json.dumps(before))
+    (folder / "artifact.json").write_text(json.dumps({**json.loads((folder / "artifact.json").read_text()),
+                                                      "hash": "other"}))
+    assert cli.main(["refresh-report", str(out)]) == 0
+    assert f"artifact {art.hash} not found in this cache" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text()) == before
+
+
+def get_method_text(results: dict) -> str:
+    from methods import get_method
+
+    return get_method("lms").mechanism(results["method"])

@@ -94,6 +94,26 @@ def merge_entry(ctx, name: str, entry: dict, rescored: bool = False) -> dict:
     return results
 
 
+def refresh_report(out: str | Path, report: dict, source: str) -> bool:
+    """Replace results.json's `method.artifact.report` (what training reported besides the config: RaDis's rationale
+    statistics, LMS's route KL) with `report`, the report of the same artifact (same content hash) read from
+    `source`; the scores, samples and the header's provenance are kept, and `report_refreshed` records when and by
+    which code. For runs evaluated before a check existed whose artifact has it now. False when nothing changed."""
+    path = results_file(out)
+    results = read_results(path)
+    if results is None:
+        raise HarnessError(f"{path}: not a {SCHEMA} results file; give a folder written by `harness run`")
+    art = results["method"].get("artifact") or {}
+    if (art.get("report") or {}) == report:
+        return False
+    art["report"] = report
+    results["method"]["artifact"] = art
+    results["report_refreshed"] = {"at": provenance.now(), "from": source, "command": provenance.command_line(),
+                                   "git": provenance.git_state()}
+    atomic_write_json(path, results)
+    return True
+
+
 def write_not_run(folder: str | Path, method: str, model: str, reason: str) -> Path:
     """Record in `folder`/not_run.json that `method` was deliberately not run on `model` and why (one line); the
     leaderboard shows it as a "not run" row. An existing not_run.json is kept (checked, not rewritten)."""

@@ -164,3 +164,21 @@ def artifact_cache(method: str, key: dict, data_fingerprint: str, out_dir: Path,
     if cached:
         print(f"[{method}] {label + ': ' if label else ''}reusing artifact {folder} (config hash {h})")
     return ArtifactCache(method, folder, h, cached, locked)
+
+
+def recorded_artifact(record: dict) -> Artifact | None:
+    """The finished artifact a results.json `method` record used, found at its recorded path or, when the cache has
+    moved (another `$HARNESS_CACHE`, another machine), at the same folder name under this cache's artifacts root;
+    None when neither holds it, or when the one found has other files than the run used (content hash differs)."""
+    art = record.get("artifact") or {}
+    if not art.get("path") or not art.get("hash") or art.get("kind", "none") == "none":
+        return None
+    recorded = Path(art["path"])
+    for folder in dict.fromkeys((recorded, artifacts_root() / record.get("name", "") / recorded.name)):
+        try:
+            found = load_artifact(folder, config_hash=art.get("config_hash"))
+        except HarnessError:
+            continue
+        if found is not None and found.hash == art["hash"]:
+            return found
+    return None

@@ -104,16 +104,24 @@ def _record(p: Phase, outcome: dict, seconds: float, attempts: int, threads: int
     record_phase(p.out, p.name, rec)
 
 
-def _stale(unit: Unit, artifact_hash: str) -> Path | None:
-    """Move a unit folder aside when its evaluations used other weights than the artifact just trained."""
+def _stale(unit: Unit, artifact: dict) -> Path | None:
+    """Move a unit folder aside when its evaluations used other weights than the artifact just trained; when they
+    used these weights, refresh results.json's method report from the artifact (a check added since they ran)."""
     from harness.rundir.phases import move_aside
     from harness.rundir.layout import results_file
     from harness.rundir.read import read_results
+    from harness.rundir.write import refresh_report
+    from harness.training.artifacts import load_artifact
 
     path = results_file(unit.out)
     res = read_results(path) if path.is_file() else None
     used = (res or {}).get("method", {}).get("artifact", {}).get("hash")
-    if not used or used == artifact_hash:
+    if not used:
+        return None
+    if used == artifact["hash"]:
+        found = load_artifact(Path(artifact["path"]), verify=False) if artifact.get("path") else None
+        if found is not None and found.hash == used:
+            refresh_report(unit.out, found.report, str(found.path))
         return None
     moved = move_aside(unit.out, used)
     for q in unit.phases:
@@ -196,7 +204,7 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
                     failure = failure or f"study: phase {pid} failed: {outcome['error']}"
                     bar.write(f"[study] {failure}")
                     continue
-                if p.kind == TRAIN and (moved := _stale(unit_of[pid], outcome["artifact"]["hash"])):
+                if p.kind == TRAIN and (moved := _stale(unit_of[pid], outcome["artifact"])):
                     bar.write(f"[study] {p.unit}: retrained weights differ from those its results used; they "
                               f"moved to {moved} and its evaluations run again")
                     again = [q.id for q in unit_of[pid].phases if q.kind != TRAIN and q.id not in todo]
