@@ -17,17 +17,14 @@ from harness.io import atomic_write_text, writable_dir
 
 
 def preload() -> None:
-    """Import every module make_leaderboard uses, now: a long-running process (a study) that rebuilds the board at
-    its end must not mix the modules it loaded at start with ones edited since."""
-    import leaderboard.build  # noqa: F401
-    import leaderboard.collect  # noqa: F401
-    import leaderboard.control  # noqa: F401
-    import leaderboard.notrun  # noqa: F401
-    import leaderboard.page  # noqa: F401
-    import leaderboard.plot  # noqa: F401
-    import leaderboard.render  # noqa: F401
-    import leaderboard.stale  # noqa: F401
-    import leaderboard.versus  # noqa: F401
+    """Import every module of this package now (what make_leaderboard and the modules it calls import lazily): a
+    long-running process (a study) that rebuilds the board at its end must not mix the modules it loaded at start
+    with ones edited since."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
 
 
 def make_leaderboard(paths: list[Path], output: Path, n_boot: int = 1000, seed: int = 12345,

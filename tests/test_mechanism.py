@@ -202,3 +202,26 @@ def get_method_text(results: dict) -> str:
     from methods import get_method
 
     return get_method("lms").mechanism(results["method"])
+
+
+def test_study_preload_imports_every_module_a_board_build_uses(data_dir, tmp_path):
+    """A study preloads at start what its final leaderboard rebuild uses (code edited during a long study must not
+    mix into that rebuild): building a board afterwards, with a mechanism check and a control row, imports nothing
+    more."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "runs"
+    _run(data_dir, root / "base", {"name": "base", "config": {}, "artifact": {"kind": "none", "config_hash": ""}})
+    _run(data_dir, root / "relay", _relay(False, "h1"), lambda refs: SourceReader(refs, "copy", False))
+    _run(data_dir, root / "control", _relay(True, "h1"), lambda refs: SourceReader(refs, "copy", True))
+    code = ("import sys\nfrom mt_harness import api\nfrom mt_harness.study.run import StudyOptions, _preload\n"
+            "_preload(StudyOptions())\n"
+            "before = set(sys.modules)\n"
+            f"api.leaderboard([{str(root)!r}], {str(tmp_path / 'board')!r}, resamples=20)\n"
+            "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in "
+            "('leaderboard', 'harness', 'mt_harness', 'methods', 'tasks')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "HARNESS_DATA_DIR": str(data_dir)})
+    assert (tmp_path / "board" / "leaderboard.html").is_file()
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -230,14 +230,24 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
 
 
 def _preload(opts: StudyOptions) -> None:
+    """Import now everything the final leaderboard rebuild imports (the leaderboard package, every registered method,
+    whose config and mechanism check it reads, and every task module): code edited during a long study must not mix
+    into its end (tests/test_mechanism.py checks that a board build after this imports nothing more)."""
     import importlib
+    import pkgutil
 
     import leaderboard
+    import tasks
+    from methods import REGISTRY, method_class
 
     importlib.import_module(opts.api)
     importlib.import_module("mt_harness.mechanism")
     importlib.import_module("mt_harness.staleness")
     leaderboard.preload()
+    for name in REGISTRY:
+        method_class(name)
+    for info in pkgutil.iter_modules(tasks.__path__):
+        importlib.import_module(f"tasks.{info.name}")
 
 
 def _leaderboard(spec: StudySpec, opts: StudyOptions) -> list[Path]:
