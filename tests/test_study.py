@@ -161,6 +161,10 @@ def test_killed_phase_is_retried_and_resumes_from_its_samples(local_study, tiny_
     model = next(p for p in (tmp_path / "out").iterdir() if p.is_dir())
     rec = read_phases(model / "sft-s0")["flores"]
     assert rec["attempts"] == 2
+    # the killed attempt's time comes from its heartbeat file, counted once, starred in COST.md with a note
+    assert rec["estimated_extra_seconds"] >= 0 and "of 1 earlier attempt(s) that did not finish" in rec["note"]
+    assert not (model / "sft-s0" / "logs" / "flores.attempt.json").exists()
+    assert "sft-s0/flores: includes" in (tmp_path / "out" / "COST.md").read_text()
     pids = re.findall(r"\[study\] \S+/flores: pid (\d+)", (model / "sft-s0" / "logs" / "flores.log").read_text())
     assert len(pids) == 2 and pids[0] != pids[1]
     appends = [line.split() for line in Path(str(mark) + ".appends").read_text().splitlines()
@@ -395,3 +399,37 @@ def test_a_local_worker_exits_when_its_driver_is_killed(tmp_path):
     else:
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the worker outlived its killed driver")
+
+
+def test_heartbeat_leaves_out_the_time_a_process_was_stopped_and_carries_unfinished_attempts(tmp_path):
+    """A worker frozen with SIGSTOP for ~3 s: its attempt's stopped time is measured (not counted as work); an
+    attempt that failed leaves its record for the next one, which carries it forward; a successful one cleans up."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mt_harness.study.attempt import Heartbeat, read_attempts
+
+    path = tmp_path / "logs" / "flores.attempt.json"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom mt_harness.study.attempt import Heartbeat\n"
+            f"b = Heartbeat(Path({str(path)!r}), 'abc1234', interval=0.2, stop_gap=1.0)\n"
+            "print('up', flush=True)\ntime.sleep(5)\nprint(round(b.finish(False), 1), flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.readline().strip() == "up"
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGSTOP)
+    time.sleep(3)
+    os.kill(proc.pid, signal.SIGCONT)
+    stopped = float(proc.stdout.readline())
+    assert proc.wait(timeout=30) == 0
+    assert 2.0 <= stopped <= 3.5
+    (first,) = read_attempts(path)  # failed: its file stays
+    assert first["git"] == "abc1234" and 2.0 <= first["stopped_seconds"] <= 3.5
+    assert 4.0 <= first["seconds"] + first["stopped_seconds"] <= 7.0
+    second = Heartbeat(path, "def5678", interval=0.1)
+    assert second.earlier == [first]
+    assert [a["git"] for a in read_attempts(path)] == ["abc1234", "def5678"]  # carried forward while it runs
+    assert second.finish(True) == 0.0 and not path.exists()

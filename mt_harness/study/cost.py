@@ -1,7 +1,8 @@
 """The study's cost: estimates for the ETA, and COST.md (wall time per unit and phase) from the units' phases.json.
 
-A record's time is its measured `seconds` plus `estimated_extra_seconds` (an interrupted attempt that was not
-logged; its `note` says how it was estimated, and the cell is starred).
+A record's time is its measured `seconds` plus `estimated_extra_seconds` (attempts that did not finish: from their
+heartbeat files, mt_harness.study.attempt, or estimated by hand for older runs; its `note` says how, and the cell is
+starred).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
+from mt_harness.study.attempt import HEARTBEAT_SECONDS, attempt_file
 from mt_harness.study.cost import fmt, pending_seconds, report
 from mt_harness.study.plan import Phase, Unit, build_units, plan
 from mt_harness.study.spec import TRAIN, StudySpec
@@ -94,8 +95,23 @@ def _record(p: Phase, outcome: dict, seconds: float, attempts: int, threads: int
     old = read_phases(p.out).get(p.name)
     rec = {"seconds": round(seconds, 1), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "git": (provenance.git_state().get("commit") or "")[:7], "command": p.command(threads)}
+    earlier = outcome.get("earlier") or []
+    if earlier:
+        attempts = max(attempts, len(earlier) + 1)
     if attempts > 1:
         rec["attempts"] = attempts
+    notes = []
+    if earlier:
+        rec["estimated_extra_seconds"] = round(sum(e["seconds"] for e in earlier), 1)
+        notes.append(f"includes {rec['estimated_extra_seconds']:.0f} s of {len(earlier)} earlier attempt(s) that did "
+                     f"not finish (" + "; ".join(f"git {e['git']}, {e['started']} to its last heartbeat {e['alive']}"
+                                                  for e in earlier) +
+                     f"), from their heartbeat files (to within {HEARTBEAT_SECONDS:.0f} s each)")
+    stopped = outcome.get("stopped_seconds", 0) + sum(e.get("stopped_seconds", 0) for e in earlier)
+    if stopped:
+        notes.append(f"excludes {stopped:.0f} s during which the process was stopped (SIGSTOP or suspended)")
+    if notes:
+        rec["note"] = "; ".join(notes)
     if p.kind == TRAIN:
         art = outcome["artifact"]
         rec.update(artifact_hash=art["hash"], artifact_path=art["path"])
@@ -194,8 +210,10 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
             for pid, outcome in executor.wait():
                 p = phases[pid]
                 busy.discard(p.out)
-                # the worker's own measure; for a worker that died, the time since it was started
-                spent[pid] = spent.get(pid, 0.0) + (outcome.get("seconds") or time.time() - started[pid])
+                # the worker's own measure of a successful attempt; an attempt that failed or died left its heartbeat
+                # file, which the next attempt reports (`earlier`); without one, the time since it was started
+                if outcome["ok"] or not attempt_file(p.out / "logs" / f"{p.name}.log").exists():
+                    spent[pid] = spent.get(pid, 0.0) + (outcome.get("seconds") or time.time() - started[pid])
                 if not outcome["ok"]:
                     if outcome.get("crashed") and attempts[pid] <= spec.retries and failure is None:
                         bar.write(f"[study] {pid}: {outcome['error']}; retrying (it resumes from its samples)")

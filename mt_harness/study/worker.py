@@ -21,7 +21,9 @@ from harness.errors import HarnessError
 
 
 def execute(payload: dict) -> dict:
-    """Run the phase in `payload`; returns {"ok": True, "seconds", "artifact"|"out"} or {"ok": False, "error"}."""
+    """Run the phase in `payload`; returns {"ok": True, "seconds", "artifact"|"out"} or {"ok": False, "error"}, with
+    `stopped_seconds` (left out of `seconds`) and, on success, `earlier` (the heartbeat records of attempts that did not
+    finish: mt_harness.study.attempt) when there were any."""
     for key, value in payload["env"].items():
         os.environ[key] = value
     os.environ["OMP_NUM_THREADS"] = str(payload["threads"])
@@ -38,6 +40,10 @@ def execute(payload: dict) -> dict:
     print(f"[study] {payload['id']}: pid {os.getpid()} on {socket.gethostname()}, "
           f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: {' '.join(payload['command'])}", flush=True)
     sys.argv = list(payload["command"])  # results.json records the equivalent `harness run` command line
+    from harness import provenance
+    from mt_harness.study.attempt import Heartbeat, attempt_file
+
+    beat = Heartbeat(attempt_file(log), (provenance.git_state().get("commit") or "")[:7])
     start = time.time()
     try:
         api = importlib.import_module(payload["api"])
@@ -58,7 +64,12 @@ def execute(payload: dict) -> dict:
     except Exception as e:  # noqa: BLE001 - reported to the driver, which stops the study
         traceback.print_exc()
         result = {"ok": False, "error": f"{type(e).__name__}: {e} (traceback in {log})"}
-    result["seconds"] = time.time() - start
+    stopped = beat.finish(result["ok"])
+    result["seconds"] = time.time() - start - stopped  # the time it ran, not the time it was frozen
+    if stopped:
+        result["stopped_seconds"] = round(stopped, 1)
+    if beat.earlier and result["ok"]:  # a failed attempt leaves them in its file, for the next one
+        result["earlier"] = beat.earlier  # attempts that did not finish (mt_harness.study.attempt)
     print(f"[study] {payload['id']}: {'done' if result['ok'] else 'failed'} in {result['seconds']:.1f} s", flush=True)
     sys.stdout.flush()
     return result
