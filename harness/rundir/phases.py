@@ -41,6 +41,27 @@ def record_phase(unit_dir: str | Path, phase: str, record: dict) -> dict:
     return state
 
 
+def attempt_file(log: str | Path) -> Path:
+    """A phase attempt's heartbeat file beside the phase's log (`logs/train.log` -> `logs/train.attempt.json`;
+    mt_harness.study.attempt keeps it)."""
+    log = Path(log)
+    return log.with_name(log.stem + ".attempt.json")
+
+
+def write_attempt(path: Path, record: dict) -> None:
+    """Replace a heartbeat file atomically (a kill leaves the previous beat or this one)."""
+    atomic_write_text(path, json.dumps(record) + "\n")
+
+
+def read_attempt(path: Path) -> dict | None:
+    """A heartbeat file's record; None when there is none or it cannot be read."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 STALE_TAG = ".stale-"  # `<unit>.stale-<tag>`: a unit folder moved aside, kept on disk, never on a leaderboard
 
 

@@ -12,33 +12,28 @@ attempt carries the older ones forward), and their time up to their last heartbe
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.io import atomic_write_json
+from harness.rundir.phases import attempt_file, read_attempt, write_attempt
+
+__all__ = ["Heartbeat", "attempt_file", "read_attempts", "HEARTBEAT_SECONDS"]
 
 HEARTBEAT_SECONDS = 15.0
 STOP_GAP_SECONDS = 30.0
 
 
-def attempt_file(log: str | Path) -> Path:
-    """The heartbeat file beside a phase's log (`logs/train.log` -> `logs/train.attempt.json`)."""
-    log = Path(log)
-    return log.with_name(log.stem + ".attempt.json")
-
-
 def read_attempts(path: Path) -> list[dict]:
     """The unfinished attempts a heartbeat file holds, oldest first: each {seconds (alive - started - stopped),
     stopped_seconds, started, alive, git}; [] when there is no readable file."""
+    data = read_attempt(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
         started, alive, stopped = float(data["started"]), float(data["alive"]), float(data.get("stopped_seconds", 0))
         earlier = [dict(e) for e in data.get("earlier", [])]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):  # TypeError also when there is no file (data None)
         return []
     return earlier + [{"seconds": round(max(0.0, alive - started - stopped), 1), "stopped_seconds": round(stopped, 1),
                        "started": _iso(started), "alive": _iso(alive), "git": str(data.get("git", ""))}]
@@ -65,7 +60,7 @@ class Heartbeat:
         self._thread.start()
 
     def _write(self) -> None:
-        atomic_write_json(self.path, {"started": self.started, "alive": time.time(), "stopped_seconds":
+        write_attempt(self.path, {"started": self.started, "alive": time.time(), "stopped_seconds":
                                       round(self.stopped, 1), "git": self.git, "pid": os.getpid(),
                                       "earlier": self.earlier})
 
