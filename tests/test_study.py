@@ -221,6 +221,9 @@ def test_stale_unit_is_listed_and_rerun_on_request(local_study, data_dir, tmp_pa
     assert "3 phase(s) run" in text  # sft-s0's training and both of its evaluations; base is current
     moved = out / model / f"sft-s0.stale-{old}"
     assert json.loads((moved / "results.json").read_text())["method"]["artifact"]["hash"] == old  # kept
+    log = (out / model / "sft-s0" / "logs" / "train.log").read_text()  # the new training's log is the unit's
+    assert log.count("/sft-s0/train: pid ") == 2 and log.rstrip().splitlines()[-1].endswith("s")  # old + new
+    assert not (moved / "logs" / "train.log").exists()
     new = json.loads((out / model / "sft-s0" / "results.json").read_text())
     assert new["method"]["artifact"]["hash"] != old and new["method"]["config"]["train"]["max_steps"] == 2
     board = (out / "leaderboard.md").read_text()

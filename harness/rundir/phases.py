@@ -65,8 +65,10 @@ def read_attempt(path: Path) -> dict | None:
 STALE_TAG = ".stale-"  # `<unit>.stale-<tag>`: a unit folder moved aside, kept on disk, never on a leaderboard
 
 
-def move_aside(unit_dir: str | Path, tag: str) -> Path:
-    """Rename a unit folder to `<unit>.stale-<tag>` (numbered if that exists); returns the new path."""
+def move_aside(unit_dir: str | Path, tag: str, keep: tuple[str, ...] = ()) -> Path:
+    """Rename a unit folder to `<unit>.stale-<tag>` (numbered if that exists); returns the new path. `keep`: paths
+    inside it that belong to the unit's new run (the log of the training that made the folder stale) and move back
+    into a fresh `unit_dir`."""
     src = Path(unit_dir)
     dst = src.with_name(f"{src.name}{STALE_TAG}{tag}")
     n = 1
@@ -74,4 +76,8 @@ def move_aside(unit_dir: str | Path, tag: str) -> Path:
         n += 1
         dst = src.with_name(f"{src.name}{STALE_TAG}{tag}-{n}")
     src.rename(dst)
+    for rel in keep:
+        if (dst / rel).exists():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dst / rel).rename(src / rel)
     return dst

@@ -139,7 +139,7 @@ def _stale(unit: Unit, artifact: dict) -> Path | None:
         if found is not None and found.hash == used:
             refresh_report(unit.out, found.report, str(found.path))
         return None
-    moved = move_aside(unit.out, used)
+    moved = move_aside(unit.out, used, keep=(f"logs/{TRAIN}.log",))  # the new training's log stays with the unit
     for q in unit.phases:
         q.done = q.done and q.kind == TRAIN
     return moved
