@@ -432,6 +432,19 @@ def test_heartbeat_leaves_out_the_time_a_process_was_stopped_and_carries_unfinis
     (first,) = read_attempts(path)  # failed: its file stays
     assert first["git"] == "abc1234" and 2.0 <= first["stopped_seconds"] <= 3.5
     assert 4.0 <= first["seconds"] + first["stopped_seconds"] <= 7.0
+    # the plan names them (a phase whose logs/ holds this file)
+    from mt_harness.study.plan import build_units
+    from mt_harness.study.run import describe
+    from mt_harness.study.spec import load_study
+
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text(f"output: {tmp_path / 'out'}\nmodels: [m]\nevaluation: [{{name: flores, tasks: [flores]}}]\n"
+                         "methods: [{method: base, name: base}]\n")
+    (unit,) = build_units(load_study(spec_file))
+    (unit.out / "logs").mkdir(parents=True)
+    path.replace(unit.out / "logs" / "flores.attempt.json")
+    assert "to do  flores; 1 earlier attempt(s) did not finish (0h00m, last heartbeat " in describe([unit], 1)
+    (unit.out / "logs" / "flores.attempt.json").replace(path)
     second = Heartbeat(path, "def5678", interval=0.1)
     assert second.earlier == [first]
     assert [a["git"] for a in read_attempts(path)] == ["abc1234", "def5678"]  # carried forward while it runs

@@ -28,7 +28,8 @@ STOP_GAP_SECONDS = 30.0
 
 def read_attempts(path: Path) -> list[dict]:
     """The unfinished attempts a heartbeat file holds, oldest first: each {seconds (alive - started - stopped),
-    stopped_seconds, started, alive, git}; [] when there is no readable file."""
+    stopped_seconds, started, alive, git, ended (it returned a failure; else it was killed, or still runs)}; [] when
+    there is no readable file."""
     data = read_attempt(path)
     try:
         started, alive, stopped = float(data["started"]), float(data["alive"]), float(data.get("stopped_seconds", 0))
@@ -36,7 +37,8 @@ def read_attempts(path: Path) -> list[dict]:
     except (ValueError, KeyError, TypeError):  # TypeError also when there is no file (data None)
         return []
     return earlier + [{"seconds": round(max(0.0, alive - started - stopped), 1), "stopped_seconds": round(stopped, 1),
-                       "started": _iso(started), "alive": _iso(alive), "git": str(data.get("git", ""))}]
+                       "started": _iso(started), "alive": _iso(alive), "git": str(data.get("git", "")),
+                       "ended": bool(data.get("ended"))}]
 
 
 def _iso(t: float) -> str:
@@ -59,8 +61,8 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name="study-heartbeat", daemon=True)
         self._thread.start()
 
-    def _write(self) -> None:
-        write_attempt(self.path, {"started": self.started, "alive": time.time(), "stopped_seconds":
+    def _write(self, ended: bool = False) -> None:
+        write_attempt(self.path, {"ended": ended, "started": self.started, "alive": time.time(), "stopped_seconds":
                                       round(self.stopped, 1), "git": self.git, "pid": os.getpid(),
                                       "earlier": self.earlier})
 
@@ -86,5 +88,5 @@ class Heartbeat:
         if ok:
             self.path.unlink(missing_ok=True)
         else:
-            self._write()
+            self._write(ended=True)
         return self.stopped

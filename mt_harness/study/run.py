@@ -44,6 +44,26 @@ class StudyResult:
     leaderboard: list[Path]
 
 
+def _unfinished(p: Phase) -> str:
+    """What earlier attempts of a phase left (its heartbeat file: mt_harness.study.attempt), for the plan."""
+    from mt_harness.study.attempt import read_attempts
+
+    from mt_harness.study.attempt import HEARTBEAT_SECONDS
+
+    tried = read_attempts(attempt_file(p.out / "logs" / f"{p.name}.log"))
+    if not tried:
+        return ""
+    ago = (datetime.now(timezone.utc) - datetime.fromisoformat(tried[-1]["alive"])).total_seconds()
+    running = not tried[-1]["ended"] and ago < 3 * HEARTBEAT_SECONDS  # beating now: another driver runs it
+    killed = tried[:-1] if running else tried
+    text = "; running now (heartbeat %.0f s ago)" % ago if running else ""
+    if killed:
+        text += (f"; {len(killed)} earlier attempt(s) did not finish ({fmt(sum(a['seconds'] for a in killed))}, "
+                 f"last heartbeat {killed[-1]['alive']}): " + ("the running attempt resumed" if running else
+                                                      "the next attempt resumes") + " from what they saved")
+    return text
+
+
 def describe(units: list[Unit], workers: int) -> str:
     """The plan: every unit's phases, done or to do, with dependencies and the estimated time left."""
     lines = []
@@ -58,7 +78,7 @@ def describe(units: list[Unit], workers: int) -> str:
                             else "`--rerun-stale` re-runs it"))
         for p in u.phases:
             after = f" (after {', '.join(p.deps)})" if p.deps and not p.done else ""
-            lines.append(f"  {'done' if p.done else 'to do'}  {p.name}{after}")
+            lines.append(f"  {'done' if p.done else 'to do'}  {p.name}{after}{_unfinished(p) if not p.done else ''}")
     todo = sum(not p.done for u in units for p in u.phases)
     total = sum(len(u.phases) for u in units)
     lines.append(f"{total - todo} of {total} phases done, {todo} to do; "
