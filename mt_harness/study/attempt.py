@@ -18,9 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.rundir.phases import attempt_file, read_attempt, write_attempt
-
-__all__ = ["Heartbeat", "attempt_file", "read_attempts", "HEARTBEAT_SECONDS"]
+from harness.rundir.phases import read_attempt, write_attempt
 
 HEARTBEAT_SECONDS = 15.0
 STOP_GAP_SECONDS = 30.0

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
-from mt_harness.study.attempt import HEARTBEAT_SECONDS, attempt_file
+from harness.rundir.phases import attempt_file
+from mt_harness.study.attempt import HEARTBEAT_SECONDS, read_attempts
 from mt_harness.study.cost import fmt, pending_seconds, report
 from mt_harness.study.plan import Phase, Unit, build_units, plan
 from mt_harness.study.spec import TRAIN, StudySpec
@@ -44,13 +45,14 @@ class StudyResult:
     leaderboard: list[Path]
 
 
+def _log(p: Phase) -> Path:
+    """The phase's log (its worker's output; the heartbeat file lies beside it)."""
+    return p.out / "logs" / f"{p.name}.log"
+
+
 def _unfinished(p: Phase) -> str:
     """What earlier attempts of a phase left (its heartbeat file: mt_harness.study.attempt), for the plan."""
-    from mt_harness.study.attempt import read_attempts
-
-    from mt_harness.study.attempt import HEARTBEAT_SECONDS
-
-    tried = read_attempts(attempt_file(p.out / "logs" / f"{p.name}.log"))
+    tried = read_attempts(attempt_file(_log(p)))
     if not tried:
         return ""
     ago = (datetime.now(timezone.utc) - datetime.fromisoformat(tried[-1]["alive"])).total_seconds()
@@ -105,7 +107,7 @@ def payload(spec: StudySpec, p: Phase, threads: int, api: str) -> dict:
         if p.chunk_size:
             fields["chunk_size"] = p.chunk_size
     return {"id": p.id, "kind": p.kind, "spec": fields, "threads": threads, "env": env, "cwd": os.getcwd(),
-            "api": api, "command": p.command(threads), "log": str((p.out / "logs" / f"{p.name}.log").resolve())}
+            "api": api, "command": p.command(threads), "log": str(_log(p).resolve())}
 
 
 def _record(p: Phase, outcome: dict, seconds: float, attempts: int, threads: int) -> None:
@@ -222,7 +224,7 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
                     executor.start(pid, payload(spec, p, t, opts.api), p.resources)
                     todo.remove(pid)
                     bar.write(f"[study] start {pid} (attempt {attempts[pid]}; "
-                              f"log {p.out / 'logs' / (p.name + '.log')})")
+                              f"log {_log(p)})")
             if not executor.running:
                 if failure is None and todo:
                     raise HarnessError(f"study: {', '.join(todo)} wait for phases that cannot finish")
@@ -232,7 +234,7 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
                 busy.discard(p.out)
                 # the worker's own measure of a successful attempt; an attempt that failed or died left its heartbeat
                 # file, which the next attempt reports (`earlier`); without one, the time since it was started
-                if outcome["ok"] or not attempt_file(p.out / "logs" / f"{p.name}.log").exists():
+                if outcome["ok"] or not attempt_file(_log(p)).exists():
                     spent[pid] = spent.get(pid, 0.0) + (outcome.get("seconds") or time.time() - started[pid])
                 if not outcome["ok"]:
                     if outcome.get("crashed") and attempts[pid] <= spec.retries and failure is None:

@@ -41,7 +41,8 @@ def execute(payload: dict) -> dict:
           f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: {' '.join(payload['command'])}", flush=True)
     sys.argv = list(payload["command"])  # results.json records the equivalent `harness run` command line
     from harness import provenance
-    from mt_harness.study.attempt import Heartbeat, attempt_file
+    from harness.rundir.phases import attempt_file
+    from mt_harness.study.attempt import Heartbeat
 
     beat = Heartbeat(attempt_file(log), (provenance.git_state().get("commit") or "")[:7])
     start = time.time()
