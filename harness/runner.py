@@ -18,6 +18,7 @@ from harness.backends.base import Generation, Request
 from harness.errors import HarnessError
 from harness.io import JsonlStore, remove_stale_tmp, sha256_text
 from harness.rundir.context import EvalContext, select_docs
+from harness.rundir.lock import clear_tmp
 from harness.rundir.write import check_fingerprint, open_samples, write_results, write_samples
 from harness.task import Task
 
@@ -38,7 +39,7 @@ def generate_samples(task: Task, backend: Backend, ctx: EvalContext) -> JsonlSto
         return score_samples(task, backend, ctx)
     task_dir = ctx.out_dir / task.name
     check_fingerprint(task_dir, ctx.fingerprint(task, backend.settings()))
-    remove_stale_tmp(ctx.out_dir), remove_stale_tmp(task_dir)  # from a run killed mid atomic write
+    clear_tmp(ctx.out_dir), remove_stale_tmp(task_dir)  # from a run killed mid atomic write
     store = open_samples(ctx.out_dir, task.name)
     if store.repaired:
         tqdm.write(f"[{task.name}] cut a torn last line from {store.path} (it will be regenerated)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from tqdm.auto import tqdm
 
 from harness.io import JsonlStore, remove_stale_tmp, sha256_text
+from harness.rundir.lock import clear_tmp
 from harness.rundir.write import check_fingerprint, open_samples
 
 
@@ -20,7 +21,7 @@ def score_samples(task, backend, ctx) -> JsonlStore:
     check_serves(backend, [task], [])  # checked before the run by Method.check_run
     task_dir = ctx.out_dir / task.name
     check_fingerprint(task_dir, ctx.fingerprint(task, backend.settings()))
-    remove_stale_tmp(ctx.out_dir), remove_stale_tmp(task_dir)
+    clear_tmp(ctx.out_dir), remove_stale_tmp(task_dir)
     store = open_samples(ctx.out_dir, task.name)
     if store.repaired:
         tqdm.write(f"[{task.name}] cut a torn last line from {store.path} (it will be rescored)")

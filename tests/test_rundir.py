@@ -154,3 +154,36 @@ def test_one_folder_two_limits_scores_and_reads_per_task(data_dir, tmp_path):
     assert after["limit"] == before["limit"] == 2  # the header keeps the generating run's
     runs = load_runs(find_results([out]), [])
     assert {tr.task: tr.settings["limit"] for tr in runs[0]} == {"flores": 3, "mgsm": 2}
+
+
+WRITER = '''\
+import sys
+from pathlib import Path
+from harness.rundir.context import EvalContext
+from harness.rundir.lock import clear_tmp
+from harness.rundir.phases import record_phase
+from harness.rundir.write import merge_entry
+out, who = Path(sys.argv[1]), sys.argv[2]
+ctx = EvalContext(out_dir=out, method={"name": "base", "config": {}, "artifact": {"kind": "none"}},
+                  model={"name": "tiny-test", "weights_sha256": "b" * 64}, seed=0, limit=2, extra={})
+for i in range(40):
+    if who == "driver":  # the study's driver records phases while the unit's evaluations run
+        record_phase(out, f"phase{i}", {"seconds": float(i)})
+    else:  # an evaluation starting clears a killed writer's temporary files, then adds its task
+        clear_tmp(out)
+        merge_entry(ctx, f"{who}:{i}", {"metrics": {"toy": {"acc": i / 40}}, "n_samples": 1})
+'''
+
+
+def test_processes_writing_one_folder_at_once_lose_nothing(tmp_path):
+    # a study runs a unit's evaluation blocks in parallel: three `harness run` processes add their tasks to one
+    # results.json and clear temporary files while the driver rewrites phases.json; every entry and record survives
+    out = tmp_path / "unit"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(out), who], stderr=subprocess.PIPE, text=True)
+             for who in ("flores", "ifeval", "safety", "driver")]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    res = read_results(out / "results.json")
+    assert sorted(res["tasks"]) == sorted(f"{w}:{i}" for w in ("flores", "ifeval", "safety") for i in range(40))
+    assert sorted(json.loads((out / "phases.json").read_text())) == sorted(f"phase{i}" for i in range(40))
+    assert not list(out.glob(".*.tmp"))

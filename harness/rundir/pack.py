@@ -20,6 +20,7 @@ import io
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.rundir.lock import folder_lock
 from harness.io import atomic_write_bytes, atomic_write_json, existing_dir, remove_stale_tmp
 from harness.rundir.layout import SAMPLES_FILE, results_file
 from harness.rundir.read import SCHEMA, read_results, samples_bytes
@@ -46,6 +47,11 @@ def _gzip(data: bytes) -> bytes:
 def _convert(out: Path, to_packed: bool) -> list[str]:
     verb = "pack" if to_packed else "unpack"
     out = existing_dir(out, f"harness {verb}:")
+    with folder_lock(out):
+        return _convert_locked(out, to_packed, verb)
+
+
+def _convert_locked(out: Path, to_packed: bool, verb: str) -> list[str]:
     path = results_file(out)
     results = read_results(path) if path.exists() else None
     if results is None:

@@ -3,8 +3,8 @@ record per phase ("train" or an evaluation block's name) with its wall time, end
 `harness train|run` command and, for training, the artifact's hash and path.
 
 The study's driver is the one writer: every record is written atomically (harness.io), so a kill leaves the old
-file or the new one. A unit whose retrained weights differ from those its evaluations used is moved aside whole
-(`move_aside`), never mixed.
+file or the new one, under the folder's lock (harness.rundir.lock: the unit's evaluations may be running). A unit
+whose retrained weights differ from those its evaluations used is moved aside whole (`move_aside`), never mixed.
 """
 
 from __future__ import annotations
@@ -35,9 +35,12 @@ def read_phases(unit_dir: str | Path) -> dict:
 
 def record_phase(unit_dir: str | Path, phase: str, record: dict) -> dict:
     """Add or replace one phase's record; returns the unit's records."""
-    state = read_phases(unit_dir)
-    state[phase] = record
-    atomic_write_text(Path(unit_dir) / PHASES_FILE, json.dumps(state, indent=1) + "\n")
+    from harness.rundir.lock import folder_lock
+
+    with folder_lock(unit_dir):  # the unit's evaluations may be running: they clear its temporary files
+        state = read_phases(unit_dir)
+        state[phase] = record
+        atomic_write_text(Path(unit_dir) / PHASES_FILE, json.dumps(state, indent=1) + "\n")
     return state
 
 

@@ -28,6 +28,7 @@ from harness.io import (
     stable_hash,
 )
 from harness.rundir.context import EvalContext
+from harness.rundir.lock import clear_tmp, folder_lock
 from harness.rundir.layout import (
     FINGERPRINT_FILE,
     JUDGMENTS_FILE,
@@ -69,6 +70,11 @@ def merge_entry(ctx, name: str, entry: dict, rescored: bool = False) -> dict:
     """Put one task's entry into `<out>/results.json` with a fresh header; other tasks' entries are kept.
     `rescored` (harness score / judge on saved samples): the header keeps the command and code that generated the
     samples, and `rescored` records the command and code that recomputed the metrics."""
+    with folder_lock(ctx.out_dir):  # another process may be adding its tasks to the same folder
+        return _merge_entry(ctx, name, entry, rescored)
+
+
+def _merge_entry(ctx, name: str, entry: dict, rescored: bool) -> dict:
     path = results_file(ctx.out_dir)
     results = read_json(path) if path.exists() else {"schema": SCHEMA, "created": provenance.now(), "tasks": {}}
     if rescored and "command" in results:
@@ -99,6 +105,11 @@ def refresh_report(out: str | Path, report: dict, source: str) -> bool:
     statistics, LMS's route KL) with `report`, the report of the same artifact (same content hash) read from
     `source`; the scores, samples and the header's provenance are kept, and `report_refreshed` records when and by
     which code. For runs evaluated before a check existed whose artifact has it now. False when nothing changed."""
+    with folder_lock(out):
+        return _refresh_report(out, report, source)
+
+
+def _refresh_report(out: str | Path, report: dict, source: str) -> bool:
     path = results_file(out)
     results = read_results(path)
     if results is None:
@@ -200,8 +211,9 @@ def reopen(out: str | Path, command: str) -> SavedRun:
 
     for name, entry in results["tasks"].items():  # before any work: the saved samples are rewritten
         refuse_packed(samples_path(out, name, entry).parent, f"`{command.rstrip(':')}`")
-    for folder in (out, *(out / name for name in results["tasks"])):
-        remove_stale_tmp(folder)
+    clear_tmp(out)
+    for name in results["tasks"]:
+        remove_stale_tmp(out / name)
     ctx = EvalContext(out_dir=out, method=results["method"], model=results["model"], seed=results["seed"],
                       limit=results["limit"])
     return SavedRun(out, results, ctx)

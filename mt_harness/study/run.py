@@ -204,7 +204,6 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
     started: dict[str, float] = {}
     order = {pid: i for i, pid in enumerate(phases)}
     needed = {d for p in phases.values() for d in p.deps}  # e.g. the base answers the drift phases wait for
-    busy: set[Path] = set()  # unit folders with a phase running: a unit's phases share its results.json
     bar = tqdm(total=len(todo), desc="study phases", unit="phase", dynamic_ncols=True, disable=not todo)
     failure = None
     try:
@@ -214,10 +213,7 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
                 for pid in sorted(ready, key=lambda i: (phases[i].kind != TRAIN, i not in needed, order[i])):
                     if not executor.free():
                         break
-                    p = phases[pid]
-                    if p.out in busy:
-                        continue
-                    busy.add(p.out)
+                    p = phases[pid]  # a unit's evaluation blocks may run together (harness.rundir.lock)
                     t = int(p.resources.cpus) if executor.name == "ray" else threads
                     attempts[pid] = attempts.get(pid, 0) + 1
                     started[pid] = time.time()
@@ -231,7 +227,6 @@ def run_study(spec: StudySpec, opts: StudyOptions) -> StudyResult:
                 break
             for pid, outcome in executor.wait():
                 p = phases[pid]
-                busy.discard(p.out)
                 # the worker's own measure of a successful attempt; an attempt that failed or died left its heartbeat
                 # file, which the next attempt reports (`earlier`); without one, the time since it was started
                 if outcome["ok"] or not attempt_file(_log(p)).exists():
