@@ -1,0 +1,61 @@
+"""A study unit evaluated by two code versions, side by side (issue 26: "the per-phase speed-up measured side by
+side, old vs new code, on one unit"): each phase's wall time from the two folders' phases.json (the code's git
+commit is in each record), and, per task, the share of samples whose outputs are identical (generation: the raw
+text; log-likelihood: every choice's log-likelihood) and whether the task's metrics are equal.
+
+    python bench/study_speedup.py OLD_UNIT NEW_UNIT        # e.g. the committed science base unit and
+                                                           # the one bench/speedup-base.yaml wrote
+Prints a markdown table for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.rundir.phases import read_phases
+from harness.rundir.read import read_results, read_samples, samples_path
+
+
+def _compared(rec: dict) -> object:
+    return rec["loglik"] if "loglik" in rec else rec.get("raw", rec.get("outputs"))
+
+
+def task_rows(old: Path, new: Path, tasks: list[str]) -> list[str]:
+    a, b = read_results(old / "results.json"), read_results(new / "results.json")
+    rows = []
+    for name in tasks:
+        if name not in a["tasks"] or name not in b["tasks"]:
+            rows.append(f"{name}: not in both folders")
+            continue
+        sa = read_samples(samples_path(old, name, a["tasks"][name]))
+        sb = read_samples(samples_path(new, name, b["tasks"][name]))
+        common = sorted(set(sa) & set(sb))
+        same = sum(_compared(sa[i]) == _compared(sb[i]) for i in common)
+        metrics = "equal" if a["tasks"][name]["metrics"] == b["tasks"][name]["metrics"] else "differ"
+        rows.append(f"{name} {same}/{len(common)} identical, metrics {metrics}")
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("old", type=Path)
+    ap.add_argument("new", type=Path)
+    args = ap.parse_args()
+    old_ph, new_ph = read_phases(args.old), read_phases(args.new)
+    print("| phase | old code | new code | old / new | outputs (old vs new) |")
+    print("|---|---|---|---|---|")
+    total_old = total_new = 0.0
+    for phase in [p for p in old_ph if p in new_ph]:
+        o, n = old_ph[phase], new_ph[phase]
+        total_old, total_new = total_old + o["seconds"], total_new + n["seconds"]
+        cmd = n["command"]
+        tasks = cmd[cmd.index("--tasks") + 1].split(",") if "--tasks" in cmd else []
+        print(f"| {phase} | {o['seconds']:.0f} s ({o.get('git', '?')}) | {n['seconds']:.0f} s ({n.get('git', '?')}) "
+              f"| {o['seconds'] / n['seconds']:.2f}× | {'; '.join(task_rows(args.old, args.new, tasks))} |")
+    if total_new:
+        print(f"| all | {total_old:.0f} s | {total_new:.0f} s | {total_old / total_new:.2f}× | |")
+
+
+if __name__ == "__main__":
+    main()
