@@ -40,6 +40,19 @@ def pending_seconds(units: list[Unit], recs: dict[str, dict] | None = None) -> f
     return sum(estimate(p.name, p.method, units, recs) for u in units for p in u.phases if not p.done)
 
 
+def _threads_note(rec: dict, threads: int) -> str:
+    """A note when the phase ran with another torch thread count than the study's (its recorded command says)."""
+    cmd = rec.get("command") or []
+    ran = cmd[cmd.index("--threads") + 1] if "--threads" in cmd[:-1] else None
+    if ran is None or int(ran) == threads:
+        return ""
+    return f"ran with {ran} torch thread(s), not the study's {threads}"
+
+
+def _note(rec: dict, threads: int) -> str:
+    return "; ".join(n for n in (rec.get("note", ""), _threads_note(rec, threads)) if n)
+
+
 def report(spec: StudySpec, units: list[Unit], workers: int) -> str:
     recs = records(units)
     phases = [TRAIN, *(b.name for b in spec.evaluation)]
@@ -52,10 +65,10 @@ def report(spec: StudySpec, units: list[Unit], workers: int) -> str:
             lines.append(f"| {key} | not run: {u.entry.not_run} |" + " |" * len(phases))
             continue
         mine = {p.name for p in u.phases}
-        cells = [fmt(spent_on(d[p])) + ("*" if "note" in d[p] else "") if p in d
+        cells = [fmt(spent_on(d[p])) + ("*" if _note(d[p], spec.threads) else "") if p in d
                  else ("n/a" if p not in mine and p != TRAIN else "-" if p not in mine else "pending") for p in phases]
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {fmt(sum(map(spent_on, d.values())))} |")
-        notes += [f"{key}/{p}: {d[p]['note']}" for p in phases if p in d and "note" in d[p]]
+        notes += [f"{key}/{p}: {_note(d[p], spec.threads)}" for p in phases if p in d and _note(d[p], spec.threads)]
     spent = sum(spent_on(v) for d in recs.values() for v in d.values())
     left = pending_seconds(units, recs)
     lines += ["", (f"Process time measured so far: {fmt(spent)}; pending phases, estimated from the measured means of "
