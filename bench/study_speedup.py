@@ -1,7 +1,8 @@
 """A study unit evaluated by two code versions, side by side (issue 26: "the per-phase speed-up measured side by
 side, old vs new code, on one unit"): each phase's wall time from the two folders' phases.json (the code's git
 commit is in each record), and, per task, the share of samples whose outputs are identical (generation: the raw
-text; log-likelihood: every choice's log-likelihood) and whether the task's metrics are equal.
+text; log-likelihood: every choice's log-likelihood) and whether the task's metrics are equal (those that differ,
+with both values).
 
     python bench/study_speedup.py OLD_UNIT NEW_UNIT        # e.g. the committed science base unit and
                                                            # the one bench/speedup-base.yaml wrote
@@ -21,6 +22,23 @@ def _compared(rec: dict) -> object:
     return rec["loglik"] if "loglik" in rec else rec.get("raw", rec.get("outputs"))
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _metric_diff(a: dict, b: dict) -> str:
+    """"equal", or the metrics that differ with both values (a drift reference's path is not a metric)."""
+    fa, fb = _flat(a), _flat(b)
+    diff = [k for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k) and not k.endswith("drift.ref")]
+    if not diff:
+        return "equal"
+    show = lambda v: f"{v:.6g}" if isinstance(v, float) else str(v)  # noqa: E731
+    return "differ: " + ", ".join(f"{k} {show(fa.get(k))} vs {show(fb.get(k))}" for k in diff)
+
+
 def task_rows(old: Path, new: Path, tasks: list[str]) -> list[str]:
     a, b = read_results(old / "results.json"), read_results(new / "results.json")
     rows = []
@@ -32,7 +50,7 @@ def task_rows(old: Path, new: Path, tasks: list[str]) -> list[str]:
         sb = read_samples(samples_path(new, name, b["tasks"][name]))
         common = sorted(set(sa) & set(sb))
         same = sum(_compared(sa[i]) == _compared(sb[i]) for i in common)
-        metrics = "equal" if a["tasks"][name]["metrics"] == b["tasks"][name]["metrics"] else "differ"
+        metrics = _metric_diff(a["tasks"][name]["metrics"], b["tasks"][name]["metrics"])
         rows.append(f"{name} {same}/{len(common)} identical, metrics {metrics}")
     return rows
 
