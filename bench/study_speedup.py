@@ -35,8 +35,11 @@ def _metric_diff(a: dict, b: dict) -> str:
     diff = [k for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k) and not k.endswith("drift.ref")]
     if not diff:
         return "equal"
-    show = lambda v: f"{v:.6g}" if isinstance(v, float) else str(v)  # noqa: E731
-    return "differ: " + ", ".join(f"{k} {show(fa.get(k))} vs {show(fb.get(k))}" for k in diff)
+    return "differ: " + ", ".join(f"{k} {_show(fa.get(k))} vs {_show(fb.get(k))}" for k in diff)
+
+
+def _show(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def task_rows(old: Path, new: Path, tasks: list[str]) -> list[str]:

@@ -20,9 +20,9 @@ import io
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.rundir.lock import folder_lock
 from harness.io import atomic_write_bytes, atomic_write_json, existing_dir, remove_stale_tmp
 from harness.rundir.layout import SAMPLES_FILE, results_file
+from harness.rundir.lock import folder_lock
 from harness.rundir.read import SCHEMA, read_results, samples_bytes
 
 PACKED = ".gz"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
+from harness.rundir.lock import folder_lock
 
 PHASES_FILE = "phases.json"
 
@@ -35,8 +36,6 @@ def read_phases(unit_dir: str | Path) -> dict:
 
 def record_phase(unit_dir: str | Path, phase: str, record: dict) -> dict:
     """Add or replace one phase's record; returns the unit's records."""
-    from harness.rundir.lock import folder_lock
-
     with folder_lock(unit_dir):  # the unit's evaluations may be running: they clear its temporary files
         state = read_phases(unit_dir)
         state[phase] = record

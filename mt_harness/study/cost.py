@@ -50,6 +50,7 @@ def _threads_note(rec: dict, threads: int) -> str:
 
 
 def _note(rec: dict, threads: int) -> str:
+    """The cell's footnote: the record's own note and the thread-count note, either may be empty."""
     return "; ".join(n for n in (rec.get("note", ""), _threads_note(rec, threads)) if n)
 
 
@@ -65,10 +66,11 @@ def report(spec: StudySpec, units: list[Unit], workers: int) -> str:
             lines.append(f"| {key} | not run: {u.entry.not_run} |" + " |" * len(phases))
             continue
         mine = {p.name for p in u.phases}
-        cells = [fmt(spent_on(d[p])) + ("*" if _note(d[p], spec.threads) else "") if p in d
+        said = {p: _note(d[p], spec.threads) for p in phases if p in d}
+        cells = [fmt(spent_on(d[p])) + ("*" if said[p] else "") if p in d
                  else ("n/a" if p not in mine and p != TRAIN else "-" if p not in mine else "pending") for p in phases]
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {fmt(sum(map(spent_on, d.values())))} |")
-        notes += [f"{key}/{p}: {_note(d[p], spec.threads)}" for p in phases if p in d and _note(d[p], spec.threads)]
+        notes += [f"{key}/{p}: {note}" for p, note in said.items() if note]
     spent = sum(spent_on(v) for d in recs.values() for v in d.values())
     left = pending_seconds(units, recs)
     lines += ["", (f"Process time measured so far: {fmt(spent)}; pending phases, estimated from the measured means of "
